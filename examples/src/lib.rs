@@ -1,0 +1,1 @@
+//! Example listener modules (placeholder: being written).

@@ -1,0 +1,271 @@
+//! LDAP entries: a DN plus attributes whose descriptions compare case-insensitively and
+//! whose values are bytes.
+
+use std::collections::BTreeSet;
+
+use crate::attr::AttributeDescription;
+use crate::dn::Dn;
+use crate::schema::Schema;
+
+/// Attributes slapd maintains on every entry; a change to these alone is not a change a
+/// module that lists `attributes` cares about (semantics §5 and §7).
+pub const METADATA_ATTRIBUTES: &[&str] = &[
+    "createTimestamp",
+    "creatorsName",
+    "entryCSN",
+    "entryDN",
+    "entryUUID",
+    "hasSubordinates",
+    "modifiersName",
+    "modifyTimestamp",
+    "structuralObjectClass",
+    "subschemaSubentry",
+    "contextCSN",
+];
+
+/// Whether an attribute description names one of the [`METADATA_ATTRIBUTES`].
+pub fn is_metadata(desc: &AttributeDescription) -> bool {
+    METADATA_ATTRIBUTES
+        .iter()
+        .any(|m| m.eq_ignore_ascii_case(desc.type_key()))
+}
+
+/// One attribute of an entry: its description and its values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attribute {
+    pub desc: AttributeDescription,
+    pub values: Vec<Vec<u8>>,
+}
+
+/// An LDAP entry.
+///
+/// ```
+/// use listener_core::{Dn, Entry};
+/// let mut e = Entry::new(Dn::parse("uid=alice,dc=example,dc=com").unwrap());
+/// e.insert("mail", ["alice@example.com"]).unwrap();
+/// assert_eq!(e.first_str("MAIL"), Some("alice@example.com"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    dn: Dn,
+    attrs: Vec<Attribute>,
+}
+
+impl Entry {
+    /// An entry with no attributes.
+    pub fn new(dn: Dn) -> Entry {
+        Entry {
+            dn,
+            attrs: Vec::new(),
+        }
+    }
+
+    pub fn dn(&self) -> &Dn {
+        &self.dn
+    }
+
+    pub fn set_dn(&mut self, dn: Dn) {
+        self.dn = dn;
+    }
+
+    /// Whether the entry has no attributes (the "empty" old/new of a create/delete).
+    pub fn is_empty(&self) -> bool {
+        self.attrs.is_empty()
+    }
+
+    /// All attributes, in insertion order.
+    pub fn attributes(&self) -> impl Iterator<Item = &Attribute> {
+        self.attrs.iter()
+    }
+
+    fn position(&self, name: &str) -> Option<usize> {
+        // Fast path: the spelling or canonical key matches without allocating.
+        if let Some(i) = self.attrs.iter().position(|a| {
+            a.desc.as_str().eq_ignore_ascii_case(name) || a.desc.key().eq_ignore_ascii_case(name)
+        }) {
+            return Some(i);
+        }
+        let desc = AttributeDescription::parse(name).ok()?;
+        self.attrs.iter().position(|a| a.desc == desc)
+    }
+
+    /// All values of an attribute (name case-insensitive, aliases resolved).
+    pub fn get(&self, name: &str) -> Option<&[Vec<u8>]> {
+        self.position(name).map(|i| self.attrs[i].values.as_slice())
+    }
+
+    /// The first value of an attribute.
+    pub fn first(&self, name: &str) -> Option<&[u8]> {
+        self.get(name)?.first().map(Vec::as_slice)
+    }
+
+    /// The first value of an attribute as UTF-8; `None` if absent or not UTF-8.
+    pub fn first_str(&self, name: &str) -> Option<&str> {
+        std::str::from_utf8(self.first(name)?).ok()
+    }
+
+    /// The values of an attribute that are valid UTF-8.
+    pub fn strs<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a str> + 'a {
+        self.get(name)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// Whether the entry has the attribute.
+    pub fn contains(&self, name: &str) -> bool {
+        self.position(name).is_some()
+    }
+
+    /// Sets an attribute's values, replacing any it had; an empty list removes it.
+    pub fn insert<I, V>(&mut self, name: &str, values: I) -> Result<(), crate::AttributeError>
+    where
+        I: IntoIterator<Item = V>,
+        V: Into<Vec<u8>>,
+    {
+        let values: Vec<Vec<u8>> = values.into_iter().map(Into::into).collect();
+        match self.position(name) {
+            Some(i) if values.is_empty() => {
+                self.attrs.remove(i);
+            }
+            Some(i) => self.attrs[i].values = values,
+            None if values.is_empty() => {}
+            None => self.attrs.push(Attribute {
+                desc: AttributeDescription::parse(name)?,
+                values,
+            }),
+        }
+        Ok(())
+    }
+
+    /// Adds one value to an attribute, creating it if needed.
+    pub fn push_value(
+        &mut self,
+        name: &str,
+        value: impl Into<Vec<u8>>,
+    ) -> Result<(), crate::AttributeError> {
+        match self.position(name) {
+            Some(i) => self.attrs[i].values.push(value.into()),
+            None => self.attrs.push(Attribute {
+                desc: AttributeDescription::parse(name)?,
+                values: vec![value.into()],
+            }),
+        }
+        Ok(())
+    }
+
+    /// Removes an attribute, returning its values.
+    pub fn remove(&mut self, name: &str) -> Option<Vec<Vec<u8>>> {
+        self.position(name).map(|i| self.attrs.remove(i).values)
+    }
+
+    /// Whether an attribute holds a value equal to `value` under the attribute's equality
+    /// matching rule (bytes compared exactly where the rule cannot judge).
+    pub fn has_value(&self, name: &str, value: &[u8]) -> bool {
+        let Some(i) = self.position(name) else {
+            return false;
+        };
+        let attr = &self.attrs[i];
+        let set = value_set(attr);
+        let rule = Schema::builtin().rules(attr.desc.type_key()).equality;
+        let key = match rule.and_then(|r| r.normalize(value)) {
+            Some(n) => n.into_owned(),
+            None => value.to_vec(),
+        };
+        set.contains(&key)
+    }
+}
+
+/// The normalized value set of an attribute under its equality rule.
+fn value_set(attr: &Attribute) -> BTreeSet<Vec<u8>> {
+    let rule = Schema::builtin().rules(attr.desc.type_key()).equality;
+    attr.values
+        .iter()
+        .map(|v| match rule.and_then(|r| r.normalize(v)) {
+            Some(n) => n.into_owned(),
+            None => v.clone(),
+        })
+        .collect()
+}
+
+/// The attributes whose value *sets* differ between `old` and `new` under their equality
+/// matching rules (added, removed or changed), sorted, without the
+/// [`METADATA_ATTRIBUTES`].
+pub fn diff(old: &Entry, new: &Entry) -> Vec<AttributeDescription> {
+    diff_with(old, new, false)
+}
+
+/// Like [`diff`], including metadata attributes when `include_metadata` is set.
+pub fn diff_with(old: &Entry, new: &Entry, include_metadata: bool) -> Vec<AttributeDescription> {
+    let mut changed = BTreeSet::new();
+    for a in &old.attrs {
+        let differs = match new.attrs.iter().find(|b| b.desc == a.desc) {
+            Some(b) => value_set(a) != value_set(b),
+            None => true,
+        };
+        if differs {
+            changed.insert(a.desc.clone());
+        }
+    }
+    for b in &new.attrs {
+        if !old.attrs.iter().any(|a| a.desc == b.desc) {
+            changed.insert(b.desc.clone());
+        }
+    }
+    changed
+        .into_iter()
+        .filter(|d| include_metadata || !is_metadata(d))
+        .collect()
+}
+
+impl Entry {
+    /// See [`diff`]: the attributes that differ from `old` to `self`.
+    pub fn diff(old: &Entry, new: &Entry) -> Vec<AttributeDescription> {
+        diff(old, new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(attrs: &[(&str, &[&str])]) -> Entry {
+        let mut e = Entry::new(Dn::parse("cn=x,dc=example").unwrap());
+        for (name, values) in attrs {
+            e.insert(name, values.iter().map(|v| v.as_bytes().to_vec()))
+                .unwrap();
+        }
+        e
+    }
+
+    #[test]
+    fn names_are_case_insensitive() {
+        let e = entry(&[("objectClass", &["top", "person"])]);
+        assert_eq!(e.get("objectclass").unwrap().len(), 2);
+        assert_eq!(e.first_str("OBJECTCLASS"), Some("top"));
+        assert!(e.get("sn").is_none());
+    }
+
+    #[test]
+    fn diff_compares_value_sets_and_skips_metadata() {
+        let old = entry(&[
+            ("cn", &["A", "b"]),
+            ("sn", &["x"]),
+            ("entryCSN", &["1"]),
+            ("mail", &["m"]),
+        ]);
+        let new = entry(&[
+            ("CN", &["b", "a"]),
+            ("sn", &["y"]),
+            ("entryCSN", &["2"]),
+            ("description", &["d"]),
+        ]);
+        let names: Vec<String> = diff(&old, &new).iter().map(|d| d.key().to_owned()).collect();
+        assert_eq!(names, ["description", "mail", "sn"]);
+        let all: Vec<String> = diff_with(&old, &new, true)
+            .iter()
+            .map(|d| d.key().to_owned())
+            .collect();
+        assert_eq!(all, ["description", "entrycsn", "mail", "sn"]);
+    }
+}

@@ -1,0 +1,2 @@
+//! The runtime (placeholder: being written).
+pub use listener_core::{Command, Dn, Entry};

@@ -1,0 +1,1 @@
+//! Test harness: throwaway slapd and memcached instances (placeholder: being written).
