@@ -1,2 +1,3 @@
 //! The runtime (placeholder: being written).
 pub use listener_core::{Command, Dn, Entry};
+pub mod notifier;

@@ -1,0 +1,197 @@
+use super::*;
+
+fn txn(id: u64) -> Transaction {
+    Transaction {
+        id,
+        dn: format!("cn=user {id},cn=users,dc=example,dc=com"),
+        command: if id.is_multiple_of(2) {
+            Command::Modify
+        } else {
+            Command::Add
+        },
+        entry_uuid: format!("00000000-0000-0000-0000-{id:012}"),
+        csn: format!("20261128000000.{id:06}Z#000000#000#000000"),
+        time_us: 1_700_000_000_000_000 + id as i64,
+    }
+}
+
+fn txns(ids: std::ops::RangeInclusive<u64>) -> Vec<Transaction> {
+    ids.map(txn).collect()
+}
+
+#[test]
+fn appends_look_up_and_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Translog::open(dir.path()).unwrap();
+    assert_eq!(log.last_id(), 0);
+    assert_eq!(log.get(1).unwrap(), None);
+    log.append(&txns(1..=3), Some(b"cookie-3")).unwrap();
+    log.append(&txns(4..=5), Some(b"cookie-5")).unwrap();
+    assert_eq!(log.get(4).unwrap(), Some(txn(4)));
+    drop(log);
+
+    let log = Translog::open(dir.path()).unwrap();
+    assert_eq!((log.first_id(), log.last_id()), (Some(1), 5));
+    assert_eq!(log.cookie(), Some(&b"cookie-5"[..]));
+    for id in 1..=5 {
+        assert_eq!(log.get(id).unwrap(), Some(txn(id)));
+    }
+    assert_eq!(log.get(6).unwrap(), None);
+    assert_eq!(log.range(2, 2).unwrap(), txns(2..=3));
+}
+
+#[test]
+fn refuses_a_gap_or_a_repeat() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Translog::open(dir.path()).unwrap();
+    log.append(&txns(1..=2), None).unwrap();
+    assert!(matches!(
+        log.append(&[txn(4)], None),
+        Err(TranslogError::NotConsecutive { last: 2, got: 4 })
+    ));
+    assert!(matches!(
+        log.append(&[txn(2)], None),
+        Err(TranslogError::NotConsecutive { last: 2, got: 2 })
+    ));
+    assert_eq!(log.last_id(), 2);
+}
+
+#[test]
+fn a_second_notifier_is_locked_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = Translog::open(dir.path()).unwrap();
+    let second = Translog::open(dir.path());
+    assert!(matches!(second, Err(TranslogError::Locked { .. })));
+    let message = second.err().unwrap().to_string();
+    assert!(message.contains("another notifier"), "{message}");
+}
+
+/// Cutting the data file at every byte models a crash at any point of an append: the log
+/// reopens with exactly the groups whose records are whole, and appends continue.
+#[test]
+fn a_torn_tail_at_any_byte_is_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Translog::open(dir.path()).unwrap();
+    log.append(&txns(1..=2), Some(b"c2")).unwrap();
+    let after_first = log.data_len;
+    log.append(&txns(3..=4), Some(b"c4")).unwrap();
+    let full = log.data_len;
+    drop(log);
+    let data = std::fs::read(dir.path().join(DATA_FILE)).unwrap();
+    let index = std::fs::read(dir.path().join(INDEX_FILE)).unwrap();
+
+    for cut in after_first..full {
+        let case = tempfile::tempdir().unwrap();
+        std::fs::write(case.path().join(DATA_FILE), &data[..cut as usize]).unwrap();
+        std::fs::write(case.path().join(INDEX_FILE), &index).unwrap();
+        let mut log = Translog::open(case.path()).unwrap();
+        // Even when record 3 is whole, its append did not finish: the log ends at 2 with
+        // cookie c2, so the accesslog replays 3 and 4 and neither comes twice.
+        let last = log.last_id();
+        assert_eq!(last, 2, "cut at {cut}");
+        let cookie = log.cookie().unwrap().to_vec();
+        assert_eq!(cookie, b"c2", "cut at {cut}");
+        for id in 1..=last {
+            assert_eq!(log.get(id).unwrap(), Some(txn(id)), "cut at {cut}");
+        }
+        log.append(&txns(last + 1..=last + 1), Some(b"next"))
+            .unwrap();
+        drop(log);
+        let log = Translog::open(case.path()).unwrap();
+        assert_eq!(log.last_id(), last + 1, "cut at {cut}");
+        assert!(check(case.path()).unwrap().problems.is_empty());
+    }
+}
+
+#[test]
+fn a_lost_or_stale_index_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Translog::open(dir.path()).unwrap();
+    log.append(&txns(1..=3), Some(b"c3")).unwrap();
+    let stale_index = std::fs::read(dir.path().join(INDEX_FILE)).unwrap();
+    log.append(&txns(4..=6), Some(b"c6")).unwrap();
+    drop(log);
+
+    std::fs::write(dir.path().join(INDEX_FILE), &stale_index).unwrap();
+    let log = Translog::open(dir.path()).unwrap();
+    assert_eq!(log.last_id(), 6);
+    assert_eq!(log.get(5).unwrap(), Some(txn(5)));
+    assert_eq!(log.cookie(), Some(&b"c6"[..]));
+    drop(log);
+
+    std::fs::remove_file(dir.path().join(INDEX_FILE)).unwrap();
+    let log = Translog::open(dir.path()).unwrap();
+    assert_eq!(log.last_id(), 6);
+    assert_eq!(log.get(1).unwrap(), Some(txn(1)));
+
+    drop(log);
+    std::fs::write(dir.path().join(INDEX_FILE), b"garbage that is not an index").unwrap();
+    let log = Translog::open(dir.path()).unwrap();
+    assert_eq!(log.get(6).unwrap(), Some(txn(6)));
+}
+
+#[test]
+fn cookie_only_updates_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Translog::open(dir.path()).unwrap();
+    log.append(&txns(1..=1), Some(b"c1")).unwrap();
+    log.append(&[], Some(b"c1-later")).unwrap();
+    drop(log);
+    let log = Translog::open(dir.path()).unwrap();
+    assert_eq!(log.cookie(), Some(&b"c1-later"[..]));
+    assert_eq!(log.last_id(), 1);
+}
+
+#[test]
+fn prune_keeps_the_sequence() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Translog::open(dir.path()).unwrap();
+    log.append(&txns(1..=10), Some(b"c10")).unwrap();
+    assert_eq!(log.prune_before(4).unwrap(), 3);
+    assert_eq!((log.first_id(), log.last_id()), (Some(4), 10));
+    assert_eq!(log.get(3).unwrap(), None);
+    assert_eq!(log.get(4).unwrap(), Some(txn(4)));
+    assert_eq!(log.prune_keep_last(2).unwrap(), 5);
+    assert_eq!(log.first_id(), Some(9));
+    // Pruning everything keeps the newest, so the IDs continue after a reopen.
+    assert_eq!(log.prune_before(1000).unwrap(), 1);
+    drop(log);
+    let mut log = Translog::open(dir.path()).unwrap();
+    assert_eq!((log.first_id(), log.last_id()), (Some(10), 10));
+    assert_eq!(log.cookie(), Some(&b"c10"[..]));
+    log.append(&txns(11..=11), None).unwrap();
+    assert_eq!(log.get(11).unwrap(), Some(txn(11)));
+}
+
+#[test]
+fn exports_udn_text_form() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Translog::open(dir.path()).unwrap();
+    log.append(&txns(1..=2), Some(b"c")).unwrap();
+    let mut out = Vec::new();
+    log.export(&mut out).unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "1 cn=user 1,cn=users,dc=example,dc=com a\n2 cn=user 2,cn=users,dc=example,dc=com m\n"
+    );
+}
+
+#[test]
+fn check_reports_damage_in_the_middle() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Translog::open(dir.path()).unwrap();
+    log.append(&txns(1..=3), Some(b"c")).unwrap();
+    drop(log);
+    let path = dir.path().join(DATA_FILE);
+    let mut data = std::fs::read(&path).unwrap();
+    data[20] ^= 0xff;
+    std::fs::write(&path, &data).unwrap();
+    let report = check(dir.path()).unwrap();
+    assert_eq!(report.transactions, 0);
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert!(
+        report.problems[0].contains("checksum"),
+        "{:?}",
+        report.problems
+    );
+}
