@@ -2,4 +2,5 @@
 //! the transaction log and serves it over the UCS notifier protocol.
 
 pub mod protocol;
+pub mod server;
 pub mod translog;
