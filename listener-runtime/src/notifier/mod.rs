@@ -1,6 +1,227 @@
 //! The notifier: follows slapd's accesslog, numbers every write as a transaction, keeps
 //! the transaction log and serves it over the UCS notifier protocol.
 
+pub mod accesslog;
+pub mod follower;
 pub mod protocol;
+pub mod schema_id;
 pub mod server;
+pub mod syncrepl;
 pub mod translog;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use follower::LdapSettings;
+use follower::{Follower, connect};
+use schema_id::{SchemaId, subschema_fingerprint};
+use server::{Published, ServerConfig};
+use translog::Translog;
+
+/// Why the notifier stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifierError {
+    /// Connection trouble with slapd: retried with backoff.
+    #[error("{0}")]
+    Ldap(String),
+    #[error(transparent)]
+    Translog(#[from] translog::TranslogError),
+    #[error(transparent)]
+    Decode(#[from] syncrepl::DecodeError),
+    #[error(transparent)]
+    Accesslog(#[from] accesslog::AccesslogError),
+    #[error("{0}")]
+    Data(String),
+    #[error(
+        "the accesslog no longer holds the last change this notifier logged (transaction \
+         {last_id}, CSN {csn}) and the directory has changed since (newest CSN {newest}): \
+         changes were purged from cn=accesslog while the notifier was not running \
+         (olcAccessLogPurge), so numbering them is impossible. To recover: move the data \
+         directory aside, start the notifier again (it starts a new ID space) and \
+         re-initialize the listeners"
+    )]
+    Purged {
+        last_id: u64,
+        csn: String,
+        newest: String,
+    },
+    #[error(
+        "slapd demands a full refresh of cn=accesslog (e-syncRefreshRequired): it cannot \
+         resume from the cookie in the data directory. To recover: move the data directory \
+         aside, start the notifier again and re-initialize the listeners"
+    )]
+    RefreshRequired,
+    #[error(
+        "slapd does not offer RFC 4533 sync on cn=accesslog: add the syncprov overlay to the \
+         accesslog database (see the README)"
+    )]
+    NoSyncprov,
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("an internal lock was poisoned by a panic")]
+    Poisoned,
+}
+
+impl NotifierError {
+    /// Whether reconnecting may help (slapd down or restarting).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, NotifierError::Ldap(_))
+    }
+}
+
+/// Everything `notifier` runs with.
+#[derive(Debug, Clone)]
+pub struct NotifierConfig {
+    pub ldap: LdapSettings,
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub server: ServerConfig,
+    /// How often `cn=Subschema` is checked for changes.
+    pub schema_interval: Duration,
+    /// On the very first start, number what the accesslog already holds instead of
+    /// starting at its end.
+    pub replay_existing: bool,
+    pub max_group: usize,
+}
+
+impl NotifierConfig {
+    pub fn new(ldap: LdapSettings, data_dir: PathBuf) -> NotifierConfig {
+        NotifierConfig {
+            ldap,
+            data_dir,
+            listen: SocketAddr::from(([127, 0, 0, 1], 6669)),
+            server: ServerConfig::default(),
+            schema_interval: Duration::from_secs(60),
+            replay_existing: false,
+            max_group: 1000,
+        }
+    }
+}
+
+/// Runs the notifier until `shutdown` completes or a fatal error occurs. `on_listening`
+/// learns the bound address (useful with port 0).
+pub async fn run(
+    config: NotifierConfig,
+    on_listening: impl FnOnce(SocketAddr),
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), NotifierError> {
+    let log = Translog::open(&config.data_dir)?;
+    let last = log.last_id();
+    let fresh = log.cookie().is_none() && last == 0;
+    let log = Arc::new(RwLock::new(log));
+    let (last_tx, last_rx) = watch::channel(last);
+    let follower = Follower {
+        log: log.clone(),
+        last_id: last_tx,
+        max_group: config.max_group.max(1),
+    };
+    if fresh && !config.replay_existing {
+        // Before serving anything: the ID space begins with the next write.
+        let mut ldap = connect(&config.ldap).await?;
+        follower.position_at_end(&mut ldap).await?;
+        tracing::info!("new transaction log starts at the current end of cn=accesslog");
+    }
+    let schema = Arc::new(Mutex::new(SchemaId::open(&config.data_dir)?));
+    let schema_now = schema.lock().map_err(|_| NotifierError::Poisoned)?.id();
+    let (schema_tx, schema_rx) = watch::channel(schema_now);
+    let listener =
+        TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| NotifierError::Listen {
+                addr: config.listen,
+                source,
+            })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| NotifierError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    tracing::info!(%addr, last_id = last, data_dir = %config.data_dir.display(), "notifier listening");
+    on_listening(addr);
+    let published = Published {
+        last_id: last_rx,
+        schema_id: schema_rx,
+        log: log.clone(),
+    };
+    let server = tokio::spawn(server::serve(listener, published, config.server.clone()));
+    let work = async {
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let result = match connect(&config.ldap).await {
+                Ok(mut ldap) => {
+                    delay = Duration::from_millis(100);
+                    let poll = tokio::spawn(poll_schema(
+                        ldap.clone(),
+                        schema.clone(),
+                        schema_tx.clone(),
+                        config.schema_interval,
+                    ));
+                    let result = follower.follow(&mut ldap).await;
+                    poll.abort();
+                    let _ = ldap.unbind().await;
+                    result
+                }
+                Err(e) => Err(e),
+            };
+            match result {
+                Err(e) if e.is_transient() => {
+                    tracing::warn!(error = %e, retry_in = ?delay, "lost slapd; reconnecting");
+                }
+                Err(e) => return Err(e),
+                Ok(()) => {}
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(30));
+        }
+    };
+    let result = tokio::select! {
+        result = work => result,
+        () = shutdown => {
+            tracing::info!("notifier stopping");
+            Ok(())
+        }
+    };
+    server.abort();
+    // Wait until the server and its connections are gone: they hold the log's lock.
+    let _ = server.await;
+    result
+}
+
+async fn poll_schema(
+    mut ldap: ldap3::Ldap,
+    schema: Arc<Mutex<SchemaId>>,
+    published: watch::Sender<u64>,
+    interval: Duration,
+) {
+    loop {
+        match subschema_fingerprint(&mut ldap).await {
+            Ok(fingerprint) => {
+                let observed = schema
+                    .lock()
+                    .map_err(|_| NotifierError::Poisoned)
+                    .and_then(|mut s| s.observe(fingerprint));
+                match observed {
+                    Ok(Some(id)) => {
+                        tracing::info!(schema_id = id, "the LDAP schema changed");
+                        published.send_replace(id);
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::error!(error = %e, "cannot record the schema ID"),
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot check the LDAP schema"),
+        }
+        tokio::time::sleep(interval).await;
+    }
+}

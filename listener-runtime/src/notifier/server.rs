@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
 
 use super::protocol::{
     CAP_GET_DNS, Framer, Handshake, MAX_VERSION, Message, ProtocolError, Request, reply,
@@ -50,12 +51,19 @@ pub struct Published {
     pub log: Arc<RwLock<Translog>>,
 }
 
-/// Accepts connections until the task is dropped.
+/// Accepts connections until the future is dropped, which also ends every connection.
 pub async fn serve(listener: TcpListener, published: Published, config: ServerConfig) {
     let config = Arc::new(config);
     let slots = Arc::new(Semaphore::new(config.max_connections));
+    // Owned here so that stopping the server stops its connections (and their handles
+    // on the transaction log) with it.
+    let mut connections = JoinSet::new();
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
@@ -70,7 +78,7 @@ pub async fn serve(listener: TcpListener, published: Published, config: ServerCo
         };
         let published = published.clone();
         let config = config.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             match connection(stream, peer, published, &config).await {
                 Ok(()) => tracing::debug!(%peer, "client disconnected"),
                 Err(e) => tracing::info!(%peer, error = %e, "closing connection"),
