@@ -1085,4 +1085,141 @@ mod tests {
         let deep = "member=".repeat(10_000) + "x";
         assert!(Dn::parse(&deep).is_ok());
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        const TYPES: &[&str] = &[
+            "cn",
+            "CN",
+            "commonName",
+            "2.5.4.3",
+            "uid",
+            "ou",
+            "o",
+            "description",
+            "x-custom",
+            "dc",
+        ];
+        const SPECIALS: &[char] = &[
+            ' ', '"', '+', ',', ';', '<', '>', '\\', '=', '#', '\0', '\n', 'a', 'Z', 'ä', 'Ä', 'ß',
+            'Σ', '日', 'e', '\u{301}', '\u{A0}', '😀',
+        ];
+
+        fn value() -> impl Strategy<Value = String> {
+            prop::collection::vec(
+                prop_oneof![3 => prop::sample::select(SPECIALS), 1 => any::<char>()],
+                0..8,
+            )
+            .prop_map(|chars| chars.into_iter().collect())
+        }
+
+        fn rdn() -> impl Strategy<Value = Vec<(&'static str, String)>> {
+            prop::collection::vec((prop::sample::select(TYPES), value()), 1..4)
+        }
+
+        fn build(rdns: &[Vec<(&'static str, String)>]) -> Dn {
+            Dn::from_rdns(
+                rdns.iter()
+                    .map(|avas| {
+                        Rdn::new(
+                            avas.iter()
+                                .map(|(t, v)| Ava::new(t, v.as_bytes()).unwrap())
+                                .collect(),
+                        )
+                        .unwrap()
+                    })
+                    .collect(),
+            )
+        }
+
+        /// Spells a value with a random mix of raw characters (where RFC 4514 allows
+        /// them), `\c` escapes (where defined) and `\XX` escapes.
+        fn spell(value: &str, choices: &[u8]) -> String {
+            let chars: Vec<char> = value.chars().collect();
+            let mut out = String::new();
+            for (i, &c) in chars.iter().enumerate() {
+                let choice = choices.get(i).copied().unwrap_or(0) % 3;
+                let raw_ok = !matches!(c, '"' | '+' | ',' | ';' | '<' | '>' | '\\' | '\0')
+                    && !(i == 0 && (c == '#' || c == ' '))
+                    && !(i == chars.len() - 1 && c == ' ');
+                let pair_ok = matches!(
+                    c,
+                    '"' | '+' | ',' | ';' | '<' | '>' | '\\' | '=' | '#' | ' '
+                );
+                if choice == 0 && raw_ok {
+                    out.push(c);
+                } else if choice <= 1 && pair_ok {
+                    out.push('\\');
+                    out.push(c);
+                } else {
+                    let mut buf = [0u8; 4];
+                    for b in c.encode_utf8(&mut buf).bytes() {
+                        out.push_str(&format!("\\{b:02x}"));
+                    }
+                }
+            }
+            out
+        }
+
+        proptest! {
+            #[test]
+            fn canonical_rendering_round_trips(rdns in prop::collection::vec(rdn(), 0..4)) {
+                let dn = build(&rdns);
+                let text = dn.canonical();
+                let parsed = Dn::parse(&text).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(&parsed, &dn);
+                prop_assert_eq!(parsed.canonical(), text.clone());
+                prop_assert_eq!(parsed.as_str(), text);
+                prop_assert_eq!(parsed.len(), rdns.len());
+                for (p, avas) in parsed.rdns().iter().zip(&rdns) {
+                    for (ava, (_, v)) in p.avas().iter().zip(avas) {
+                        prop_assert_eq!(ava.value(), v.as_bytes());
+                    }
+                }
+            }
+
+            #[test]
+            fn every_escape_variant_parses_to_the_same_dn(
+                rdns in prop::collection::vec(rdn(), 1..4),
+                choices in prop::collection::vec(any::<u8>(), 64),
+                spaces in any::<bool>(),
+            ) {
+                let dn = build(&rdns);
+                let (comma, plus, equals) = if spaces { (" , ", " + ", " =") } else { (",", "+", "=") };
+                let mut k = 0;
+                let text = rdns
+                    .iter()
+                    .map(|avas| {
+                        avas.iter()
+                            .map(|(t, v)| {
+                                k += 8;
+                                format!("{t}{equals}{}", spell(v, &choices[k % 56..]))
+                            })
+                            .collect::<Vec<_>>()
+                            .join(plus)
+                    })
+                    .collect::<Vec<_>>()
+                    .join(comma);
+                let parsed = Dn::parse(&text).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(&parsed, &dn, "{}", text);
+                prop_assert_eq!(parsed.canonical(), dn.canonical());
+            }
+
+            #[test]
+            fn arbitrary_text_never_panics(text in ".{0,40}") {
+                let _ = Dn::parse(&text);
+            }
+
+            #[test]
+            fn dn_ish_text_never_panics(text in "[a-z0-9=,+#\\\\ \"<>;.ä]{0,30}") {
+                if let Ok(dn) = Dn::parse(&text) {
+                    // Whatever parses renders to something that parses back equal.
+                    let again = Dn::parse(&dn.canonical()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                    prop_assert_eq!(again, dn);
+                }
+            }
+        }
+    }
 }
