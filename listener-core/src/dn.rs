@@ -187,9 +187,7 @@ impl Rdn {
                 message: format!("expected exactly one RDN, found {}", dn.rdns.len()),
             });
         }
-        let mut rdn = dn.rdns.remove(0);
-        rdn.text = text.trim_matches(' ').to_owned();
-        Ok(rdn)
+        Ok(dn.rdns.remove(0))
     }
 
     /// An RDN of the given AVAs; `None` when there are none.
@@ -1016,6 +1014,7 @@ mod tests {
         assert!(Ava::new("cn", vec![0xff]).is_err());
         assert!(Rdn::parse("cn=a,dc=b").is_err());
         assert!(Rdn::parse("").is_err());
+        assert_eq!(Rdn::parse(" cn=a\\  ").unwrap().as_str(), "cn=a\\ ");
         let d = Dn::from_rdns(vec![rdn, Rdn::parse("dc=x").unwrap()]);
         assert_eq!(d, dn("cn=a\\,+uid=b,dc=x"));
     }

@@ -490,10 +490,19 @@ fn prep_string(value: &[u8], fold: bool, trim: bool) -> Option<Cow<'_, [u8]>> {
             c => mapped.push(c),
         }
     }
-    let normalized: String = mapped.nfkc().collect();
-    // A value that starts with a combining mark would otherwise compare by a mark that
-    // RFC 4518 forbids; slapd treats such values as invalid, and so do we.
-    if normalized.chars().next().is_some_and(is_combining_mark) {
+    let mut normalized: String = mapped.nfkc().collect();
+    // NFKC can yield upper case again (U+3392 SQUARE MHZ is "MHz"); RFC 3454's table
+    // B.2 folds those too, and a second fold-and-normalize does the same.
+    if fold && normalized.chars().any(char::is_uppercase) {
+        let mut refolded = String::with_capacity(normalized.len());
+        for c in normalized.chars() {
+            fold_char(c, &mut refolded);
+        }
+        normalized = refolded.nfkc().collect();
+    }
+    // A value that starts with a combining mark is not a valid prepared string (RFC 4518
+    // §2.4 prohibits it, slapd rejects it); a substring piece may well start with one.
+    if trim && normalized.chars().next().is_some_and(is_combining_mark) {
         return None;
     }
     Some(Cow::Owned(fold_spaces(&normalized, trim).into_bytes()))
@@ -899,6 +908,12 @@ mod tests {
         assert!(eq(r, "STRASSE", "straße"));
         assert!(eq(r, "ΟΔΟΣ", "οδος"));
         assert!(eq(r, "ﬁ", "FI"), "NFKC of a ligature");
+        assert!(
+            eq(r, "\u{3392}", "mhz"),
+            "upper case produced by NFKC is folded"
+        );
+        assert_eq!(norm(r, "\u{301}a"), None);
+        assert!(r.normalize_substring("\u{301}a".as_bytes()).is_some());
         assert!(eq(r, "e\u{301}", "É"), "composed and decomposed");
         assert!(eq(r, "a\u{AD}b\u{200B}", "ab"), "mapped to nothing");
         assert!(eq(r, "a\u{A0}\tb", "a b"), "other white space is SPACE");
