@@ -75,7 +75,7 @@ impl Schema {
     pub fn attribute(&self, name_or_oid: &str) -> Option<&AttributeType> {
         let i = match self.by_name.get(name_or_oid) {
             Some(i) => *i,
-            None => *self.by_name.get(&name_or_oid.to_ascii_lowercase())?,
+            None => *with_ascii_lowercase(name_or_oid, |lower| self.by_name.get(lower))?,
         };
         self.types.get(i)
     }
@@ -140,7 +140,25 @@ pub fn object_class_oid(name: &str) -> Option<&'static str> {
     });
     match map.get(name) {
         Some(oid) => Some(oid),
-        None => map.get(&name.to_ascii_lowercase()).copied(),
+        None => with_ascii_lowercase(name, |lower| map.get(lower).copied()),
+    }
+}
+
+/// Calls `f` with `s` lower-cased (ASCII), on the stack for short names: lookups by name
+/// run per value in the matcher, which must not allocate per event.
+fn with_ascii_lowercase<R>(s: &str, f: impl FnOnce(&str) -> R) -> R {
+    let mut buf = [0u8; 64];
+    match buf.get_mut(..s.len()) {
+        Some(dst) => {
+            dst.copy_from_slice(s.as_bytes());
+            dst.make_ascii_lowercase();
+            // Lower-casing ASCII bytes keeps UTF-8 valid.
+            match std::str::from_utf8(dst) {
+                Ok(lower) => f(lower),
+                Err(_) => f(&s.to_ascii_lowercase()),
+            }
+        }
+        None => f(&s.to_ascii_lowercase()),
     }
 }
 
