@@ -472,17 +472,7 @@ fn prep_string(value: &[u8], fold: bool, trim: bool) -> Option<Cow<'_, [u8]>> {
     for c in text.chars() {
         match c {
             // Mapped to nothing (RFC 4518 §2.2).
-            '\u{00AD}'
-            | '\u{1806}'
-            | '\u{034F}'
-            | '\u{180B}'..='\u{180D}'
-            | '\u{FE00}'..='\u{FE0F}'
-            | '\u{FFFC}'
-            | '\u{200B}'
-            | '\u{200C}'
-            | '\u{200D}'
-            | '\u{2060}'
-            | '\u{FEFF}' => {}
+            c if is_mapped_to_nothing(c) => {}
             '\t' | '\n' | '\u{0B}' | '\u{0C}' | '\r' | '\u{85}' => mapped.push(' '),
             c if c.is_control() => {}
             c if c.is_whitespace() => mapped.push(' '),
@@ -500,12 +490,29 @@ fn prep_string(value: &[u8], fold: bool, trim: bool) -> Option<Cow<'_, [u8]>> {
         }
         normalized = refolded.nfkc().collect();
     }
+    let folded = fold_spaces(&normalized, trim);
     // A value that starts with a combining mark is not a valid prepared string (RFC 4518
     // §2.4 prohibits it, slapd rejects it); a substring piece may well start with one.
-    if trim && normalized.chars().next().is_some_and(is_combining_mark) {
+    if trim && folded.chars().next().is_some_and(is_combining_mark) {
         return None;
     }
-    Some(Cow::Owned(fold_spaces(&normalized, trim).into_bytes()))
+    Some(Cow::Owned(folded.into_bytes()))
+}
+
+/// Characters RFC 4518 §2.2 maps to nothing (besides controls).
+fn is_mapped_to_nothing(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{1806}'
+            | '\u{034F}'
+            | '\u{180B}'..='\u{180D}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FFFC}'
+            | '\u{200B}'..='\u{200D}'
+            | '\u{2060}'
+            | '\u{FEFF}'
+    )
 }
 
 /// Unicode case folding (the full folding of RFC 3454 table B.2 where it differs from
@@ -631,19 +638,25 @@ fn normalize_numeric(value: &[u8]) -> Option<Cow<'_, [u8]>> {
 /// ignored (RFC 4517 §4.2.29 with RFC 4518's telephoneNumber insignificant characters).
 fn normalize_telephone(value: &[u8]) -> Option<Cow<'_, [u8]>> {
     let text = std::str::from_utf8(value).ok()?;
+    if text
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && b != b'-' && !b.is_ascii_uppercase())
+    {
+        return Some(Cow::Borrowed(value));
+    }
+    // NFKC first: it turns e.g. NO-BREAK SPACE into a SPACE, which is then dropped.
     let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
+    for c in text.nfkc() {
         match c {
-            ' ' | '-' | '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{FE63}' | '\u{FF0D}' => {}
+            '-' | '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{FE63}' | '\u{FF0D}' => {}
+            c if c.is_whitespace() || c.is_control() || is_mapped_to_nothing(c) => {}
             c => fold_char(c, &mut out),
         }
     }
-    let out: String = out.nfkc().collect();
-    if out.as_bytes() == value {
-        Some(Cow::Borrowed(value))
-    } else {
-        Some(Cow::Owned(out.into_bytes()))
+    if !out.is_ascii() {
+        out = out.nfkc().collect();
     }
+    Some(Cow::Owned(out.into_bytes()))
 }
 
 /// uniqueMember: `<DN>[#'<bits>'B]`; the DN part is normalized, the optional UID kept.
@@ -1127,5 +1140,80 @@ mod tests {
         assert!(sub(MatchingRule::NumericString, "123 456", "*34*"));
         assert!(!sub(MatchingRule::CaseExact, "Abc", "a*"));
         assert!(sub(MatchingRule::OctetString, "abc", "a*c"));
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        const CHARS: &[char] = &[
+            ' ', ' ', 'a', 'B', 'c', '-', '0', '7', 'ä', 'Ä', 'ß', 'Σ', 'ς', 'ﬁ', '\u{301}',
+            '\u{A0}', '\t', '\u{AD}', '日', 'İ', '\u{3392}', 'Ⅻ',
+        ];
+
+        fn text() -> impl Strategy<Value = String> {
+            prop::collection::vec(
+                prop_oneof![4 => prop::sample::select(CHARS), 1 => any::<char>()],
+                0..12,
+            )
+            .prop_map(|c| c.into_iter().collect())
+        }
+
+        const RULES: &[MatchingRule] = &[
+            M::CaseIgnore,
+            M::CaseExact,
+            M::CaseIgnoreIa5,
+            M::CaseExactIa5,
+            M::CaseIgnoreList,
+            M::TelephoneNumber,
+            M::NumericString,
+            M::Integer,
+        ];
+
+        proptest! {
+            #[test]
+            fn normal_forms_are_fixed_points(rule in prop::sample::select(RULES), s in text()) {
+                if let Some(n) = rule.normalize(s.as_bytes()) {
+                    let again = rule.normalize(&n);
+                    prop_assert_eq!(again.as_deref(), Some(&*n), "{:?}", s);
+                }
+            }
+
+            #[test]
+            fn a_value_matches_substrings_cut_from_it(
+                rule in prop::sample::select(&RULES[..7]),
+                s in text(),
+                cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..6),
+                anchored in any::<(bool, bool)>(),
+            ) {
+                let Some(n) = rule.normalize(s.as_bytes()) else { return Ok(()) };
+                let Ok(n) = std::str::from_utf8(&n) else { return Ok(()) };
+                // Cut the normal form at char boundaries into pieces separated by gaps.
+                let bounds: Vec<usize> = n.char_indices().map(|(i, _)| i).chain([n.len()]).collect();
+                let mut points: Vec<usize> = cuts.iter().map(|c| bounds[c.index(bounds.len())]).collect();
+                points.push(0);
+                points.push(n.len());
+                points.sort_unstable();
+                let segments: Vec<&str> = points.windows(2).map(|w| &n[w[0]..w[1]]).collect();
+                // Even segments are pieces, odd ones the gaps a '*' skips.
+                let pieces: Vec<&str> = segments.iter().step_by(2).copied().collect();
+                let piece = |p: &str| rule.normalize_substring(p.as_bytes()).map(Cow::into_owned);
+                let Some(normalized): Option<Vec<Vec<u8>>> = pieces.iter().map(|p| piece(p)).collect() else {
+                    return Ok(());
+                };
+                let (first_anchored, last_anchored) = anchored;
+                let initial = first_anchored.then(|| normalized[0].clone());
+                let last = normalized.len() - 1;
+                let final_ = (last_anchored && segments.len() % 2 == 1 && last > 0)
+                    .then(|| normalized[last].clone());
+                let skip_first = usize::from(initial.is_some());
+                let take = normalized.len() - skip_first - usize::from(final_.is_some());
+                let any: Vec<Vec<u8>> = normalized.iter().skip(skip_first).take(take).cloned().collect();
+                prop_assert!(
+                    rule.substrings_match(n.as_bytes(), initial.as_deref(), &any, final_.as_deref()),
+                    "{:?} {:?} {:?} {:?} {:?}", n, initial, any, final_, segments
+                );
+            }
+        }
     }
 }
