@@ -1,10 +1,12 @@
 //! LDAP entries: a DN plus attributes whose descriptions compare case-insensitively and
 //! whose values are bytes.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use crate::attr::AttributeDescription;
 use crate::dn::Dn;
+use crate::matching::MatchingRule;
 use crate::schema::Schema;
 
 /// Attributes slapd maintains on every entry; a change to these alone is not a change a
@@ -161,31 +163,38 @@ impl Entry {
 
     /// Whether an attribute holds a value equal to `value` under the attribute's equality
     /// matching rule (bytes compared exactly where the rule cannot judge).
+    ///
+    /// ```
+    /// use listener_core::{Dn, Entry};
+    /// let mut e = Entry::new(Dn::parse("cn=g,dc=x").unwrap());
+    /// e.insert("member", ["uid=Alice, dc=X"]).unwrap();
+    /// assert!(e.has_value("member", b"UID=alice,dc=x"));
+    /// ```
     pub fn has_value(&self, name: &str, value: &[u8]) -> bool {
-        let Some(i) = self.position(name) else {
+        let Some(attr) = self.position(name).and_then(|i| self.attrs.get(i)) else {
             return false;
         };
-        let attr = &self.attrs[i];
-        let set = value_set(attr);
-        let rule = Schema::builtin().rules(attr.desc.type_key()).equality;
-        let key = match rule.and_then(|r| r.normalize(value)) {
-            Some(n) => n.into_owned(),
-            None => value.to_vec(),
-        };
-        set.contains(&key)
+        let rule = equality_rule(attr);
+        let key = normalized(rule, value);
+        attr.values.iter().any(|v| normalized(rule, v) == key)
     }
 }
 
+fn equality_rule(attr: &Attribute) -> Option<MatchingRule> {
+    Schema::builtin().rules(attr.desc.type_key()).equality
+}
+
+/// A value's normal form under `rule`; the bytes themselves where there is no rule or the
+/// value is invalid for it (so an invalid value equals only itself).
+fn normalized(rule: Option<MatchingRule>, value: &[u8]) -> Cow<'_, [u8]> {
+    rule.and_then(|r| r.normalize(value))
+        .unwrap_or(Cow::Borrowed(value))
+}
+
 /// The normalized value set of an attribute under its equality rule.
-fn value_set(attr: &Attribute) -> BTreeSet<Vec<u8>> {
-    let rule = Schema::builtin().rules(attr.desc.type_key()).equality;
-    attr.values
-        .iter()
-        .map(|v| match rule.and_then(|r| r.normalize(v)) {
-            Some(n) => n.into_owned(),
-            None => v.clone(),
-        })
-        .collect()
+fn value_set(attr: &Attribute) -> BTreeSet<Cow<'_, [u8]>> {
+    let rule = equality_rule(attr);
+    attr.values.iter().map(|v| normalized(rule, v)).collect()
 }
 
 /// The attributes whose value *sets* differ between `old` and `new` under their equality
@@ -270,5 +279,52 @@ mod tests {
             .map(|d| d.key().to_owned())
             .collect();
         assert_eq!(all, ["description", "entrycsn", "mail", "sn"]);
+    }
+
+    #[test]
+    fn diff_uses_matching_rules() {
+        let old = entry(&[
+            ("member", &["uid=Alice,dc=X", "uid=bob,dc=x"]),
+            ("uidNumber", &["0042"]),
+            ("mail", &["A@Example.com"]),
+            ("userPassword", &["secret"]),
+            ("description", &["two  spaces"]),
+            ("entryUUID", &["0F1E2D3C-4B5A-6978-8796-A5B4C3D2E1F0"]),
+        ]);
+        let new = entry(&[
+            (
+                "member",
+                &["uid=bob, dc=X", "UID=alice,DC=x", "uid=alice,dc=x"],
+            ),
+            ("uidnumber", &["42"]),
+            ("rfc822Mailbox", &["a@example.COM"]),
+            ("userPassword", &["Secret"]),
+            ("description", &[" Two Spaces "]),
+            ("entryUUID", &["0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"]),
+        ]);
+        let names: Vec<String> = diff_with(&old, &new, true)
+            .iter()
+            .map(|d| d.key().to_owned())
+            .collect();
+        assert_eq!(names, ["userpassword"]);
+        assert!(new.has_value("uidNumber", b"42"));
+        assert!(old.has_value("uidNumber", b"42"));
+        assert!(!old.has_value("uidNumber", b"43"));
+        assert!(!new.has_value("userPassword", b"secret"));
+        assert!(new.has_value("2.5.4.31", b"uid=ALICE,dc=x"));
+        assert!(!new.has_value("sn", b"x"));
+    }
+
+    #[test]
+    fn options_make_distinct_attributes() {
+        let old = entry(&[("cn;lang-de", &["x"]), ("cn", &["x"])]);
+        let new = entry(&[("CN;Lang-DE", &["y"]), ("commonName", &["X"])]);
+        let names: Vec<String> = diff(&old, &new)
+            .iter()
+            .map(|d| d.key().to_owned())
+            .collect();
+        assert_eq!(names, ["cn;lang-de"]);
+        assert_eq!(new.first_str("cn;lang-de"), Some("y"));
+        assert_eq!(new.first_str("cn"), Some("X"));
     }
 }

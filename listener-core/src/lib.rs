@@ -14,7 +14,7 @@ pub mod schema;
 
 pub use attr::{AttributeDescription, AttributeError};
 pub use command::Command;
-pub use dn::{Dn, DnError, Rdn};
+pub use dn::{Ava, Dn, DnError, Rdn};
 pub use entry::{Entry, METADATA_ATTRIBUTES};
 pub use filter::{Filter, FilterError};
 pub use matching::MatchingRule;

@@ -75,7 +75,7 @@ impl Schema {
     pub fn attribute(&self, name_or_oid: &str) -> Option<&AttributeType> {
         let i = match self.by_name.get(name_or_oid) {
             Some(i) => *i,
-            None => *self.by_name.get(&name_or_oid.to_ascii_lowercase())?,
+            None => *with_ascii_lowercase(name_or_oid, |lower| self.by_name.get(lower))?,
         };
         self.types.get(i)
     }
@@ -122,4 +122,104 @@ impl Schema {
     }
 }
 
+/// The OID of a standard object class (core, cosine, inetOrgPerson, nis, slapd built-ins,
+/// accesslog), by name, case-insensitively.
+///
+/// ```
+/// use listener_core::schema::object_class_oid;
+/// assert_eq!(object_class_oid("inetOrgPerson"), Some("2.16.840.1.113730.3.2.2"));
+/// assert_eq!(object_class_oid("PERSON"), Some("2.5.6.6"));
+/// ```
+pub fn object_class_oid(name: &str) -> Option<&'static str> {
+    static BY_NAME: OnceLock<HashMap<String, &'static str>> = OnceLock::new();
+    let map = BY_NAME.get_or_init(|| {
+        table::OBJECT_CLASSES
+            .iter()
+            .map(|(name, oid)| (name.to_ascii_lowercase(), *oid))
+            .collect()
+    });
+    match map.get(name) {
+        Some(oid) => Some(oid),
+        None => with_ascii_lowercase(name, |lower| map.get(lower).copied()),
+    }
+}
+
+/// Calls `f` with `s` lower-cased (ASCII), on the stack for short names: lookups by name
+/// run per value in the matcher, which must not allocate per event.
+fn with_ascii_lowercase<R>(s: &str, f: impl FnOnce(&str) -> R) -> R {
+    let mut buf = [0u8; 64];
+    match buf.get_mut(..s.len()) {
+        Some(dst) => {
+            dst.copy_from_slice(s.as_bytes());
+            dst.make_ascii_lowercase();
+            // Lower-casing ASCII bytes keeps UTF-8 valid.
+            match std::str::from_utf8(dst) {
+                Ok(lower) => f(lower),
+                Err(_) => f(&s.to_ascii_lowercase()),
+            }
+        }
+        None => f(&s.to_ascii_lowercase()),
+    }
+}
+
 mod table;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matching::MatchingRule;
+
+    #[test]
+    fn builtin_table_resolves_names_oids_and_inheritance() {
+        let s = Schema::builtin();
+        assert_eq!(s.attribute("commonName").unwrap().primary_name(), "cn");
+        assert_eq!(s.attribute("2.5.4.3").unwrap().primary_name(), "cn");
+        assert_eq!(s.rules("CN").equality, Some(MatchingRule::CaseIgnore));
+        assert_eq!(
+            s.rules("member").equality,
+            Some(MatchingRule::DistinguishedName)
+        );
+        assert_eq!(s.rules("uidNumber").ordering, Some(MatchingRule::Integer));
+        assert_eq!(s.rules("mail").equality, Some(MatchingRule::CaseIgnoreIa5));
+        assert_eq!(s.rules("entryUUID").equality, Some(MatchingRule::Uuid));
+        assert_eq!(s.rules("entryCSN").ordering, Some(MatchingRule::Csn));
+        assert_eq!(
+            s.rules("reqStart").ordering,
+            Some(MatchingRule::GeneralizedTime)
+        );
+        assert_eq!(s.rules("reqMod").substr, Some(MatchingRule::OctetString));
+        assert_eq!(
+            s.rules("telephoneNumber").substr,
+            Some(MatchingRule::TelephoneNumber)
+        );
+        assert_eq!(
+            s.rules("hasSubordinates").equality,
+            Some(MatchingRule::Boolean)
+        );
+        assert_eq!(s.rules("jpegPhoto").equality, None);
+        assert_eq!(s.rules("x-unknown"), Rules::DEFAULT);
+        assert!(s.is_subtype("givenName", "name"));
+        assert!(!s.is_subtype("mail", "name"));
+    }
+
+    #[test]
+    fn table_is_consistent() {
+        let s = Schema::builtin();
+        let mut oids = std::collections::HashSet::new();
+        for at in table::ATTRIBUTE_TYPES {
+            assert!(oids.insert(at.oid), "duplicate OID {}", at.oid);
+            if let Some(sup) = at.sup {
+                assert!(s.attribute(sup).is_some(), "{}: unknown SUP {sup}", at.oid);
+            }
+            for name in at.names {
+                assert_eq!(s.attribute(name).map(|a| a.oid), Some(at.oid), "{name}");
+            }
+        }
+        assert_eq!(object_class_oid("top"), Some("2.5.6.0"));
+        assert_eq!(object_class_oid("posixAccount"), Some("1.3.6.1.1.1.2.0"));
+        assert_eq!(
+            object_class_oid("auditModify"),
+            Some("1.3.6.1.4.1.4203.666.11.5.2.9")
+        );
+    }
+}
