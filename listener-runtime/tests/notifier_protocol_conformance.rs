@@ -33,7 +33,7 @@ impl Notifier {
             schema_id: schema_rx,
             log: log.clone(),
         };
-        tokio::spawn(serve(listener, published, config));
+        tokio::spawn(serve(listener, published, config, std::future::pending()));
         Notifier {
             addr,
             log,

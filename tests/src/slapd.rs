@@ -185,6 +185,8 @@ impl SlapdBuilder {
              olcDatabase: {{-1}}frontend\n\
              olcSizeLimit: unlimited\n\
              olcAccess: {{0}}to * by {peercred} manage by * break\n\
+             olcAccess: {{1}}to dn.base=\"\" by * read\n\
+             olcAccess: {{2}}to dn.base=\"cn=Subschema\" by * read\n\
              \n\
              dn: olcDatabase={{0}}config,cn=config\n\
              objectClass: olcDatabaseConfig\n\
@@ -203,7 +205,7 @@ impl SlapdBuilder {
              olcSizeLimit: unlimited\n\
              olcDbIndex: reqStart eq\n\
              olcDbIndex: entryCSN eq\n\
-             olcAccess: {{0}}to * by dn.exact=\"{root_dn}\" read by users read by * none\n\
+             olcAccess: {{0}}to * by {peercred} manage by dn.exact=\"{root_dn}\" read by users read by * none\n\
              \n\
              dn: olcOverlay={{0}}syncprov,olcDatabase={{1}}mdb,cn=config\n\
              objectClass: olcOverlayConfig\n\
@@ -235,6 +237,7 @@ impl SlapdBuilder {
             let _ = writeln!(ldif, "olcAccess: {{{index}}}{rule}");
             index += 1;
         };
+        access(&format!("to * by {peercred} manage by * break"));
         access("to attrs=userPassword by self write by anonymous auth by * none");
         for rule in &self.acls {
             access(rule);
@@ -435,13 +438,28 @@ impl Slapd {
         self.child.pid()
     }
 
+    /// Runs `ldapmodify` over `ldapi://` with SASL EXTERNAL as root, which may manage
+    /// everything (cn=config and cn=accesslog too).
+    pub fn ldapmodify_as_root(&self, ldif: &str) -> Result<(), HarnessError> {
+        self.run_ldapmodify(&["-Q", "-Y", "EXTERNAL", "-H", &self.ldapi_url], ldif)
+    }
+
     /// Runs `ldapmodify` as the rootDN with `ldif` (change records; content records are
     /// taken as adds with `-a`), so the changes are logged in the accesslog.
     pub fn ldapmodify(&self, ldif: &str) -> Result<(), HarnessError> {
+        let password_file = self.password_file.to_string_lossy().into_owned();
+        let root_dn = self.root_dn();
+        self.run_ldapmodify(
+            &["-x", "-H", &self.url, "-D", &root_dn, "-y", &password_file],
+            ldif,
+        )
+    }
+
+    fn run_ldapmodify(&self, auth: &[&str], ldif: &str) -> Result<(), HarnessError> {
         use std::io::Write;
         let mut child = Command::new("ldapmodify")
-            .args(["-x", "-a", "-H", &self.url, "-D", &self.root_dn(), "-y"])
-            .arg(&self.password_file)
+            .arg("-a")
+            .args(auth)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())

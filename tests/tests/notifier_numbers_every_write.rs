@@ -18,6 +18,10 @@ struct Running {
 
 impl Running {
     async fn start(slapd: &Slapd, data_dir: &std::path::Path) -> Running {
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter("debug")
+            .try_init();
         let mut config = NotifierConfig::new(
             LdapSettings {
                 uri: slapd.url().to_owned(),
@@ -101,6 +105,10 @@ impl Client {
             );
             self.stream.write_all(request.as_bytes()).await.unwrap();
             let reply = self.read().await;
+            assert!(
+                reply.starts_with(&format!("MSGID: {}\n", self.msgid)),
+                "reply to another request: {reply:?}"
+            );
             for line in reply.lines().skip(1).filter(|l| !l.is_empty()) {
                 out.push(line.to_owned());
                 next += 1;
@@ -113,7 +121,12 @@ impl Client {
         self.msgid += 1;
         let request = format!("MSGID: {}\nGET_ID\n\n", self.msgid);
         self.stream.write_all(request.as_bytes()).await.unwrap();
-        self.read().await.lines().nth(1).unwrap().parse().unwrap()
+        let reply = self.read().await;
+        assert!(
+            reply.starts_with(&format!("MSGID: {}\n", self.msgid)),
+            "reply to another request: {reply:?}"
+        );
+        reply.lines().nth(1).unwrap().parse().unwrap()
     }
 }
 
@@ -289,5 +302,195 @@ async fn a_fresh_notifier_starts_at_the_end_of_the_accesslog() {
     let mut client = Client::connect(notifier.addr).await;
     add_role(&mut ldap, &format!("cn=new,{base}"), "new").await;
     assert_eq!(client.lines(1, 1).await, [format!("1 cn=new,{base} a")]);
+    notifier.stop().await;
+}
+
+/// 10,000 writes, some of them renames and moves, become consecutive IDs matching the
+/// accesslog one to one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_writes_match_the_accesslog() {
+    use listener_runtime::notifier::accesslog::{ATTRIBUTES, Write};
+
+    let slapd = Slapd::start().unwrap();
+    let base = slapd.base().to_owned();
+    let data = tempfile::tempdir().unwrap();
+    let notifier = Running::start(&slapd, data.path()).await;
+    let mut ldap = admin(&slapd).await;
+    add_role(&mut ldap, &format!("cn=box,{base}"), "box").await;
+    let mut writes = 1;
+    let mut i = 0;
+    while writes < 10_000 {
+        let dn = format!("cn=u{i},{base}");
+        add_role(&mut ldap, &dn, &format!("u{i}")).await;
+        writes += 1;
+        if i % 7 == 0 {
+            let value = format!("d{i}");
+            ldap.modify(
+                &dn,
+                vec![Mod::Replace("description", [value.as_str()].into())],
+            )
+            .await
+            .unwrap()
+            .success()
+            .unwrap();
+            writes += 1;
+        }
+        if i % 10 == 0 {
+            // rename and move in one
+            ldap.modifydn(
+                &dn,
+                &format!("cn=m{i}"),
+                true,
+                Some(&format!("cn=box,{base}")),
+            )
+            .await
+            .unwrap()
+            .success()
+            .unwrap();
+            writes += 1;
+        } else if i % 13 == 0 {
+            ldap.delete(&dn).await.unwrap().success().unwrap();
+            writes += 1;
+        }
+        i += 1;
+    }
+
+    // What slapd logged, in its order, turned into transaction lines independently.
+    let (entries, _) = ldap
+        .search(
+            "cn=accesslog",
+            ldap3::Scope::OneLevel,
+            "(&(objectClass=auditWriteObject)(reqResult=0))",
+            ATTRIBUTES.to_vec(),
+        )
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    let mut logged: Vec<Write> = entries
+        .into_iter()
+        .map(ldap3::SearchEntry::construct)
+        .map(|e| Write::from_attrs(&e.dn, &e.attrs).unwrap())
+        .collect();
+    logged.sort_by(|a, b| a.req_start.cmp(&b.req_start));
+    assert_eq!(logged.len(), writes);
+    let expected: Vec<String> = logged
+        .iter()
+        .flat_map(|w| w.transactions().unwrap())
+        .enumerate()
+        .map(|(n, (dn, command))| format!("{} {dn} {command}", n + 1))
+        .collect();
+
+    let mut client = Client::connect(notifier.addr).await;
+    let last = expected.len() as u64;
+    let served = client.lines(1, last).await;
+    assert_eq!(served.len(), expected.len());
+    assert_eq!(served, expected);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        client.get_id().await,
+        last,
+        "no transaction beyond the writes"
+    );
+    notifier.stop().await;
+}
+
+/// Deletes accesslog entries as `olcAccessLogPurge` would.
+fn purge_accesslog(slapd: &Slapd, entries: &[String]) {
+    let ldif: String = entries
+        .iter()
+        .map(|dn| format!("dn: {dn}\nchangetype: delete\n\n"))
+        .collect();
+    slapd.ldapmodify_as_root(&ldif).unwrap();
+}
+
+async fn accesslog_dns(ldap: &mut Ldap) -> Vec<String> {
+    let (entries, _) = ldap
+        .search(
+            "cn=accesslog",
+            ldap3::Scope::OneLevel,
+            "(objectClass=auditWriteObject)",
+            vec!["1.1"],
+        )
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    let mut dns: Vec<String> = entries
+        .into_iter()
+        .map(|e| ldap3::SearchEntry::construct(e).dn)
+        .collect();
+    dns.sort();
+    dns
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purged_gap_stops_the_notifier_with_a_clear_error() {
+    let slapd = Slapd::start().unwrap();
+    let base = slapd.base().to_owned();
+    let data = tempfile::tempdir().unwrap();
+    let mut ldap = admin(&slapd).await;
+
+    let notifier = Running::start(&slapd, data.path()).await;
+    let mut client = Client::connect(notifier.addr).await;
+    add_role(&mut ldap, &format!("cn=a,{base}"), "a").await;
+    assert_eq!(client.lines(1, 1).await.len(), 1);
+    notifier.stop().await;
+
+    // While the notifier is down, two writes happen and the older one is purged together
+    // with the entry the notifier stopped at.
+    add_role(&mut ldap, &format!("cn=lost,{base}"), "lost").await;
+    add_role(&mut ldap, &format!("cn=kept,{base}"), "kept").await;
+    let logged = accesslog_dns(&mut ldap).await;
+    assert_eq!(logged.len(), 3);
+    purge_accesslog(&slapd, &logged[..2]);
+
+    let mut config = NotifierConfig::new(
+        LdapSettings {
+            uri: slapd.url().to_owned(),
+            bind_dn: slapd.root_dn(),
+            bind_password: slapd.root_password().to_owned(),
+            starttls: false,
+            timeout: Duration::from_secs(5),
+        },
+        data.path().to_owned(),
+    );
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    let result = tokio::time::timeout(
+        Duration::from_secs(20),
+        notifier::run(config, |_| {}, std::future::pending()),
+    )
+    .await
+    .expect("the notifier stops by itself");
+    let error = result.expect_err("a purged gap is an error");
+    assert!(
+        matches!(error, notifier::NotifierError::Purged { last_id: 1, .. }),
+        "{error}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains("purged") && message.contains("To recover"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_without_new_writes_is_no_gap() {
+    let slapd = Slapd::start().unwrap();
+    let base = slapd.base().to_owned();
+    let data = tempfile::tempdir().unwrap();
+    let mut ldap = admin(&slapd).await;
+    let notifier = Running::start(&slapd, data.path()).await;
+    let mut client = Client::connect(notifier.addr).await;
+    add_role(&mut ldap, &format!("cn=a,{base}"), "a").await;
+    assert_eq!(client.lines(1, 1).await.len(), 1);
+    notifier.stop().await;
+
+    let logged = accesslog_dns(&mut ldap).await;
+    purge_accesslog(&slapd, &logged);
+    let notifier = Running::start(&slapd, data.path()).await;
+    let mut client = Client::connect(notifier.addr).await;
+    add_role(&mut ldap, &format!("cn=b,{base}"), "b").await;
+    assert_eq!(client.lines(2, 2).await, [format!("2 cn=b,{base} a")]);
     notifier.stop().await;
 }

@@ -74,10 +74,10 @@ pub struct Follower {
 }
 
 impl Follower {
-    /// Follows the accesslog on one connection until it fails; the caller reconnects.
+    /// Follows the accesslog on one connection until it fails; the caller reconnects
+    /// (after [`Follower::check_no_gap`]).
     pub async fn follow(&self, ldap: &mut Ldap) -> Result<(), NotifierError> {
         let cookie = self.log()?.cookie().map(<[u8]>::to_vec);
-        self.check_no_gap(ldap).await?;
         let request = SyncRequest {
             mode: RefreshMode::RefreshAndPersist,
             cookie: cookie.clone(),
@@ -215,31 +215,46 @@ impl Follower {
 
     /// Refuses to resume when the accesslog was purged past our position while we were
     /// away: syncprov on the accesslog would silently continue after the gap.
-    async fn check_no_gap(&self, ldap: &mut Ldap) -> Result<(), NotifierError> {
+    ///
+    /// Our position is the newer of the last transaction's CSN and the cookie's (the
+    /// cookie also moves with purges seen while following). No gap is certain when the
+    /// accesslog still holds an entry at or before the position (purge removes the oldest
+    /// first), or when nothing was written after it. Otherwise writes may have been purged
+    /// unseen, and we stop: a false alarm needs a write racing a start after the
+    /// directory was idle for longer than the purge age.
+    pub async fn check_no_gap(&self, ldap: &mut Ldap) -> Result<(), NotifierError> {
         let (last_id, position) = {
             let log = self.log()?;
             let last_csn = match log.last_id() {
                 0 => None,
-                id => log.get(id)?.map(|t| t.csn),
+                id => log.get(id)?.map(|t| t.csn).filter(|c| !c.is_empty()),
             };
             let position = last_csn
-                .filter(|c| !c.is_empty())
-                .or_else(|| log.cookie().and_then(cookie_csn));
+                .into_iter()
+                .chain(log.cookie().and_then(cookie_csn))
+                .max();
             (log.last_id(), position)
         };
         let Some(csn) = position else {
             return Ok(());
         };
-        let filter = format!("(entryCSN={})", ldap3::ldap_escape(&csn));
-        let (found, _) = ldap
-            .search(ACCESSLOG, Scope::Subtree, &filter, vec!["1.1"])
+        let filter = format!("(entryCSN<={})", ldap3::ldap_escape(&csn));
+        let found = ldap
+            .with_search_options(ldap3::SearchOptions::new().sizelimit(1))
+            .search(ACCESSLOG, Scope::OneLevel, &filter, vec!["1.1"])
             .await
-            .and_then(|r| r.success())
             .map_err(|e| NotifierError::Ldap(format!("cannot search {ACCESSLOG}: {e}")))?;
-        if !found.is_empty() {
-            return Ok(());
+        // rc 4: size limit exceeded, i.e. found one; 32: no accesslog at all yet.
+        match found.1.rc {
+            0 | 4 if !found.0.is_empty() => return Ok(()),
+            0 | 4 | 32 => {}
+            _ => {
+                return Err(NotifierError::Ldap(format!(
+                    "cannot search {ACCESSLOG}: {}",
+                    found.1
+                )));
+            }
         }
-        // Our entry is gone. Fine only if nothing was written since.
         let newest = newest_context_csn(ldap).await?;
         if newest
             .as_deref()
@@ -314,6 +329,14 @@ async fn newest_context_csn(ldap: &mut Ldap) -> Result<Option<String>, NotifierE
         })
         .filter(|nc| !nc.eq_ignore_ascii_case(ACCESSLOG))
         .collect();
+    if contexts.is_empty() {
+        // Without it a purged gap would go unnoticed: refuse rather than guess.
+        return Err(NotifierError::Ldap(
+            "cannot read namingContexts from the root DSE to check for changes purged from \
+             cn=accesslog; allow the notifier's bind DN to read the root DSE"
+                .into(),
+        ));
+    }
     let mut newest: Option<String> = None;
     for nc in contexts {
         let (entries, _) = ldap

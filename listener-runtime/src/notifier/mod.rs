@@ -125,11 +125,15 @@ pub async fn run(
         last_id: last_tx,
         max_group: config.max_group.max(1),
     };
-    if fresh && !config.replay_existing {
-        // Before serving anything: the ID space begins with the next write.
-        let mut ldap = connect(&config.ldap).await?;
-        follower.position_at_end(&mut ldap).await?;
-        tracing::info!("new transaction log starts at the current end of cn=accesslog");
+    // The first connection comes before serving anything: a new log is positioned (its
+    // ID space begins with the next write) and a resumed one is checked for a purged gap.
+    let mut first = Some(connect_with_retry(&config.ldap).await?);
+    if let Some(ldap) = first.as_mut() {
+        if fresh && !config.replay_existing {
+            follower.position_at_end(ldap).await?;
+            tracing::info!("new transaction log starts at the current end of cn=accesslog");
+        }
+        follower.check_no_gap(ldap).await?;
     }
     let schema = Arc::new(Mutex::new(SchemaId::open(&config.data_dir)?));
     let schema_now = schema.lock().map_err(|_| NotifierError::Poisoned)?.id();
@@ -154,11 +158,26 @@ pub async fn run(
         schema_id: schema_rx,
         log: log.clone(),
     };
-    let server = tokio::spawn(server::serve(listener, published, config.server.clone()));
+    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(server::serve(
+        listener,
+        published,
+        config.server.clone(),
+        async move {
+            let _ = server_stopped.await;
+        },
+    ));
     let work = async {
         let mut delay = Duration::from_millis(100);
         loop {
-            let result = match connect(&config.ldap).await {
+            let connected = match first.take() {
+                Some(ldap) => Ok(ldap),
+                None => match connect(&config.ldap).await {
+                    Ok(mut ldap) => follower.check_no_gap(&mut ldap).await.map(|()| ldap),
+                    Err(e) => Err(e),
+                },
+            };
+            let result = match connected {
                 Ok(mut ldap) => {
                     delay = Duration::from_millis(100);
                     let poll = tokio::spawn(poll_schema(
@@ -192,10 +211,25 @@ pub async fn run(
             Ok(())
         }
     };
-    server.abort();
     // Wait until the server and its connections are gone: they hold the log's lock.
+    let _ = stop_server.send(());
     let _ = server.await;
     result
+}
+
+/// Connects, retrying with backoff while slapd is unreachable.
+async fn connect_with_retry(settings: &LdapSettings) -> Result<ldap3::Ldap, NotifierError> {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match connect(settings).await {
+            Err(e) if e.is_transient() => {
+                tracing::warn!(error = %e, retry_in = ?delay, "cannot reach slapd yet");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+            result => return result,
+        }
+    }
 }
 
 async fn poll_schema(

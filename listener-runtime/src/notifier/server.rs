@@ -51,8 +51,15 @@ pub struct Published {
     pub log: Arc<RwLock<Translog>>,
 }
 
-/// Accepts connections until the future is dropped, which also ends every connection.
-pub async fn serve(listener: TcpListener, published: Published, config: ServerConfig) {
+/// Accepts connections until `shutdown` completes, then ends every connection and
+/// returns once they are gone (they hold the transaction log).
+pub async fn serve(
+    listener: TcpListener,
+    published: Published,
+    config: ServerConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
     let config = Arc::new(config);
     let slots = Arc::new(Semaphore::new(config.max_connections));
     // Owned here so that stopping the server stops its connections (and their handles
@@ -62,6 +69,10 @@ pub async fn serve(listener: TcpListener, published: Published, config: ServerCo
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            () = &mut shutdown => {
+                connections.shutdown().await;
+                return;
+            }
         };
         let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
@@ -278,7 +289,8 @@ impl Session<'_> {
                 Err(e) => Err(Closed::Log(e.to_string())),
             },
             Request::GetDns { from, max } => {
-                let max = max.clamp(1, self.config.max_batch) as usize;
+                // Never beyond the published ID, even if the log already holds more.
+                let max = max.clamp(1, self.config.max_batch).min(last + 1 - from) as usize;
                 let transactions = log
                     .range(from, max)
                     .map_err(|e| Closed::Log(e.to_string()))?;

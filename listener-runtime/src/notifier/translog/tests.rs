@@ -195,3 +195,23 @@ fn check_reports_damage_in_the_middle() {
         report.problems
     );
 }
+
+#[test]
+fn a_log_that_starts_with_a_cookie_only_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Translog::open(dir.path()).unwrap();
+    log.append(&[], Some(b"start")).unwrap();
+    log.append(&txns(1..=1), Some(b"c1")).unwrap();
+    assert_eq!(log.get(1).unwrap(), Some(txn(1)));
+    drop(log);
+    let mut log = Translog::open(dir.path()).unwrap();
+    assert_eq!((log.first_id(), log.last_id()), (Some(1), 1));
+    log.append(&[], Some(b"c1b")).unwrap();
+    log.append(&txns(2..=2), Some(b"c2")).unwrap();
+    assert_eq!(log.get(1).unwrap(), Some(txn(1)));
+    assert_eq!(log.get(2).unwrap(), Some(txn(2)));
+    drop(log);
+    let log = Translog::open(dir.path()).unwrap();
+    assert_eq!(log.get(2).unwrap(), Some(txn(2)));
+    assert_eq!(log.cookie(), Some(&b"c2"[..]));
+}
