@@ -1,1 +1,1 @@
-//! Example listener modules (placeholder: being written).
+//! Example listener modules: the seed's two templates ported, and a classic module.
