@@ -8,7 +8,7 @@ use crate::registry::{self, ModuleRegistration};
 
 /// Univention Directory Listener/Notifier.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version, about = "Univention Directory Listener and Notifier")]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,

@@ -95,6 +95,12 @@ impl From<HandlerError> for Box<dyn StdError + Send + Sync + 'static> {
     }
 }
 
+impl From<HandlerError> for Box<dyn StdError + 'static> {
+    fn from(error: HandlerError) -> Self {
+        error.inner
+    }
+}
+
 impl fmt::Display for HandlerError {
     /// The error's message; with `{:#}`, followed by each source (`: `-separated).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
