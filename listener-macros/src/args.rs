@@ -69,6 +69,12 @@ pub struct Args {
     pub modrdn: Option<Value<bool>>,
     pub run_asynchronously: Option<Value<bool>>,
     pub parallelism: Option<Value<u32>>,
+    /// Every known key written, valid value or not (so a bad value is not also reported
+    /// as a missing key).
+    pub seen: Vec<&'static str>,
+    /// Keys suggested for misspelled ones (so `ldapfilter` is not also reported as
+    /// `ldap_filter` missing).
+    pub suggested: Vec<&'static str>,
     pub errors: Vec<syn::Error>,
 }
 
@@ -102,53 +108,54 @@ impl Args {
         let lookahead = input.lookahead1();
         if lookahead.peek(kw::name) {
             let key = input.parse::<kw::name>()?.span;
+            let first = self.first_time(NAME, key);
             let value = self.string(input, NAME, key, "my_module")?;
-            self.set(NAME, |a| &mut a.name, value, key);
+            self.set(first, |a| &mut a.name, value);
         } else if lookahead.peek(kw::description) {
             let key = input.parse::<kw::description>()?.span;
+            let first = self.first_time(DESCRIPTION, key);
             let value = self.string(input, DESCRIPTION, key, "what the module does")?;
-            self.set(DESCRIPTION, |a| &mut a.description, value, key);
+            self.set(first, |a| &mut a.description, value);
         } else if lookahead.peek(kw::ldap_filter) {
             let key = input.parse::<kw::ldap_filter>()?.span;
+            let first = self.first_time(LDAP_FILTER, key);
             let value = self.string(input, LDAP_FILTER, key, "(objectClass=inetOrgPerson)")?;
-            self.set(LDAP_FILTER, |a| &mut a.ldap_filter, value, key);
+            self.set(first, |a| &mut a.ldap_filter, value);
         } else if lookahead.peek(kw::attributes) {
             let key = input.parse::<kw::attributes>()?.span;
+            let first = self.first_time(ATTRIBUTES, key);
             let value = self.attribute_list(input, key)?;
-            self.set(ATTRIBUTES, |a| &mut a.attributes, value, key);
+            self.set(first, |a| &mut a.attributes, value);
         } else if lookahead.peek(kw::priority) {
             let key = input.parse::<kw::priority>()?.span;
+            let first = self.first_time(PRIORITY, key);
             let value = self.priority(input, key)?;
-            self.set(PRIORITY, |a| &mut a.priority, value, key);
+            self.set(first, |a| &mut a.priority, value);
         } else if lookahead.peek(kw::handle_every_delete) {
             let key = input.parse::<kw::handle_every_delete>()?.span;
+            let first = self.first_time(HANDLE_EVERY_DELETE, key);
             let value = self.flag(input, HANDLE_EVERY_DELETE, key)?;
-            self.set(
-                HANDLE_EVERY_DELETE,
-                |a| &mut a.handle_every_delete,
-                value,
-                key,
-            );
+            self.set(first, |a| &mut a.handle_every_delete, value);
         } else if lookahead.peek(kw::modrdn) {
             let key = input.parse::<kw::modrdn>()?.span;
+            let first = self.first_time(MODRDN, key);
             let value = self.flag(input, MODRDN, key)?;
-            self.set(MODRDN, |a| &mut a.modrdn, value, key);
+            self.set(first, |a| &mut a.modrdn, value);
         } else if lookahead.peek(kw::run_asynchronously) {
             let key = input.parse::<kw::run_asynchronously>()?.span;
+            let first = self.first_time(RUN_ASYNCHRONOUSLY, key);
             let value = self.flag(input, RUN_ASYNCHRONOUSLY, key)?;
-            self.set(
-                RUN_ASYNCHRONOUSLY,
-                |a| &mut a.run_asynchronously,
-                value,
-                key,
-            );
+            self.set(first, |a| &mut a.run_asynchronously, value);
         } else if lookahead.peek(kw::parallelism) {
             let key = input.parse::<kw::parallelism>()?.span;
+            let first = self.first_time(PARALLELISM, key);
             let value = self.parallelism(input, key)?;
-            self.set(PARALLELISM, |a| &mut a.parallelism, value, key);
+            self.set(first, |a| &mut a.parallelism, value);
         } else if input.peek(Ident::peek_any) {
             let ident = input.call(Ident::parse_any)?;
-            self.errors.push(unknown_key(&ident));
+            let (error, suggestion) = unknown_key(&ident);
+            self.errors.push(error);
+            self.suggested.extend(suggestion);
             skip_value(input)?;
         } else {
             self.errors.push(lookahead.error());
@@ -157,23 +164,29 @@ impl Args {
         Ok(())
     }
 
-    /// Stores a key's value, or reports the key as given twice.
-    fn set<T>(
-        &mut self,
-        key: &str,
-        slot: impl FnOnce(&mut Args) -> &mut Option<T>,
-        value: Option<T>,
-        key_span: Span,
-    ) {
-        let Some(value) = value else { return };
-        let slot = slot(self);
-        if slot.is_some() {
+    /// Records that `key` was written, reporting it when it was written before.
+    fn first_time(&mut self, key: &'static str, key_span: Span) -> bool {
+        if self.seen.contains(&key) {
             self.errors.push(syn::Error::new(
                 key_span,
                 format!("duplicate key `{key}`: each key may be given only once"),
             ));
+            false
         } else {
-            *slot = Some(value);
+            self.seen.push(key);
+            true
+        }
+    }
+
+    /// Stores the value of a key written for the first time.
+    fn set<T>(
+        &mut self,
+        first: bool,
+        slot: impl FnOnce(&mut Args) -> &mut Option<T>,
+        value: Option<T>,
+    ) {
+        if first {
+            *slot(self) = value;
         }
     }
 
@@ -392,7 +405,7 @@ fn skip_value(input: ParseStream<'_>) -> syn::Result<TokenStream> {
     })
 }
 
-fn unknown_key(ident: &Ident) -> syn::Error {
+fn unknown_key(ident: &Ident) -> (syn::Error, Option<&'static str>) {
     let given = ident.unraw().to_string();
     let list = KEYS
         .iter()
@@ -401,15 +414,18 @@ fn unknown_key(ident: &Ident) -> syn::Error {
         .join(", ");
     let suggestion = KEYS
         .iter()
-        .map(|k| (edit_distance(&given.to_lowercase(), k), k))
-        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+        .map(|&k| (edit_distance(&given.to_lowercase(), k), k))
+        .filter(|&(d, k)| d <= 2.max(k.len() / 4))
         .min()
-        .map(|(_, k)| format!("; did you mean `{k}`?"))
+        .map(|(_, k)| k);
+    let did_you_mean = suggestion
+        .map(|k| format!("; did you mean `{k}`?"))
         .unwrap_or_default();
-    syn::Error::new(
+    let error = syn::Error::new(
         ident.span(),
-        format!("unknown key `{given}`{suggestion}\nexpected one of: {list}"),
-    )
+        format!("unknown key `{given}`{did_you_mean}\nexpected one of: {list}"),
+    );
+    (error, suggestion)
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -475,20 +491,23 @@ mod tests {
             description = "d"
         ));
         let m = messages(&args);
-        assert_eq!(m.len(), 6, "{m:?}");
+        assert_eq!(m.len(), 7, "{m:?}");
         assert!(
             m[0].starts_with("unknown key `nmae`; did you mean `name`?"),
             "{m:?}"
         );
         assert!(m[1].contains("`name` expects a string literal"), "{m:?}");
         assert!(m[2].contains("duplicate key `name`"), "{m:?}");
-        assert!(m[3].contains("`priority` expects a number"), "{m:?}");
+        assert!(m[3].contains("duplicate key `name`"), "{m:?}");
+        assert!(m[4].contains("`priority` expects a number"), "{m:?}");
         assert!(
-            m[4].contains("`parallelism` expects a whole number"),
+            m[5].contains("`parallelism` expects a whole number"),
             "{m:?}"
         );
-        assert!(m[5].contains("`modrdn` is a flag"), "{m:?}");
-        assert_eq!(args.name.unwrap().value, "a");
+        assert!(m[6].contains("`modrdn` is a flag"), "{m:?}");
+        assert_eq!(args.suggested, ["name"]);
+        assert!(args.name.is_none());
+        assert!(args.seen.contains(&NAME));
         assert_eq!(args.description.unwrap().value, "d");
     }
 

@@ -105,22 +105,14 @@ fn check_config(
         _ => ModuleForm::Struct,
     };
     let required = [
-        (args::NAME, args.name.is_some(), "\"my_module\""),
-        (
-            args::DESCRIPTION,
-            args.description.is_some(),
-            "\"what the module does\"",
-        ),
-        (
-            args::LDAP_FILTER,
-            args.ldap_filter.is_some(),
-            "\"(objectClass=inetOrgPerson)\"",
-        ),
+        (args::NAME, "\"my_module\""),
+        (args::DESCRIPTION, "\"what the module does\""),
+        (args::LDAP_FILTER, "\"(objectClass=inetOrgPerson)\""),
     ];
-    let mut complete = true;
-    for (key, given, example) in required {
-        if !given {
-            complete = false;
+    let complete = args.name.is_some() && args.description.is_some() && args.ldap_filter.is_some();
+    for (key, example) in required {
+        // A key written with a bad value, or misspelled, was reported already.
+        if !args.seen.contains(&key) && !args.suggested.contains(&key) {
             errors.push(syn::Error::new(
                 Span::call_site(),
                 format!(
