@@ -1,5 +1,6 @@
 //! The command line (architecture.md): `main()` parses it and runs a subcommand.
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -26,7 +27,24 @@ enum Cmd {
 ///
 /// Refuses to run when two linked modules have the same name, naming both.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    main_from(std::env::args_os())
+}
+
+/// [`main`] with the given command line (the first item is the program name), for tests
+/// and for binaries that add their own arguments.
+pub fn main_from<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            // `--help` and `--version` are "errors" that print to stdout and succeed.
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+    };
     init_logging();
     let modules = registry::registered_modules();
     if let Err(e) = registry::check_unique_names(&modules) {

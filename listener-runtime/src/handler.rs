@@ -355,3 +355,77 @@ pub type ClassicHandler = fn(
     old: Option<&Entry>,
     command: Command,
 ) -> HandlerResult;
+
+#[cfg(test)]
+mod tests {
+    use std::task::{Context as TaskContext, Poll, Waker};
+
+    use super::*;
+
+    /// Drives a future that never waits on I/O (enough for these adapters).
+    fn block_on<F: Future>(future: F) -> F::Output {
+        let mut future = std::pin::pin!(future);
+        let mut cx = TaskContext::from_waker(Waker::noop());
+        loop {
+            if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+                return output;
+            }
+        }
+    }
+
+    #[derive(Default)]
+    struct Counter {
+        calls: Vec<&'static str>,
+    }
+
+    impl AsyncHandler for Counter {
+        async fn create(&mut self, _: &mut Context, _: &Dn, _: &Entry) -> HandlerResult {
+            self.calls.push("create");
+            Ok(())
+        }
+
+        async fn remove(&mut self, ctx: &mut Context, dn: &Dn, _: &Entry) -> HandlerResult {
+            self.calls.push("remove");
+            Err(HandlerError::msg(format!(
+                "{} cannot remove {dn}",
+                ctx.module_name()
+            )))
+        }
+    }
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    #[test]
+    fn erased_async_handler_forwards_every_call() {
+        let mut erased: Box<dyn ErasedAsyncHandler> = Box::new(Counter::default());
+        let mut ctx = Context::new("counter");
+        let dn = Dn::parse("uid=a,dc=example").expect("valid DN");
+        let entry = Entry::new(dn.clone());
+
+        let create = erased.create(&mut ctx, &dn, &entry);
+        assert_send(&create);
+        assert!(block_on(create).is_ok());
+        let err = block_on(erased.remove(&mut ctx, &dn, &entry)).unwrap_err();
+        assert_eq!(err.to_string(), "counter cannot remove uid=a,dc=example");
+        // Defaults: no-ops, and the error handler passes the error on.
+        assert!(block_on(erased.modify(&mut ctx, &dn, &entry, &entry, None)).is_ok());
+        assert!(block_on(erased.pre_run(&mut ctx)).is_ok());
+        let passed_on =
+            block_on(erased.error_handler(&mut ctx, &dn, None, Some(&entry), Command::Add, err));
+        assert!(passed_on.is_err());
+    }
+
+    #[test]
+    fn handler_defaults_do_nothing() {
+        struct Nothing;
+        impl Handler for Nothing {}
+        let mut module: Box<dyn Handler> = Box::new(Nothing);
+        let mut ctx = Context::new("nothing");
+        let dn = Dn::root();
+        let entry = Entry::new(dn.clone());
+        assert!(module.create(&mut ctx, &dn, &entry).is_ok());
+        assert!(module.initialize(&mut ctx).is_ok());
+        assert!(module.clean(&mut ctx).is_ok());
+        assert!(module.post_run(&mut ctx).is_ok());
+    }
+}

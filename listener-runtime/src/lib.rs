@@ -20,7 +20,7 @@ pub mod registry;
 pub use listener_core::{AttributeDescription, Command, Dn, Entry};
 pub use listener_macros::listener_module;
 
-pub use crate::cli::main;
+pub use crate::cli::{main, main_from};
 pub use crate::context::{Context, Logger};
 pub use crate::error::{HandlerError, HandlerResult};
 pub use crate::handler::{AsyncHandler, BoxFuture, ClassicHandler, ErasedAsyncHandler, Handler};
