@@ -110,13 +110,33 @@ fn check_config(
         (args::LDAP_FILTER, "\"(objectClass=inetOrgPerson)\""),
     ];
     let complete = args.name.is_some() && args.description.is_some() && args.ldap_filter.is_some();
-    for (key, example) in required {
-        // A key written with a bad value, or misspelled, was reported already.
-        if !args.seen.contains(&key) && !args.suggested.contains(&key) {
+    // A key written with a bad value, or misspelled, was reported already.
+    let missing: Vec<_> = required
+        .iter()
+        .filter(|(key, _)| !args.seen.contains(key) && !args.suggested.contains(key))
+        .collect();
+    // One message for all missing keys: forgetting them is one mistake.
+    match missing.as_slice() {
+        [] => {}
+        [(key, example)] => errors.push(syn::Error::new(
+            Span::call_site(),
+            format!(
+                "missing key `{key}`: every listener module needs one, e.g. `{key} = {example}`"
+            ),
+        )),
+        several => {
+            let keys: Vec<_> = several.iter().map(|(key, _)| format!("`{key}`")).collect();
+            let example: Vec<_> = several
+                .iter()
+                .map(|(key, example)| format!("{key} = {example}"))
+                .collect();
             errors.push(syn::Error::new(
                 Span::call_site(),
                 format!(
-                    "missing key `{key}`: every listener module needs one, e.g. `{key} = {example}`"
+                    "missing keys {}: every listener module needs them, \
+                     e.g. `#[listener_module({})]`",
+                    keys.join(", "),
+                    example.join(", ")
                 ),
             ));
         }
