@@ -32,7 +32,8 @@ use crate::error::{HandlerError, HandlerResult};
 #[diagnostic::on_unimplemented(
     message = "listener module `{Self}` does not implement `Handler`",
     label = "`#[listener_module]` needs `impl Handler for {Self}`",
-    note = "add `impl listener_runtime::Handler for {Self} {{ … }}` with the methods the module needs (create, modify, remove, …); every method has a default"
+    note = "add `impl listener_runtime::Handler for {Self} {{ … }}` with the methods the module needs (create, modify, remove, …); every method has a default",
+    note = "if `{Self}` implements `AsyncHandler`, add `run_asynchronously` to `#[listener_module(...)]`"
 )]
 pub trait Handler: Send + 'static {
     /// The object `dn` entered the module's view: it was added, moved into the filter, or
