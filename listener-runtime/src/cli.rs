@@ -19,7 +19,11 @@ struct Cli {
 enum Cmd {
     /// List the listener modules linked into this binary, in the order they are called:
     /// name, API, priority, workers, attributes, filter.
-    Modules,
+    Modules {
+        /// Print a JSON array of the modules' configurations instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs the command line: parses the arguments, sets up logging (`RUST_LOG`, default
@@ -52,7 +56,7 @@ where
         return ExitCode::FAILURE;
     }
     match cli.command {
-        Cmd::Modules => list_modules(&modules),
+        Cmd::Modules { json } => list_modules(&modules, json),
     }
 }
 
@@ -71,13 +75,66 @@ const NO_MODULES_HINT: &str = "no listener modules are registered in this binary
     are silently missing; add `use my_modules as _;` (your module crate's name) to the \
     binary's main.rs";
 
-fn list_modules(modules: &[&ModuleRegistration]) -> ExitCode {
+fn list_modules(modules: &[&ModuleRegistration], json: bool) -> ExitCode {
     if modules.is_empty() {
         eprintln!("{NO_MODULES_HINT}");
-        return ExitCode::SUCCESS;
     }
-    print!("{}", module_table(modules));
+    if json {
+        println!("{}", module_json(modules));
+    } else if !modules.is_empty() {
+        print!("{}", module_table(modules));
+    }
     ExitCode::SUCCESS
+}
+
+/// The `modules --json` listing: an array of objects, one per module, in call order.
+fn module_json(modules: &[&ModuleRegistration]) -> String {
+    let objects: Vec<String> = modules
+        .iter()
+        .map(|m| {
+            let attributes: Vec<String> = m.attributes.iter().map(|a| json_string(a)).collect();
+            let workers = m
+                .workers()
+                .map_or_else(|| "null".to_owned(), |n| n.to_string());
+            format!(
+                "{{\"name\":{},\"description\":{},\"api\":{},\"priority\":{:?},\
+                 \"workers\":{workers},\"handle_every_delete\":{},\"modrdn\":{},\
+                 \"attributes\":[{}],\"ldap_filter\":{},\"source\":{{\"item\":{},\
+                 \"file\":{},\"line\":{}}}}}",
+                json_string(m.name),
+                json_string(m.description),
+                json_string(m.kind.as_str()),
+                m.priority,
+                m.handle_every_delete,
+                m.modrdn,
+                attributes.join(","),
+                json_string(m.ldap_filter),
+                json_string(m.source.item),
+                json_string(m.source.file),
+                m.source.line,
+            )
+        })
+        .collect();
+    format!("[{}]", objects.join(","))
+}
+
+/// `text` as a JSON string literal.
+fn json_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// The `modules` listing: one aligned row per module, the filter last (it is the longest).
@@ -181,6 +238,28 @@ unique_name                     new    12.5      -        sn,givenName  (&(objec
 listener_module_template_async  async  50.0      4        (all)         (objectClass=inetOrgPerson)
 ";
         assert_eq!(table, expected);
+    }
+
+    #[test]
+    fn json_lists_every_field() {
+        let json = module_json(&[&SYNC, &ASYNC]);
+        assert!(json.starts_with(r#"[{"name":"unique_name","description":"d","api":"new","priority":12.5,"workers":null,"#), "{json}");
+        assert!(json.contains(r#""attributes":["sn","givenName"],"ldap_filter":"(&(objectClass=inetOrgPerson)(uid=example))""#), "{json}");
+        assert!(
+            json.contains(r#""api":"async","priority":50.0,"workers":4,"#),
+            "{json}"
+        );
+        assert!(
+            json.contains(r#""source":{"item":"x::A","file":"a.rs","line":1}}]"#),
+            "{json}"
+        );
+        assert_eq!(module_json(&[]), "[]");
+    }
+
+    #[test]
+    fn json_strings_are_escaped() {
+        assert_eq!(json_string(r#"(cn=a\2a"b)"#), r#""(cn=a\\2a\"b)""#);
+        assert_eq!(json_string("a\nb\u{1}"), r#""a\nb\u0001""#);
     }
 
     #[test]
