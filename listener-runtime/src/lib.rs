@@ -11,6 +11,8 @@
 //! }
 //! ```
 
+#![warn(missing_docs)]
+
 mod cli;
 pub mod context;
 pub mod error;
