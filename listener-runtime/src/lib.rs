@@ -1,3 +1,77 @@
-//! The runtime (placeholder: being written).
-pub use listener_core::{Command, Dn, Entry};
+//! The Univention Directory Listener runtime: the module API, the module registry and the
+//! command line.
+//!
+//! A module crate writes modules with [`listener_module`] (see [`prelude`]); a binary
+//! links them and hands over to [`main`]:
+//!
+//! ```no_run
+//! // use my_modules as _;   // link the module crate, or its modules are not registered
+//! fn main() -> std::process::ExitCode {
+//!     listener_runtime::main()
+//! }
+//! ```
+
+#![warn(missing_docs)]
+
+mod cli;
+pub mod context;
+pub mod error;
+pub mod handler;
 pub mod notifier;
+pub mod registry;
+
+pub use listener_core::{AttributeDescription, Command, Dn, Entry};
+pub use listener_macros::listener_module;
+
+pub use crate::cli::{main, main_from};
+pub use crate::context::{Context, Logger};
+pub use crate::error::{HandlerError, HandlerResult};
+pub use crate::handler::{AsyncHandler, BoxFuture, ClassicHandler, ErasedAsyncHandler, Handler};
+pub use crate::registry::{
+    ApiKind, DuplicateModuleName, ModuleInstance, ModuleRegistration, SourceLocation,
+    check_unique_names, registered_modules,
+};
+
+/// What a module crate needs: `use listener_runtime::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        AsyncHandler, ClassicHandler, Command, Context, Dn, Entry, Handler, HandlerError,
+        HandlerResult, listener_module,
+    };
+}
+
+/// Used by the code `#[listener_module]` generates; not a stable API.
+#[doc(hidden)]
+pub mod __private {
+    pub use inventory;
+
+    pub use crate::handler::{AsyncHandler, ClassicHandler, Handler};
+    pub use crate::registry::{ApiKind, ModuleInstance, ModuleRegistration, SourceLocation};
+
+    /// `Default`, with a message that says why a listener module needs it.
+    #[diagnostic::on_unimplemented(
+        message = "listener module `{Self}` does not implement `Default`",
+        label = "the runtime creates `{Self}` with `Default::default()`",
+        note = "add `#[derive(Default)]` to `{Self}`, or `impl Default for {Self}` to set it up"
+    )]
+    pub trait ModuleDefault: Sized {
+        /// `Default::default()`.
+        fn construct() -> Self;
+    }
+
+    impl<T: Default> ModuleDefault for T {
+        fn construct() -> T {
+            T::default()
+        }
+    }
+
+    /// The constructor of a new-API module.
+    pub fn new_sync<T: Handler + ModuleDefault>() -> ModuleInstance {
+        ModuleInstance::Sync(Box::new(T::construct()))
+    }
+
+    /// The constructor of an asynchronous module.
+    pub fn new_async<T: AsyncHandler + ModuleDefault>() -> ModuleInstance {
+        ModuleInstance::Async(Box::new(T::construct()))
+    }
+}

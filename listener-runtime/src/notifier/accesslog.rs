@@ -9,13 +9,21 @@ use listener_core::Command;
 /// The parts of one accesslog entry the notifier uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Write {
+    /// `reqType`: add, modify, delete or modrdn.
     pub req_type: String,
+    /// `reqDN`: the entry written, as slapd logged it.
     pub req_dn: String,
+    /// `reqNewRDN` of a modrdn.
     pub new_rdn: Option<String>,
+    /// `reqNewSuperior` of a move.
     pub new_superior: Option<String>,
+    /// `reqNewDN`, where the server logs it.
     pub new_dn: Option<String>,
+    /// `reqEntryUUID` (empty if not logged).
     pub entry_uuid: String,
+    /// The log entry's `entryCSN`, the change's CSN.
     pub csn: String,
+    /// `reqStart`, when the write began.
     pub req_start: String,
 }
 
@@ -23,9 +31,21 @@ pub struct Write {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AccesslogError {
     #[error("accesslog entry {dn} lacks {attribute}")]
-    Missing { dn: String, attribute: &'static str },
+    /// A required attribute is absent.
+    Missing {
+        /// The accesslog entry.
+        dn: String,
+        /// The attribute it lacks.
+        attribute: &'static str,
+    },
     #[error("accesslog entry {dn} has unknown reqType {req_type:?}")]
-    UnknownType { dn: String, req_type: String },
+    /// A reqType the notifier does not know.
+    UnknownType {
+        /// The accesslog entry.
+        dn: String,
+        /// Its reqType.
+        req_type: String,
+    },
 }
 
 /// Attributes the follower asks for.

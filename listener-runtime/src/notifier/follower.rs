@@ -26,11 +26,15 @@ const UNAVAILABLE_CRITICAL_EXTENSION: u32 = 12;
 /// How the follower reaches slapd.
 #[derive(Clone)]
 pub struct LdapSettings {
+    /// `ldap://`, `ldaps://` or `ldapi://` URI.
     pub uri: String,
+    /// The DN to bind as (needs read access to cn=accesslog).
     pub bind_dn: String,
     /// Never logged or shown.
     pub bind_password: String,
+    /// Upgrade an `ldap://` connection with StartTLS.
     pub starttls: bool,
+    /// Connect timeout.
     pub timeout: Duration,
 }
 
@@ -67,7 +71,9 @@ pub async fn connect(settings: &LdapSettings) -> Result<Ldap, NotifierError> {
 
 /// What the follower needs besides the connection.
 pub struct Follower {
+    /// The transaction log, shared with the server.
     pub log: Arc<RwLock<Translog>>,
+    /// Where durable IDs are published.
     pub last_id: watch::Sender<u64>,
     /// Most writes committed in one group.
     pub max_group: usize,

@@ -31,12 +31,16 @@ pub enum NotifierError {
     #[error("{0}")]
     Ldap(String),
     #[error(transparent)]
+    /// The transaction log cannot be used.
     Translog(#[from] translog::TranslogError),
     #[error(transparent)]
+    /// slapd sent a sync message that does not decode.
     Decode(#[from] syncrepl::DecodeError),
     #[error(transparent)]
+    /// An accesslog entry cannot be turned into transactions.
     Accesslog(#[from] accesslog::AccesslogError),
     #[error("{0}")]
+    /// A file in the data directory is damaged or unreadable.
     Data(String),
     #[error(
         "the accesslog no longer holds the last change this notifier logged (transaction \
@@ -46,9 +50,13 @@ pub enum NotifierError {
          directory aside, start the notifier again (it starts a new ID space) and \
          re-initialize the listeners"
     )]
+    /// Changes were purged from the accesslog before they were numbered.
     Purged {
+        /// The last transaction this notifier logged.
         last_id: u64,
+        /// The CSN the notifier had reached.
         csn: String,
+        /// The newest CSN of the directory.
         newest: String,
     },
     #[error(
@@ -56,19 +64,25 @@ pub enum NotifierError {
          resume from the cookie in the data directory. To recover: move the data directory \
          aside, start the notifier again and re-initialize the listeners"
     )]
+    /// slapd cannot resume from our cookie.
     RefreshRequired,
     #[error(
         "slapd does not offer RFC 4533 sync on cn=accesslog: add the syncprov overlay to the \
          accesslog database (see the README)"
     )]
+    /// The accesslog database lacks the syncprov overlay.
     NoSyncprov,
     #[error("cannot listen on {addr}: {source}")]
+    /// The protocol port cannot be opened.
     Listen {
+        /// The address asked for.
         addr: SocketAddr,
         #[source]
+        /// Why.
         source: std::io::Error,
     },
     #[error("an internal lock was poisoned by a panic")]
+    /// A panic elsewhere left shared state unusable.
     Poisoned,
 }
 
@@ -82,19 +96,25 @@ impl NotifierError {
 /// Everything `notifier` runs with.
 #[derive(Debug, Clone)]
 pub struct NotifierConfig {
+    /// How to reach slapd.
     pub ldap: LdapSettings,
+    /// Where the transaction log and the schema ID live.
     pub data_dir: PathBuf,
+    /// The protocol's address (UCS: port 6669).
     pub listen: SocketAddr,
+    /// Protocol server limits.
     pub server: ServerConfig,
     /// How often `cn=Subschema` is checked for changes.
     pub schema_interval: Duration,
     /// On the very first start, number what the accesslog already holds instead of
     /// starting at its end.
     pub replay_existing: bool,
+    /// Most accesslog entries committed in one group (one fsync).
     pub max_group: usize,
 }
 
 impl NotifierConfig {
+    /// The defaults: 127.0.0.1:6669, schema checked every minute, a new log starting at the accesslog's end.
     pub fn new(ldap: LdapSettings, data_dir: PathBuf) -> NotifierConfig {
         NotifierConfig {
             ldap,

@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 pub const MAX_LINE: usize = 8 * 1024;
 /// The protocol versions we speak.
 pub const MIN_VERSION: u32 = 2;
+/// The newest protocol version we speak.
 pub const MAX_VERSION: u32 = 3;
 /// Our batch capability: `GET_DNS <from> <max>` answers up to `max` lines `<id> <dn>
 /// <cmd>` from `from` on, as soon as at least one exists. Offered only to clients that
@@ -20,24 +21,35 @@ pub const CAP_GET_DNS: &str = "GET_DNS";
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProtocolError {
     #[error("line longer than {MAX_LINE} bytes")]
+    /// A line exceeds [`MAX_LINE`].
     LineTooLong,
     #[error("line is not UTF-8")]
+    /// A line is not UTF-8.
     NotUtf8,
     #[error("handshake without a `Version:` line: {0:?}")]
+    /// The handshake lacks `Version:`.
     NoVersion(String),
     #[error("request does not start with `MSGID: <n>`: {0:?}")]
+    /// A request lacks `MSGID:`.
     NoMsgid(String),
     #[error("not a number: {0:?}")]
+    /// A number does not parse.
     BadNumber(String),
     #[error("unknown request {0:?}")]
+    /// A command we do not know (or did not offer).
     UnknownRequest(String),
     #[error("request {command} needs {expected}, got {got:?}")]
+    /// A command with the wrong arguments.
     BadArgument {
+        /// The command.
         command: &'static str,
+        /// What it takes.
         expected: &'static str,
+        /// What it got.
         got: String,
     },
     #[error("message has {0} lines; a request is `MSGID: <n>` and one command line")]
+    /// A message that is not two lines.
     BadShape(usize),
 }
 
@@ -91,11 +103,14 @@ impl Framer {
 /// A client's handshake: the protocol version it speaks and the capabilities it asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Handshake {
+    /// The protocol version.
     pub version: u32,
+    /// Capabilities asked for (client) or granted (server).
     pub capabilities: Vec<String>,
 }
 
 impl Handshake {
+    /// Reads a handshake message.
     pub fn parse(lines: &[String]) -> Result<Handshake, ProtocolError> {
         let mut version = None;
         let mut capabilities = Vec::new();
@@ -141,8 +156,11 @@ fn number(text: &str) -> Result<u64, ProtocolError> {
 /// One request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Request {
+    /// The current last transaction ID.
     GetId,
+    /// The current schema ID.
     GetSchemaId,
+    /// Keepalive; answered `OKAY`.
     Alive,
     /// Protocol 2: the transaction `<id>` as `<id> <dn> <cmd>`, once it exists.
     GetDn(u64),
@@ -150,7 +168,9 @@ pub enum Request {
     WaitId(u64),
     /// Our capability: up to `max` transactions from `from` on, once `from` exists.
     GetDns {
+        /// The first ID wanted.
         from: u64,
+        /// At most this many.
         max: u64,
     },
 }
@@ -169,11 +189,14 @@ impl Request {
 /// A request with its message ID.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Message {
+    /// The client's message ID, echoed in the reply.
     pub msgid: u64,
+    /// What is asked.
     pub request: Request,
 }
 
 impl Message {
+    /// Reads a request message.
     pub fn parse(lines: &[String]) -> Result<Message, ProtocolError> {
         let [first, command] = lines else {
             return Err(ProtocolError::BadShape(lines.len()));

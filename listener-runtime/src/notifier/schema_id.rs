@@ -49,6 +49,7 @@ impl SchemaId {
         })
     }
 
+    /// The current schema ID.
     pub fn id(&self) -> u64 {
         self.id
     }

@@ -21,6 +21,7 @@ use super::translog::Translog;
 pub struct ServerConfig {
     /// Clients below this protocol version are refused (closed).
     pub min_version: u32,
+    /// Connections beyond this are closed at once.
     pub max_connections: usize,
     /// Blocking requests one connection may have outstanding.
     pub max_pending: usize,
@@ -46,8 +47,11 @@ impl Default for ServerConfig {
 /// What the server publishes: IDs only ever move forward, and only after they are durable.
 #[derive(Clone)]
 pub struct Published {
+    /// The last durable transaction ID.
     pub last_id: watch::Receiver<u64>,
+    /// The schema ID.
     pub schema_id: watch::Receiver<u64>,
+    /// The transaction log, for `GET_DN`/`GET_DNS`.
     pub log: Arc<RwLock<Translog>>,
 }
 

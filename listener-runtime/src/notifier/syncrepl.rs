@@ -3,7 +3,9 @@
 
 use ldap3::asn1::{PL, StructureTag, TagClass, parse_tag};
 
+/// The Sync State control's OID.
 pub const SYNC_STATE_OID: &str = "1.3.6.1.4.1.4203.1.9.1.2";
+/// The Sync Done control's OID.
 pub const SYNC_DONE_OID: &str = "1.3.6.1.4.1.4203.1.9.1.3";
 const SYNC_INFO_OID: &[u8] = b"1.3.6.1.4.1.4203.1.9.1.4";
 const ENUMERATED: u64 = 10;
@@ -22,17 +24,24 @@ fn bad(what: &str) -> DecodeError {
 /// The Sync State control's state of an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EntryState {
+    /// Unchanged since the cookie.
     Present,
+    /// New since the cookie.
     Add,
+    /// Changed since the cookie.
     Modify,
+    /// Gone since the cookie.
     Delete,
 }
 
 /// The Sync State control sent with each entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncState {
+    /// What happened to the entry.
     pub state: EntryState,
+    /// The entry's entryUUID, 16 bytes.
     pub entry_uuid: Vec<u8>,
+    /// The cookie, if sent.
     pub cookie: Option<Vec<u8>>,
 }
 
@@ -65,7 +74,9 @@ impl SyncState {
 /// The Sync Done control of a refreshOnly search's final result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncDone {
+    /// The cookie, if sent.
     pub cookie: Option<Vec<u8>>,
+    /// Whether the refresh used delete (not present) semantics.
     pub refresh_deletes: bool,
 }
 
@@ -93,17 +104,27 @@ impl SyncDone {
 /// The Sync Info intermediate message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SyncInfo {
+    /// Just a new cookie.
     NewCookie(Vec<u8>),
+    /// The refresh's delete phase (or its end).
     RefreshDelete {
+        /// The cookie, if sent.
         cookie: Option<Vec<u8>>,
+        /// Whether the refresh phase is over.
         refresh_done: bool,
     },
+    /// The refresh's present phase (or its end).
     RefreshPresent {
+        /// The cookie, if sent.
         cookie: Option<Vec<u8>>,
+        /// Whether the refresh phase is over.
         refresh_done: bool,
     },
+    /// A set of entryUUIDs (present or deleted).
     SyncIdSet {
+        /// The cookie, if sent.
         cookie: Option<Vec<u8>>,
+        /// Whether the UUIDs are deletes.
         refresh_deletes: bool,
     },
 }

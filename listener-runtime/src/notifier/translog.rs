@@ -33,9 +33,11 @@ const KIND_COMMIT: u8 = 2;
 /// One transaction: a write in the directory as listeners see it (semantics §2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transaction {
+    /// The transaction ID (consecutive from 1).
     pub id: u64,
     /// The DN as the client spelled it.
     pub dn: String,
+    /// `a`, `m`, `d` or `r`.
     pub command: Command,
     /// The object's entryUUID (empty when the accesslog did not record one).
     pub entry_uuid: String,
@@ -56,22 +58,39 @@ impl Transaction {
 #[derive(Debug, thiserror::Error)]
 pub enum TranslogError {
     #[error("{path}: {source}")]
+    /// Reading or writing a file failed.
     Io {
+        /// The file.
         path: PathBuf,
         #[source]
+        /// The error.
         source: io::Error,
     },
     #[error(
         "{path} is in use by another notifier (its lock is held); stop that notifier or \
          choose another --data-dir"
     )]
-    Locked { path: PathBuf },
-    #[error("transaction {got} cannot follow {last}: IDs must be consecutive")]
-    NotConsecutive { last: u64, got: u64 },
-    #[error("{path}: record at byte {offset} is damaged ({reason}) and is followed by valid data")]
-    Corrupt {
+    /// Another notifier holds the directory.
+    Locked {
+        /// The data directory.
         path: PathBuf,
+    },
+    #[error("transaction {got} cannot follow {last}: IDs must be consecutive")]
+    /// An append that does not continue the IDs.
+    NotConsecutive {
+        /// The log's last ID.
+        last: u64,
+        /// The ID offered.
+        got: u64,
+    },
+    #[error("{path}: record at byte {offset} is damaged ({reason}) and is followed by valid data")]
+    /// A damaged record with valid data after it (not a torn tail).
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// Where the record starts.
         offset: u64,
+        /// What is wrong with it.
         reason: String,
     },
 }
@@ -428,9 +447,13 @@ impl Translog {
 /// A full consistency check of a log directory (without taking its lock).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct CheckReport {
+    /// The first ID found.
     pub first_id: u64,
+    /// The last ID found.
     pub last_id: u64,
+    /// Transaction records read.
     pub transactions: u64,
+    /// Commit records read.
     pub commits: u64,
     /// Problems found, each with its byte offset; empty when the log is sound.
     pub problems: Vec<String>,

@@ -1,0 +1,14 @@
+use listener_runtime::prelude::*;
+
+#[listener_module(
+    name = "module",
+    description = "a module",
+    ldap_filter = "(objectClass=inetOrgPerson)",
+    attributes = ["sn", "given name"],
+)]
+#[derive(Default)]
+pub struct Module;
+
+impl Handler for Module {}
+
+fn main() {}

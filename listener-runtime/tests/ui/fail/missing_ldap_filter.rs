@@ -1,0 +1,12 @@
+use listener_runtime::prelude::*;
+
+#[listener_module(
+    name = "module",
+    description = "a module",
+)]
+#[derive(Default)]
+pub struct Module;
+
+impl Handler for Module {}
+
+fn main() {}

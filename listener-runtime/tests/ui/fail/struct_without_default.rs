@@ -1,0 +1,12 @@
+use listener_runtime::prelude::*;
+
+#[listener_module(
+    name = "module",
+    description = "a module",
+    ldap_filter = "(objectClass=inetOrgPerson)",
+)]
+pub struct Module;
+
+impl Handler for Module {}
+
+fn main() {}
