@@ -30,16 +30,16 @@ pub struct Write {
 /// An accesslog entry the notifier cannot turn into transactions.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AccesslogError {
-    #[error("accesslog entry {dn} lacks {attribute}")]
     /// A required attribute is absent.
+    #[error("accesslog entry {dn} lacks {attribute}")]
     Missing {
         /// The accesslog entry.
         dn: String,
         /// The attribute it lacks.
         attribute: &'static str,
     },
-    #[error("accesslog entry {dn} has unknown reqType {req_type:?}")]
     /// A reqType the notifier does not know.
+    #[error("accesslog entry {dn} has unknown reqType {req_type:?}")]
     UnknownType {
         /// The accesslog entry.
         dn: String,

@@ -30,18 +30,19 @@ pub enum NotifierError {
     /// Connection trouble with slapd: retried with backoff.
     #[error("{0}")]
     Ldap(String),
-    #[error(transparent)]
     /// The transaction log cannot be used.
+    #[error(transparent)]
     Translog(#[from] translog::TranslogError),
-    #[error(transparent)]
     /// slapd sent a sync message that does not decode.
-    Decode(#[from] syncrepl::DecodeError),
     #[error(transparent)]
+    Decode(#[from] syncrepl::DecodeError),
     /// An accesslog entry cannot be turned into transactions.
+    #[error(transparent)]
     Accesslog(#[from] accesslog::AccesslogError),
-    #[error("{0}")]
     /// A file in the data directory is damaged or unreadable.
+    #[error("{0}")]
     Data(String),
+    /// Changes were purged from the accesslog before they were numbered.
     #[error(
         "the accesslog no longer holds the last change this notifier logged (transaction \
          {last_id}, CSN {csn}) and the directory has changed since (newest CSN {newest}): \
@@ -50,7 +51,6 @@ pub enum NotifierError {
          directory aside, start the notifier again (it starts a new ID space) and \
          re-initialize the listeners"
     )]
-    /// Changes were purged from the accesslog before they were numbered.
     Purged {
         /// The last transaction this notifier logged.
         last_id: u64,
@@ -59,30 +59,30 @@ pub enum NotifierError {
         /// The newest CSN of the directory.
         newest: String,
     },
+    /// slapd cannot resume from our cookie.
     #[error(
         "slapd demands a full refresh of cn=accesslog (e-syncRefreshRequired): it cannot \
          resume from the cookie in the data directory. To recover: move the data directory \
          aside, start the notifier again and re-initialize the listeners"
     )]
-    /// slapd cannot resume from our cookie.
     RefreshRequired,
+    /// The accesslog database lacks the syncprov overlay.
     #[error(
         "slapd does not offer RFC 4533 sync on cn=accesslog: add the syncprov overlay to the \
          accesslog database (see the README)"
     )]
-    /// The accesslog database lacks the syncprov overlay.
     NoSyncprov,
-    #[error("cannot listen on {addr}: {source}")]
     /// The protocol port cannot be opened.
+    #[error("cannot listen on {addr}: {source}")]
     Listen {
         /// The address asked for.
         addr: SocketAddr,
-        #[source]
         /// Why.
+        #[source]
         source: std::io::Error,
     },
-    #[error("an internal lock was poisoned by a panic")]
     /// A panic elsewhere left shared state unusable.
+    #[error("an internal lock was poisoned by a panic")]
     Poisoned,
 }
 

@@ -20,26 +20,26 @@ pub const CAP_GET_DNS: &str = "GET_DNS";
 /// What is wrong with what a client sent; the connection is closed with a log line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProtocolError {
-    #[error("line longer than {MAX_LINE} bytes")]
     /// A line exceeds [`MAX_LINE`].
+    #[error("line longer than {MAX_LINE} bytes")]
     LineTooLong,
-    #[error("line is not UTF-8")]
     /// A line is not UTF-8.
+    #[error("line is not UTF-8")]
     NotUtf8,
-    #[error("handshake without a `Version:` line: {0:?}")]
     /// The handshake lacks `Version:`.
+    #[error("handshake without a `Version:` line: {0:?}")]
     NoVersion(String),
-    #[error("request does not start with `MSGID: <n>`: {0:?}")]
     /// A request lacks `MSGID:`.
+    #[error("request does not start with `MSGID: <n>`: {0:?}")]
     NoMsgid(String),
-    #[error("not a number: {0:?}")]
     /// A number does not parse.
+    #[error("not a number: {0:?}")]
     BadNumber(String),
-    #[error("unknown request {0:?}")]
     /// A command we do not know (or did not offer).
+    #[error("unknown request {0:?}")]
     UnknownRequest(String),
-    #[error("request {command} needs {expected}, got {got:?}")]
     /// A command with the wrong arguments.
+    #[error("request {command} needs {expected}, got {got:?}")]
     BadArgument {
         /// The command.
         command: &'static str,
@@ -48,8 +48,8 @@ pub enum ProtocolError {
         /// What it got.
         got: String,
     },
-    #[error("message has {0} lines; a request is `MSGID: <n>` and one command line")]
     /// A message that is not two lines.
+    #[error("message has {0} lines; a request is `MSGID: <n>` and one command line")]
     BadShape(usize),
 }
 

@@ -57,34 +57,40 @@ impl Transaction {
 /// What can go wrong with the transaction log.
 #[derive(Debug, thiserror::Error)]
 pub enum TranslogError {
-    #[error("{path}: {source}")]
     /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
     Io {
         /// The file.
         path: PathBuf,
-        #[source]
         /// The error.
+        #[source]
         source: io::Error,
     },
+    /// Another notifier holds the directory.
     #[error(
         "{path} is in use by another notifier (its lock is held); stop that notifier or \
          choose another --data-dir"
     )]
-    /// Another notifier holds the directory.
     Locked {
         /// The data directory.
         path: PathBuf,
     },
-    #[error("transaction {got} cannot follow {last}: IDs must be consecutive")]
     /// An append that does not continue the IDs.
+    #[error("transaction {got} cannot follow {last}: IDs must be consecutive")]
     NotConsecutive {
         /// The log's last ID.
         last: u64,
         /// The ID offered.
         got: u64,
     },
-    #[error("{path}: record at byte {offset} is damaged ({reason}) and is followed by valid data")]
+    /// A change to a log opened read-only.
+    #[error("{path}: the transaction log was opened read-only")]
+    ReadOnly {
+        /// The data directory.
+        path: PathBuf,
+    },
     /// A damaged record with valid data after it (not a torn tail).
+    #[error("{path}: record at byte {offset} is damaged ({reason}) and is followed by valid data")]
     Corrupt {
         /// The file.
         path: PathBuf,
@@ -107,7 +113,13 @@ pub struct Translog {
     first_id: u64,
     last_id: u64,
     cookie: Option<Vec<u8>>,
-    _lock: File,
+    /// Index entries on disk that are in use (IDs `first_id..first_id + indexed`).
+    indexed: u64,
+    /// Offsets of the IDs after those, kept in memory by a read-only log (a writable one
+    /// writes them to the index on open).
+    unindexed: Vec<u64>,
+    /// `None` for a read-only view, which never changes the files.
+    lock: Option<File>,
 }
 
 /// A decoded record.
@@ -140,6 +152,27 @@ impl Translog {
         }
         let data = open_rw(&dir.join(DATA_FILE))?;
         let index = open_rw(&dir.join(INDEX_FILE))?;
+        Translog::recovered(dir, data, index, Some(lock))
+    }
+
+    /// Opens the log for reading only, beside a running notifier: no lock, no change to
+    /// the files; it sees what was committed when it was opened.
+    pub fn open_read_only(dir: &Path) -> Result<Translog> {
+        let data_path = dir.join(DATA_FILE);
+        let data = File::open(&data_path).map_err(io_at(&data_path))?;
+        let index_path = dir.join(INDEX_FILE);
+        // A missing index is rebuilt in memory.
+        let index = match File::open(&index_path) {
+            Ok(index) => index,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                File::open("/dev/null").map_err(io_at(Path::new("/dev/null")))?
+            }
+            Err(e) => return Err(io_at(&index_path)(e)),
+        };
+        Translog::recovered(dir, data, index, None)
+    }
+
+    fn recovered(dir: &Path, data: File, index: File, lock: Option<File>) -> Result<Translog> {
         let mut log = Translog {
             dir: dir.to_owned(),
             data,
@@ -148,10 +181,21 @@ impl Translog {
             first_id: 0,
             last_id: 0,
             cookie: None,
-            _lock: lock,
+            indexed: 0,
+            unindexed: Vec::new(),
+            lock,
         };
         log.recover()?;
         Ok(log)
+    }
+
+    fn writable(&self) -> Result<()> {
+        match self.lock {
+            Some(_) => Ok(()),
+            None => Err(TranslogError::ReadOnly {
+                path: self.dir.clone(),
+            }),
+        }
     }
 
     /// The highest ID in the log (0 when empty).
@@ -172,6 +216,7 @@ impl Translog {
     /// Appends transactions (IDs must continue the log) and the cookie that covers them,
     /// durably: when this returns, a crash cannot lose them.
     pub fn append(&mut self, transactions: &[Transaction], cookie: Option<&[u8]>) -> Result<()> {
+        self.writable()?;
         let mut expected = self.last_id + 1;
         let mut buf = Vec::new();
         let mut offsets = Vec::with_capacity(transactions.len() * 8);
@@ -214,6 +259,7 @@ impl Translog {
             .and_then(|()| self.index.sync_data())
             .map_err(io_at(&index_path))?;
         self.data_len += buf.len() as u64;
+        self.indexed += transactions.len() as u64;
         self.last_id = expected - 1;
         self.cookie = cookie;
         Ok(())
@@ -224,12 +270,18 @@ impl Translog {
         if self.first_id == 0 || id < self.first_id || id > self.last_id {
             return Ok(None);
         }
-        let mut raw = [0u8; 8];
-        let index_path = self.dir.join(INDEX_FILE);
-        self.index
-            .read_exact_at(&mut raw, self.index_offset(id))
-            .map_err(io_at(&index_path))?;
-        let offset = u64::from_le_bytes(raw);
+        let k = id - self.first_id;
+        let offset = match k.checked_sub(self.indexed) {
+            Some(i) => self.unindexed.get(i as usize).copied().unwrap_or(u64::MAX),
+            None => {
+                let mut raw = [0u8; 8];
+                let index_path = self.dir.join(INDEX_FILE);
+                self.index
+                    .read_exact_at(&mut raw, self.index_offset(id))
+                    .map_err(io_at(&index_path))?;
+                u64::from_le_bytes(raw)
+            }
+        };
         match read_record(&self.data, offset, self.data_len) {
             Ok((Record::Transaction(t), _)) if t.id == id => Ok(Some(t)),
             Ok(_) => Err(self.corrupt(offset, format!("index entry for {id} points elsewhere"))),
@@ -272,6 +324,7 @@ impl Translog {
     /// the cookie; returns how many were removed. The rewrite goes to new files renamed
     /// into place, so a crash leaves either log whole.
     pub fn prune_before(&mut self, id: u64) -> Result<u64> {
+        self.writable()?;
         if self.first_id == 0 || id <= self.first_id {
             return Ok(0);
         }
@@ -301,6 +354,7 @@ impl Translog {
         self.index = open_rw(&index_path)?;
         self.data_len = buf.len() as u64;
         self.first_id = new_first;
+        self.indexed = offsets.len() as u64 / 8;
         Ok(removed)
     }
 
@@ -368,6 +422,23 @@ impl Translog {
             }
         }
         let (end, last_id, indexed, cookie) = committed;
+        offsets.truncate(indexed);
+        if last_id == 0 {
+            first_id = 0;
+        }
+        self.first_id = first_id;
+        self.last_id = last_id;
+        // A trusted index ends at a commit record, which the scan reads first.
+        self.cookie = cookie.flatten();
+        if self.lock.is_none() {
+            self.data_len = end;
+            self.indexed = if first_id == 0 { 0 } else { trusted };
+            self.unindexed = offsets
+                .chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
+                .collect();
+            return Ok(());
+        }
         if end < file_len {
             // A torn tail, or whole records of an append that crashed before its commit
             // record: never acknowledged, so cut them; the accesslog replays them.
@@ -381,12 +452,6 @@ impl Translog {
             self.data.sync_data().map_err(io_at(&data_path))?;
             self.data_len = end;
         }
-        offsets.truncate(indexed);
-        if last_id == 0 {
-            first_id = 0;
-        }
-        self.first_id = first_id;
-        self.last_id = last_id;
         let index_len = INDEX_HEADER + if first_id == 0 { 0 } else { trusted * 8 };
         self.index.set_len(index_len).map_err(io_at(&index_path))?;
         self.write_index_header()?;
@@ -394,8 +459,7 @@ impl Translog {
             .write_all_at(&offsets, index_len)
             .and_then(|()| self.index.sync_data())
             .map_err(io_at(&index_path))?;
-        // A trusted index ends at a commit record, which the scan reads first.
-        self.cookie = cookie.flatten();
+        self.indexed = (index_len - INDEX_HEADER) / 8 + offsets.len() as u64 / 8;
         Ok(())
     }
 

@@ -215,3 +215,45 @@ fn a_log_that_starts_with_a_cookie_only_commit() {
     assert_eq!(log.get(2).unwrap(), Some(txn(2)));
     assert_eq!(log.cookie(), Some(&b"c2"[..]));
 }
+
+#[test]
+fn a_read_only_view_beside_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Translog::open(dir.path()).unwrap();
+    log.append(&txns(1..=3), Some(b"c3")).unwrap();
+    let view = Translog::open_read_only(dir.path()).unwrap();
+    assert_eq!(view.last_id(), 3);
+    assert_eq!(view.get(2).unwrap(), Some(txn(2)));
+    log.append(&txns(4..=5), Some(b"c5")).unwrap();
+    // A snapshot: what was committed when it was opened.
+    assert_eq!(view.last_id(), 3);
+    let mut view = Translog::open_read_only(dir.path()).unwrap();
+    assert_eq!(view.get(5).unwrap(), Some(txn(5)));
+    assert!(matches!(
+        view.append(&txns(6..=6), None),
+        Err(TranslogError::ReadOnly { .. })
+    ));
+    assert!(matches!(
+        view.prune_before(3),
+        Err(TranslogError::ReadOnly { .. })
+    ));
+}
+
+#[test]
+fn a_read_only_view_of_an_unfinished_append_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Translog::open(dir.path()).unwrap();
+    log.append(&txns(1..=2), Some(b"c2")).unwrap();
+    drop(log);
+    let data_path = dir.path().join(DATA_FILE);
+    let mut data = std::fs::read(&data_path).unwrap();
+    data.extend_from_slice(&[7, 0, 0, 0, 1, 2]);
+    std::fs::write(&data_path, &data).unwrap();
+    std::fs::remove_file(dir.path().join(INDEX_FILE)).unwrap();
+
+    let view = Translog::open_read_only(dir.path()).unwrap();
+    assert_eq!(view.last_id(), 2);
+    assert_eq!(view.get(1).unwrap(), Some(txn(1)));
+    assert_eq!(std::fs::read(&data_path).unwrap(), data, "files untouched");
+    assert!(!dir.path().join(INDEX_FILE).exists());
+}
