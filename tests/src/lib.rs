@@ -10,6 +10,7 @@
 //! println!("{} as {}", slapd.url(), slapd.root_dn());
 //! ```
 
+pub mod daemon;
 mod memcached;
 mod process;
 mod slapd;

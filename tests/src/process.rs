@@ -17,9 +17,17 @@ pub(crate) struct Guard {
 impl Guard {
     /// Spawns `cmd` with stdout/stderr captured and a parent-death signal.
     pub(crate) fn spawn(cmd: &mut Command, program: &'static str) -> Result<Guard, HarnessError> {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        Guard::spawn_with(cmd, program, Stdio::piped(), Stdio::piped())
+    }
+
+    /// Like [`Guard::spawn`], with stdout and stderr going where they say.
+    pub(crate) fn spawn_with(
+        cmd: &mut Command,
+        program: &'static str,
+        stdout: Stdio,
+        stderr: Stdio,
+    ) -> Result<Guard, HarnessError> {
+        cmd.stdin(Stdio::null()).stdout(stdout).stderr(stderr);
         // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
         unsafe {
             cmd.pre_exec(|| {
@@ -57,6 +65,18 @@ impl Guard {
             }
             Err(e) => Some(e.to_string()),
         }
+    }
+
+    /// Sends `signal` and waits for the child to exit; its exit status.
+    pub(crate) fn signal_and_wait(&mut self, signal: i32) -> Option<std::process::ExitStatus> {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return Some(status);
+        }
+        // SAFETY: plain kill(2) on our own child's pid, which is not yet reaped.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, signal);
+        }
+        self.child.wait().ok()
     }
 
     /// Kills the child with `signal` and reaps it.

@@ -1,81 +1,15 @@
-//! The command line (architecture.md): `main()` parses it and runs a subcommand.
+//! `modules`: the listener modules linked into the binary, in call order.
 
-use std::ffi::OsString;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-
-use crate::registry::{self, ModuleRegistration};
-
-/// Univention Directory Listener/Notifier.
-#[derive(Debug, Parser)]
-#[command(version, about = "Univention Directory Listener and Notifier")]
-struct Cli {
-    #[command(subcommand)]
-    command: Cmd,
-}
-
-#[derive(Debug, Subcommand)]
-enum Cmd {
-    /// List the listener modules linked into this binary, in the order they are called:
-    /// name, API, priority, workers, attributes, filter.
-    Modules {
-        /// Print a JSON array of the modules' configurations instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-/// Runs the command line: parses the arguments, sets up logging (`RUST_LOG`, default
-/// `info`, on stderr) and runs the subcommand.
-///
-/// Refuses to run when two linked modules have the same name, naming both.
-pub fn main() -> ExitCode {
-    main_from(std::env::args_os())
-}
-
-/// [`main`] with the given command line (the first item is the program name), for tests
-/// and for binaries that add their own arguments.
-pub fn main_from<I, T>(args: I) -> ExitCode
-where
-    I: IntoIterator<Item = T>,
-    T: Into<OsString> + Clone,
-{
-    let cli = match Cli::try_parse_from(args) {
-        Ok(cli) => cli,
-        Err(e) => {
-            // `--help` and `--version` are "errors" that print to stdout and succeed.
-            let _ = e.print();
-            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
-        }
-    };
-    init_logging();
-    let modules = registry::registered_modules();
-    if let Err(e) = registry::check_unique_names(&modules) {
-        eprintln!("error: {e}");
-        return ExitCode::FAILURE;
-    }
-    match cli.command {
-        Cmd::Modules { json } => list_modules(&modules, json),
-    }
-}
-
-fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    // A second initialization (e.g. a test calling main twice) keeps the first subscriber.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
+use crate::registry::ModuleRegistration;
 
 const NO_MODULES_HINT: &str = "no listener modules are registered in this binary.\n\
     hint: a module crate that the binary never refers to is not linked, and its modules \
     are silently missing; add `use my_modules as _;` (your module crate's name) to the \
     binary's main.rs";
 
-fn list_modules(modules: &[&ModuleRegistration], json: bool) -> ExitCode {
+pub(super) fn list_modules(modules: &[&ModuleRegistration], json: bool) -> ExitCode {
     if modules.is_empty() {
         eprintln!("{NO_MODULES_HINT}");
     }
@@ -260,11 +194,5 @@ listener_module_template_async  async  50.0      4        (all)         (objectC
     fn json_strings_are_escaped() {
         assert_eq!(json_string(r#"(cn=a\2a"b)"#), r#""(cn=a\\2a\"b)""#);
         assert_eq!(json_string("a\nb\u{1}"), r#""a\nb\u0001""#);
-    }
-
-    #[test]
-    fn cli_parses() {
-        use clap::CommandFactory;
-        Cli::command().debug_assert();
     }
 }

@@ -1,0 +1,95 @@
+//! The command line (architecture.md): `main()` parses it and runs a subcommand.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::registry;
+
+mod modules;
+mod notifier;
+
+/// Univention Directory Listener/Notifier.
+#[derive(Debug, Parser)]
+#[command(version, about = "Univention Directory Listener and Notifier")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// List the listener modules linked into this binary, in the order they are called:
+    /// name, API, priority, workers, attributes, filter.
+    Modules {
+        /// Print a JSON array of the modules' configurations instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Follow slapd's accesslog, number every write as a transaction and serve them over
+    /// the UCS notifier protocol.
+    Notifier(notifier::NotifierArgs),
+    /// Inspect, check and prune the notifier's transaction log.
+    Translog(notifier::TranslogArgs),
+    /// Print the notifier's current transaction ID (like UCS's `get_notifier_id`).
+    NotifierId(notifier::NotifierIdArgs),
+}
+
+/// Runs the command line: parses the arguments, sets up logging (`RUST_LOG`, default
+/// `info`, on stderr) and runs the subcommand.
+///
+/// Refuses to run when two linked modules have the same name, naming both.
+pub fn main() -> ExitCode {
+    main_from(std::env::args_os())
+}
+
+/// [`main`] with the given command line (the first item is the program name), for tests
+/// and for binaries that add their own arguments.
+pub fn main_from<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            // `--help` and `--version` are "errors" that print to stdout and succeed.
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+    };
+    init_logging();
+    let modules = registry::registered_modules();
+    if let Err(e) = registry::check_unique_names(&modules) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
+    match cli.command {
+        Cmd::Modules { json } => modules::list_modules(&modules, json),
+        Cmd::Notifier(args) => notifier::run_notifier(args),
+        Cmd::Translog(args) => notifier::run_translog(args),
+        Cmd::NotifierId(args) => notifier::run_notifier_id(args),
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // A second initialization (e.g. a test calling main twice) keeps the first subscriber.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_parses() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

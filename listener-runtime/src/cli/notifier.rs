@@ -1,0 +1,372 @@
+//! `notifier`, `translog` and `notifier-id`: running the notifier and inspecting it.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+
+use crate::notifier::server::ServerConfig;
+use crate::notifier::translog::{self, Translog};
+use crate::notifier::{self, LdapSettings, NotifierConfig};
+
+/// Where the bind password comes from: a file, or the environment — never the command
+/// line, where every user of the machine can read it.
+#[derive(Debug, Args)]
+pub(super) struct Bind {
+    /// slapd's URI: `ldap://host:389`, `ldaps://…` or `ldapi://…`.
+    #[arg(long, env = "LISTENER_LDAP_URI")]
+    ldap_uri: String,
+    /// The DN to bind as.
+    #[arg(long, env = "LISTENER_BIND_DN")]
+    bind_dn: String,
+    /// A file holding the bind password (one line). Without it the password is read from
+    /// the environment variable LISTENER_BIND_PASSWORD.
+    #[arg(long, env = "LISTENER_BIND_PASSWORD_FILE")]
+    bind_password_file: Option<PathBuf>,
+    /// Upgrade an `ldap://` connection with StartTLS.
+    #[arg(long)]
+    starttls: bool,
+}
+
+impl Bind {
+    pub(super) fn settings(&self) -> Result<LdapSettings, String> {
+        let bind_password = match &self.bind_password_file {
+            Some(path) => read_password(path)?,
+            None => std::env::var("LISTENER_BIND_PASSWORD").map_err(|_| {
+                "no bind password: give --bind-password-file FILE or set \
+                 LISTENER_BIND_PASSWORD"
+                    .to_owned()
+            })?,
+        };
+        Ok(LdapSettings {
+            uri: self.ldap_uri.clone(),
+            bind_dn: self.bind_dn.clone(),
+            bind_password,
+            starttls: self.starttls,
+            timeout: Duration::from_secs(30),
+        })
+    }
+}
+
+fn read_password(path: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the bind password from {}: {e}", path.display()))?;
+    // Files written with `echo` end in a newline that is not part of the password.
+    Ok(text.strip_suffix('\n').unwrap_or(&text).to_owned())
+}
+
+/// `notifier`: follow slapd's accesslog and serve transactions.
+#[derive(Debug, Args)]
+pub(super) struct NotifierArgs {
+    #[command(flatten)]
+    bind: Bind,
+    /// Where the transaction log and the schema ID are kept.
+    #[arg(long, env = "LISTENER_DATA_DIR")]
+    data_dir: PathBuf,
+    /// Address of the notifier protocol; `0.0.0.0:6669` serves every interface.
+    #[arg(long, env = "LISTENER_LISTEN", default_value = "127.0.0.1:6669")]
+    listen: SocketAddr,
+    /// Oldest protocol version accepted from clients (UCS listeners speak 2 and 3).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(2..=3))]
+    min_protocol: u32,
+    /// Most client connections at once.
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
+    /// Seconds between checks of cn=Subschema for changes.
+    #[arg(long, default_value_t = 60)]
+    schema_interval: u64,
+    /// On the very first start, number the writes the accesslog already holds instead
+    /// of starting with the next write.
+    #[arg(long)]
+    replay_accesslog: bool,
+}
+
+pub(super) fn run_notifier(args: NotifierArgs) -> ExitCode {
+    let ldap = match args.bind.settings() {
+        Ok(ldap) => ldap,
+        Err(e) => return fail(&e),
+    };
+    let mut config = NotifierConfig::new(ldap, args.data_dir);
+    config.listen = args.listen;
+    config.server = ServerConfig {
+        min_version: args.min_protocol,
+        max_connections: args.max_connections,
+        ..ServerConfig::default()
+    };
+    config.schema_interval = Duration::from_secs(args.schema_interval.max(1));
+    config.replay_existing = args.replay_accesslog;
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
+    };
+    let result = runtime.block_on(notifier::run(config, |_| {}, shutdown_signal()));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e.to_string()),
+    }
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub(super) async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            // Without signal handlers, run until killed.
+            tracing::warn!("cannot install signal handlers");
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// `translog`: inspect, check and prune the transaction log.
+#[derive(Debug, Args)]
+pub(super) struct TranslogArgs {
+    /// The notifier's data directory.
+    #[arg(long, env = "LISTENER_DATA_DIR")]
+    data_dir: PathBuf,
+    #[command(subcommand)]
+    action: TranslogAction,
+}
+
+#[derive(Debug, Subcommand)]
+enum TranslogAction {
+    /// First and last ID, number of transactions, file sizes.
+    Stat,
+    /// Print transactions by ID: `<id> <dn> <cmd>`, then entryUUID, CSN and time.
+    Lookup {
+        /// Transaction IDs.
+        #[arg(required = true)]
+        ids: Vec<u64>,
+    },
+    /// Print every transaction in UDN's text form `<id> <dn> <cmd>`.
+    Export,
+    /// Read every record; report damage, holes and repeats (exit code 1 if any).
+    Check,
+    /// Remove old transactions (the notifier must be stopped; the newest one is always
+    /// kept so IDs continue).
+    Prune {
+        /// Keep only the newest N transactions.
+        #[arg(long, conflicts_with = "before", required_unless_present = "before")]
+        keep: Option<u64>,
+        /// Remove transactions with an ID below this one.
+        #[arg(long)]
+        before: Option<u64>,
+    },
+}
+
+pub(super) fn run_translog(args: TranslogArgs) -> ExitCode {
+    let dir = args.data_dir.as_path();
+    let result = match args.action {
+        TranslogAction::Stat => stat(dir),
+        TranslogAction::Lookup { ids } => lookup(dir, &ids),
+        TranslogAction::Export => export(dir),
+        TranslogAction::Check => check(dir),
+        TranslogAction::Prune { keep, before } => prune(dir, keep, before),
+    };
+    result.unwrap_or_else(|e| fail(&e))
+}
+
+fn stat(dir: &Path) -> Result<ExitCode, String> {
+    let log = Translog::open_read_only(dir).map_err(|e| e.to_string())?;
+    let size = |name: &str| std::fs::metadata(dir.join(name)).map_or(0, |m| m.len());
+    let count = log.first_id().map_or(0, |first| log.last_id() - first + 1);
+    println!("first ID:     {}", log.first_id().unwrap_or(0));
+    println!("last ID:      {}", log.last_id());
+    println!("transactions: {count}");
+    println!(
+        "cookie:       {}",
+        log.cookie()
+            .map_or_else(|| "(none)".into(), |c| String::from_utf8_lossy(c).into_owned())
+    );
+    println!("log size:     {} bytes", size("translog.dat"));
+    println!("index size:   {} bytes", size("translog.idx"));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn lookup(dir: &Path, ids: &[u64]) -> Result<ExitCode, String> {
+    let log = Translog::open_read_only(dir).map_err(|e| e.to_string())?;
+    let mut missing = false;
+    for &id in ids {
+        match log.get(id).map_err(|e| e.to_string())? {
+            Some(t) => {
+                println!("{}", t.to_line());
+                println!("  entryUUID: {}", t.entry_uuid);
+                println!("  CSN:       {}", t.csn);
+                println!("  time:      {}", format_time(t.time_us));
+            }
+            None => {
+                eprintln!("transaction {id} is not in the log");
+                missing = true;
+            }
+        }
+    }
+    Ok(if missing {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn export(dir: &Path) -> Result<ExitCode, String> {
+    let log = Translog::open_read_only(dir).map_err(|e| e.to_string())?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    log.export(&mut out).map_err(|e| e.to_string())?;
+    out.flush().map_err(|e| e.to_string())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(dir: &Path) -> Result<ExitCode, String> {
+    let report = translog::check(dir).map_err(|e| e.to_string())?;
+    println!(
+        "{} transactions ({}..{}), {} commits",
+        report.transactions, report.first_id, report.last_id, report.commits
+    );
+    for problem in &report.problems {
+        println!("problem: {problem}");
+    }
+    Ok(if report.problems.is_empty() {
+        println!("ok");
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn prune(dir: &Path, keep: Option<u64>, before: Option<u64>) -> Result<ExitCode, String> {
+    let mut log = Translog::open(dir).map_err(|e| e.to_string())?;
+    let removed = match (keep, before) {
+        (Some(keep), _) => log.prune_keep_last(keep),
+        (None, Some(before)) => log.prune_before(before),
+        (None, None) => return Err("give --keep N or --before ID".into()),
+    }
+    .map_err(|e| e.to_string())?;
+    println!(
+        "removed {removed} transactions; the log now holds {}..{}",
+        log.first_id().unwrap_or(0),
+        log.last_id()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `YYYY-MM-DD HH:MM:SS.ffffff UTC` from microseconds since the epoch.
+fn format_time(time_us: i64) -> String {
+    let secs = time_us.div_euclid(1_000_000);
+    let micros = time_us.rem_euclid(1_000_000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{micros:06} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// `notifier-id`: print the notifier's current transaction ID, like UCS's
+/// `get_notifier_id`.
+#[derive(Debug, Args)]
+pub(super) struct NotifierIdArgs {
+    /// The notifier's address.
+    #[arg(long, env = "LISTENER_NOTIFIER", default_value = "127.0.0.1:6669")]
+    notifier: String,
+    /// Print the schema ID instead.
+    #[arg(long)]
+    schema: bool,
+}
+
+pub(super) fn run_notifier_id(args: NotifierIdArgs) -> ExitCode {
+    match query_id(&args.notifier, args.schema) {
+        Ok(id) => {
+            println!("{id}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&format!("cannot ask the notifier at {}: {e}", args.notifier)),
+    }
+}
+
+fn query_id(address: &str, schema: bool) -> std::io::Result<u64> {
+    let timeout = Duration::from_secs(10);
+    let addr = address
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::other("the address resolves to nothing"))?;
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.write_all(b"Version: 3\nCapabilities: \n\n")?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    read_message(&mut reader)?;
+    let command = if schema { "GET_SCHEMA_ID" } else { "GET_ID" };
+    stream.write_all(format!("MSGID: 1\n{command}\n\n").as_bytes())?;
+    let reply = read_message(&mut reader)?;
+    reply
+        .get(1)
+        .and_then(|line| line.trim().parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("unexpected reply {reply:?}")))
+}
+
+fn read_message(reader: &mut impl BufRead) -> std::io::Result<Vec<String>> {
+    let mut lines = Vec::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Err(std::io::Error::other("the notifier closed the connection"));
+        }
+        let line = line.trim_end_matches(['\n', '\r']);
+        if line.is_empty() {
+            return Ok(lines);
+        }
+        lines.push(line.to_owned());
+    }
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::FAILURE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_times_in_utc() {
+        assert_eq!(format_time(0), "1970-01-01 00:00:00.000000 UTC");
+        assert_eq!(
+            format_time(1_795_841_804_000_003),
+            "2026-11-28 07:36:44.000003 UTC"
+        );
+    }
+
+    #[test]
+    fn a_password_file_loses_its_final_newline_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pw");
+        std::fs::write(&path, "s3cret \n").unwrap();
+        assert_eq!(read_password(&path).unwrap(), "s3cret ");
+        let e = read_password(&dir.path().join("missing")).unwrap_err();
+        assert!(e.contains("cannot read the bind password"), "{e}");
+    }
+}

@@ -1,0 +1,98 @@
+//! Our own daemons (`notifier`, `run`) as child processes that a test can kill -9 and
+//! restart, and that die with the test.
+
+use std::path::PathBuf;
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::HarnessError;
+use crate::process::Guard;
+
+/// The test binary with every subcommand and the example modules.
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_listener-under-test"))
+}
+
+/// A running daemon.
+pub struct Daemon {
+    child: Guard,
+    args: Vec<String>,
+}
+
+impl Daemon {
+    /// Starts `listener-under-test <args…>`; its log (warnings and errors) goes to the
+    /// test's stderr, its standard output nowhere.
+    pub fn start(args: &[String]) -> Result<Daemon, HarnessError> {
+        let child = Guard::spawn_with(
+            Command::new(binary()).args(args).env("RUST_LOG", "warn"),
+            "listener-under-test",
+            Stdio::null(),
+            Stdio::inherit(),
+        )?;
+        Ok(Daemon {
+            child,
+            args: args.to_vec(),
+        })
+    }
+
+    /// Kills it hard, as a crash would.
+    pub fn kill9(&mut self) {
+        self.child.kill_with(libc::SIGKILL);
+    }
+
+    /// Asks it to stop (SIGTERM) and returns how it exited.
+    pub fn terminate(&mut self) -> Option<ExitStatus> {
+        self.child.signal_and_wait(libc::SIGTERM)
+    }
+
+    /// Starts it again with the same arguments.
+    pub fn restart(&mut self) -> Result<(), HarnessError> {
+        self.kill9();
+        *self = Daemon::start(&self.args)?;
+        Ok(())
+    }
+
+    /// If it has exited: why.
+    pub fn exited(&mut self) -> Option<String> {
+        self.child.exited()
+    }
+}
+
+/// Waits until a notifier answers `GET_ID` on `port`; returns the ID.
+pub fn wait_for_notifier(port: u16, timeout: Duration) -> Result<u64, HarnessError> {
+    let started = Instant::now();
+    loop {
+        match notifier_id(port) {
+            Ok(id) => return Ok(id),
+            Err(e) if started.elapsed() > timeout => {
+                return Err(HarnessError::Failed {
+                    program: "notifier",
+                    message: format!("no answer on port {port} within {timeout:?}: {e}"),
+                });
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+/// Asks the notifier on `port` for its current ID (as UCS's `get_notifier_id` does).
+pub fn notifier_id(port: u16) -> std::io::Result<u64> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.write_all(b"Version: 3\nCapabilities: \n\nMSGID: 1\nGET_ID\n\n")?;
+    let mut lines = BufReader::new(stream).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line?;
+        if line.starts_with("MSGID: 1") {
+            let id = lines.next().transpose()?.unwrap_or_default();
+            return id
+                .trim()
+                .parse()
+                .map_err(|_| std::io::Error::other(format!("bad ID {id:?}")));
+        }
+        seen.push(line);
+    }
+    Err(std::io::Error::other(format!("no reply; got {seen:?}")))
+}

@@ -1,0 +1,171 @@
+//! kill -9 of the notifier process at random moments during a stream of 2,000 writes,
+//! restarted each time: the final log has every write exactly once, in order, no hole.
+
+use std::time::{Duration, Instant};
+
+use ldap3::{LdapConnAsync, Mod, Scope, SearchEntry};
+use listener_runtime::notifier::accesslog::{ATTRIBUTES, Write};
+use listener_runtime::notifier::translog::Translog;
+use tests::Slapd;
+use tests::daemon::{Daemon, notifier_id, wait_for_notifier};
+
+/// A small deterministic PRNG (the seed is printed, so a failure can be replayed).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 33) % below
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_write_exactly_once_across_kill_9() {
+    let seed = std::env::var("KILL9_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+        });
+    eprintln!("KILL9_SEED={seed}");
+    let mut rng = Lcg(seed);
+
+    let slapd = Slapd::start().unwrap();
+    let base = slapd.base().to_owned();
+    let data = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let args: Vec<String> = [
+        "notifier",
+        "--ldap-uri",
+        slapd.url(),
+        "--bind-dn",
+        &slapd.root_dn(),
+        "--bind-password-file",
+        &slapd.password_file().to_string_lossy(),
+        "--data-dir",
+        &data.path().to_string_lossy(),
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut notifier = Daemon::start(&args).unwrap();
+    wait_for_notifier(port, Duration::from_secs(20)).unwrap();
+
+    // The writer: 2,000 writes over one connection, in the background.
+    let url = slapd.url().to_owned();
+    let (root_dn, password) = (slapd.root_dn(), slapd.root_password().to_owned());
+    let writer_base = base.clone();
+    let writer = tokio::spawn(async move {
+        let (conn, mut ldap) = LdapConnAsync::new(&url).await.unwrap();
+        ldap3::drive!(conn);
+        ldap.simple_bind(&root_dn, &password).await.unwrap().success().unwrap();
+        let mut writes = 0;
+        let mut i = 0;
+        while writes < 2_000 {
+            let dn = format!("cn=k{i},{writer_base}");
+            ldap.add(&dn, vec![("objectClass", ["organizationalRole"].into()), ("cn", [format!("k{i}").as_str()].into())])
+                .await
+                .unwrap()
+                .success()
+                .unwrap();
+            writes += 1;
+            if i % 3 == 0 {
+                ldap.modify(&dn, vec![Mod::Replace("description", ["x"].into())])
+                    .await
+                    .unwrap()
+                    .success()
+                    .unwrap();
+                writes += 1;
+            }
+            if i % 5 == 0 {
+                ldap.modifydn(&dn, &format!("cn=renamed{i}"), true, None)
+                    .await
+                    .unwrap()
+                    .success()
+                    .unwrap();
+                writes += 1;
+            }
+            i += 1;
+        }
+        writes
+    });
+
+    // The killer: kill -9 at random moments while the writes stream in.
+    let mut kills = 0;
+    while !writer.is_finished() {
+        tokio::time::sleep(Duration::from_millis(20 + rng.next(250))).await;
+        if let Some(why) = notifier.exited() {
+            panic!("the notifier exited by itself: {why}");
+        }
+        notifier.kill9();
+        kills += 1;
+        // Sometimes stay down for a while, so writes pile up in the accesslog.
+        tokio::time::sleep(Duration::from_millis(rng.next(150))).await;
+        notifier.restart().unwrap();
+    }
+    let writes = writer.await.unwrap();
+    eprintln!("{writes} writes, {kills} kills");
+    assert!(kills >= 3, "the test killed the notifier only {kills} times");
+
+    // Expected: the accesslog's writes in order, as transactions.
+    let (conn, mut ldap) = LdapConnAsync::new(slapd.url()).await.unwrap();
+    ldap3::drive!(conn);
+    ldap.simple_bind(&slapd.root_dn(), slapd.root_password())
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    let (entries, _) = ldap
+        .search(
+            "cn=accesslog",
+            Scope::OneLevel,
+            "(&(objectClass=auditWriteObject)(reqResult=0))",
+            ATTRIBUTES.to_vec(),
+        )
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    let mut logged: Vec<Write> = entries
+        .into_iter()
+        .map(SearchEntry::construct)
+        .map(|e| Write::from_attrs(&e.dn, &e.attrs).unwrap())
+        .collect();
+    logged.sort_by(|a, b| a.req_start.cmp(&b.req_start));
+    assert_eq!(logged.len(), writes);
+    let expected: Vec<String> = logged
+        .iter()
+        .flat_map(|w| w.transactions().unwrap())
+        .enumerate()
+        .map(|(n, (dn, command))| format!("{} {dn} {command}", n + 1))
+        .collect();
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while notifier_id(port).unwrap_or(0) < expected.len() as u64 {
+        assert!(Instant::now() < deadline, "the notifier did not catch up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = notifier.terminate().expect("exit status");
+    assert!(status.success(), "SIGTERM ends the notifier cleanly: {status}");
+
+    let log = Translog::open_read_only(data.path()).unwrap();
+    let mut exported = Vec::new();
+    log.export(&mut exported).unwrap();
+    let exported: Vec<String> = String::from_utf8(exported)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(exported.len(), expected.len(), "no write lost or repeated");
+    assert_eq!(exported, expected);
+    assert!(listener_runtime::notifier::translog::check(data.path()).unwrap().problems.is_empty());
+}
