@@ -96,7 +96,10 @@ impl ModuleConfig {
         if !self.priority.is_finite() {
             fail(
                 ConfigKey::Priority,
-                format!("the priority must be a finite number, not {}", self.priority),
+                format!(
+                    "the priority must be a finite number, not {}",
+                    self.priority
+                ),
             );
         }
         match self.parallelism {
