@@ -17,9 +17,10 @@ const BUFFER: usize = 256;
 pub(super) enum Fast {
     /// No fast path: always call `normalize`.
     None,
-    /// Non-empty printable ASCII without spaces (caseIgnore and friends: no space
-    /// handling, no mapping, NFKC leaves it alone).
-    Printable,
+    /// Non-empty printable ASCII (caseIgnore and friends: no mapping, NFKC leaves it
+    /// alone); with `spaces`, also single spaces between words, when the rule keeps those
+    /// (RFC 4518 space handling only touches leading, trailing and repeated spaces).
+    Printable { spaces: bool },
     /// An RFC 4512 `descr` (a letter, then letters, digits and `-`), for objectIdentifier
     /// values such as object class names.
     Descr,
@@ -39,7 +40,9 @@ impl Fast {
             | MatchingRule::CaseIgnoreList
                 if agrees(&[b"AbC-9.x~!Z", b"Alice", b"inetOrgPerson", b"q"]) =>
             {
-                Fast::Printable
+                Fast::Printable {
+                    spaces: agrees(&[b"Alice Liddell", b"a B c", b"X-1 y.Z"]),
+                }
             }
             MatchingRule::ObjectIdentifier
                 if agrees(&[b"inetOrgPerson", b"A-b9", b"univentionObject", b"top"]) =>
@@ -50,12 +53,20 @@ impl Fast {
         }
     }
 
-    /// Whether byte `b` at `index` keeps a value in the shape.
+    /// Whether the byte at `index` keeps `value` in the shape.
     #[inline]
-    fn byte_fits(self, index: usize, b: u8) -> bool {
+    fn byte_fits(self, value: &[u8], index: usize) -> bool {
+        let b = value[index];
         match self {
             Fast::None => false,
-            Fast::Printable => b.is_ascii_graphic(),
+            Fast::Printable { spaces } => {
+                b.is_ascii_graphic()
+                    || (spaces
+                        && b == b' '
+                        && index > 0
+                        && index + 1 < value.len()
+                        && value[index - 1] != b' ')
+            }
             Fast::Descr if index == 0 => b.is_ascii_alphabetic(),
             Fast::Descr => b.is_ascii_alphanumeric() || b == b'-',
         }
@@ -70,7 +81,7 @@ impl Fast {
         }
         let mut equal = value.len() == assertion.len();
         for (i, &b) in value.iter().enumerate() {
-            if !self.byte_fits(i, b) {
+            if !self.byte_fits(value, i) {
                 return None;
             }
             // Once unequal, keep scanning only to confirm the shape.
@@ -92,7 +103,7 @@ impl Fast {
             let mut buffer = [0u8; BUFFER];
             let mut fits = true;
             for (i, (&b, slot)) in value.iter().zip(buffer.iter_mut()).enumerate() {
-                fits &= self.byte_fits(i, b);
+                fits &= self.byte_fits(value, i);
                 *slot = b.to_ascii_lowercase();
             }
             if fits {
@@ -109,10 +120,15 @@ mod tests {
 
     #[test]
     fn equals_decides_only_in_shape() {
-        let f = Fast::Printable;
+        let f = Fast::Printable { spaces: false };
         assert_eq!(f.equals(b"Alice", b"alice"), Some(true));
         assert_eq!(f.equals(b"Alicia", b"alice"), Some(false));
         assert_eq!(f.equals(b"Al ice", b"al ice"), None);
+        let f = Fast::Printable { spaces: true };
+        assert_eq!(f.equals(b"Al ice", b"al ice"), Some(true));
+        assert_eq!(f.equals(b"Al  ice", b"al ice"), None);
+        assert_eq!(f.equals(b" Al", b"al"), None);
+        assert_eq!(f.equals(b"Al ", b"al"), None);
         assert_eq!(f.equals(b"J\xc3\xbcrgen", b"j\xc3\xbcrgen"), None);
         assert_eq!(f.equals(b"", b""), None);
         assert_eq!(
@@ -125,7 +141,11 @@ mod tests {
 
     #[test]
     fn with_normalized_lowercases_in_shape() {
-        let r = Fast::Printable.with_normalized(MatchingRule::CaseIgnore, b"AbC", |v| v.to_vec());
+        let r = Fast::Printable { spaces: true }.with_normalized(
+            MatchingRule::CaseIgnore,
+            b"AbC",
+            |v| v.to_vec(),
+        );
         assert_eq!(r, Some(b"abc".to_vec()));
     }
 }
