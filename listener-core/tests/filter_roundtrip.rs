@@ -142,6 +142,8 @@ fn check_text(text: &str) -> Result<(), TestCaseError> {
         }
         Err(e) => {
             prop_assert!(e.offset <= text.len(), "{e:?}");
+            prop_assert!(e.expected.starts_with("expected "), "{e:?}");
+            prop_assert!(text.is_char_boundary(e.offset), "{e:?}");
             let _ = e.to_string();
         }
     }

@@ -25,7 +25,7 @@ fn documented_difference(
             "ldap3 accepts a one-arc numeric OID (`(2=x)`, `(cn:1:=x)`); RFC 4512 \
              numericoid needs at least two arcs",
         ),
-        Err(e) if e.expected.contains("nested at most") => Some(
+        Err(e) if e.expected.contains("levels of nested filters") => Some(
             "we limit nesting to MAX_DEPTH so that no input can exhaust the stack; ldap3 \
              recurses without a limit",
         ),

@@ -78,7 +78,7 @@ impl Parser<'_> {
         if depth >= MAX_DEPTH {
             return Err(self.error(
                 open,
-                format!("a filter nested at most {MAX_DEPTH} levels deep"),
+                format!("expected at most {MAX_DEPTH} levels of nested filters"),
             ));
         }
         self.pos += 1;
@@ -200,7 +200,7 @@ impl Parser<'_> {
         AttributeDescription::parse(&self.text[start..self.pos]).map_err(|e| {
             self.error(
                 start + e.offset,
-                format!("a valid attribute description: {}", e.message),
+                format!("expected a valid attribute description: {}", e.message),
             )
         })
     }
@@ -219,7 +219,7 @@ impl Parser<'_> {
                 return Err(self.error(
                     self.pos,
                     format!(
-                        "a substring or ')' after the '*' at byte {star} (\"**\" would be an \
+                        "expected a substring or ')' after the '*' at byte {star} (\"**\" would be an \
                          empty substring; escape a literal '*' as \\2a)"
                     ),
                 ));
@@ -286,7 +286,10 @@ impl Parser<'_> {
                 if let Err(e) = AttributeDescription::parse(token) {
                     return Err(self.error(
                         start + e.offset,
-                        format!("a matching rule name or numeric OID: {}", e.message),
+                        format!(
+                            "expected a matching rule name or numeric OID: {}",
+                            e.message
+                        ),
                     ));
                 }
                 rule = Some(token.to_owned());
@@ -298,7 +301,7 @@ impl Parser<'_> {
         if attr.is_none() && rule.is_none() {
             return Err(self.error(
                 self.pos - 2,
-                "a matching rule before ':=' (an extensible match without an attribute \
+                "expected a matching rule before ':=' (an extensible match without an attribute \
                  needs one, like (:caseExactMatch:=x))",
             ));
         }
