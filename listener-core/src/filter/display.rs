@@ -2,6 +2,9 @@
 //!
 //! Attributes and rules are written as spelled; values escape `* ( ) \ NUL` and bytes
 //! that are not UTF-8 as lowercase `\xx`, and keep every other UTF-8 character.
+//!
+//! The one AST that does not round-trip is an extensible match whose rule is literally
+//! named `dn` without dnAttributes: `(cn:dn:=x)` reads back as the dnAttributes flag.
 
 use std::fmt::{self, Write};
 

@@ -12,13 +12,35 @@
 //! assert!(compiled.matches(&entry));
 //! ```
 //!
-//! Grammar decisions (see `parse.rs` for the details):
+//! Grammar decisions (see `parse.rs` for the grammar):
 //! * `(&)` and `(|)` (RFC 4526 absolute true and false) are accepted, as OpenLDAP does, and
 //!   evaluate to TRUE and FALSE.
-//! * The filter must be parenthesized; `uid=alice` is rejected (ldap3 accepts a bare item).
+//! * The filter must be parenthesized: `uid=alice` is rejected.
 //! * No whitespace is allowed between tokens (RFC 4515 has none).
-//! * `:dn` is matched case-insensitively (ABNF literals are case-insensitive).
+//! * `:dn` is matched case-insensitively (ABNF literals are case-insensitive); a rule name
+//!   that merely starts with `dn` (`dnQualifierMatch`) is a rule name.
+//! * Numeric OIDs need two arcs (RFC 4512 `numericoid`): `(2=x)` is rejected.
 //! * Nesting is limited to [`MAX_DEPTH`] levels so that no input can exhaust the stack.
+//! * The text is a `str`, so unescaped value characters are UTF-8; escaped values
+//!   (`\ff`) may be any bytes.
+//!
+//! Where `ldap3::parse_filter` decides differently (checked by `tests/filter_vs_ldap3.rs`):
+//! it accepts a bare item (`uid=a`), one-arc OIDs (`(2=x)`) and nesting of any depth; it
+//! rejects rules starting with `dn` (`(cn:dnQualifierMatch:=x)`) and `:DN` in upper case
+//! before a rule (`(:DN:caseExactMatch:=x)`).
+//!
+//! Matching decisions (see `compile.rs` and `eval.rs`):
+//! * `~=` is equality (no phonetic matching).
+//! * A filter attribute without options sees the values of that type with any options; with
+//!   options, only values carrying at least those options. A supertype sees its subtypes
+//!   (`(name=x)` reads `cn` and `sn`). Assertions use the filter attribute's rules.
+//! * An extensible match without an attribute applies its rule to every attribute whose
+//!   rules contain it (and to attributes unknown to the schema when the rule is
+//!   caseIgnore, their default); an ordering rule there means "value less than assertion";
+//!   substrings rules are rejected; integerBitAndMatch and integerBitOrMatch are supported.
+//! * What cannot be evaluated is a [`CompileError`], never a guess: a missing rule of the
+//!   needed kind, an assertion value invalid for the rule, an unknown rule, an extensible
+//!   match that fits no attribute type.
 
 mod compile;
 mod display;
