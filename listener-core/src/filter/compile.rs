@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use super::eval::{Node, Op, Target, Test, Truth};
+use super::eval::{Key, Node, Op, Target, Test, Truth};
 use super::fast::Fast;
 use super::rules::{self, ExtensibleRule};
 use super::{CompileError, Filter};
@@ -268,7 +268,7 @@ impl Target {
             .map(Into::into)
             .collect();
         Target {
-            keys: keys.into(),
+            keys: keys.into_iter().map(Key::new).collect(),
             unknown: None,
             options,
         }
@@ -295,7 +295,7 @@ impl Target {
             known.extend(spellings(at));
         }
         Target {
-            keys: keys.into(),
+            keys: keys.into_iter().map(Key::new).collect(),
             unknown: fits(&Rules::DEFAULT).then_some(known),
             options: Box::new([]),
         }
@@ -351,17 +351,17 @@ mod tests {
     fn subtypes_and_spellings_are_precomputed() {
         let name = AttributeDescription::parse("name").unwrap();
         let t = Target::attribute(&name, Schema::builtin());
-        assert_eq!(t.keys[0].as_ref(), "name");
+        assert_eq!(t.keys[0].as_str(), "name");
         for k in ["cn", "commonname", "2.5.4.3", "2.5.4.41"] {
             assert!(
-                t.keys.iter().any(|x| x.as_ref() == k),
+                t.keys.iter().any(|x| x.as_str() == k),
                 "{k} in {:?}",
                 t.keys
             );
         }
         let cn = AttributeDescription::parse("commonName;Lang-DE").unwrap();
         let t = Target::attribute(&cn, Schema::builtin());
-        assert!(!t.keys.iter().any(|x| x.as_ref() == "name"));
+        assert!(!t.keys.iter().any(|x| x.as_str() == "name"));
         assert_eq!(&*t.options, &["lang-de".into()] as &[Box<str>]);
     }
 }

@@ -68,11 +68,50 @@ pub(super) struct Item {
 #[derive(Debug, Clone)]
 pub(super) struct Target {
     /// Lower-cased type keys (names and OIDs) of the attribute and its subtypes.
-    pub(super) keys: Box<[Box<str>]>,
+    pub(super) keys: Box<[Key]>,
     /// When set, also every attribute type not in this set of known keys.
     pub(super) unknown: Option<HashSet<Box<str>>>,
     /// Lower-cased options the entry attribute must carry (it may carry more).
     pub(super) options: Box<[Box<str>]>,
+}
+
+/// A lower-cased type key with its first eight bytes as a number: comparing entry
+/// attributes against it costs one integer comparison in the common case of a mismatch.
+#[derive(Debug, Clone)]
+pub(super) struct Key {
+    head: u64,
+    text: Box<str>,
+}
+
+impl Key {
+    pub(super) fn new(text: Box<str>) -> Key {
+        Key {
+            head: head(text.as_bytes()),
+            text,
+        }
+    }
+
+    #[cfg(test)]
+    pub(super) fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Whether `key`, whose [`head`] is `key_head`, is this key.
+    #[inline]
+    fn is(&self, key: &[u8], key_head: u64) -> bool {
+        self.head == key_head
+            && self.text.len() == key.len()
+            && (key.len() <= 8 || self.text.as_bytes()[8..] == key[8..])
+    }
+}
+
+/// The first eight bytes of a key, zero-padded (keys hold no NUL).
+#[inline]
+fn head(key: &[u8]) -> u64 {
+    let mut bytes = [0u8; 8];
+    let n = key.len().min(8);
+    bytes[..n].copy_from_slice(&key[..n]);
+    u64::from_le_bytes(bytes)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,10 +232,11 @@ impl Target {
     #[inline]
     fn covers(&self, desc: &AttributeDescription) -> bool {
         let type_key = desc.type_key();
+        let type_head = head(type_key.as_bytes());
         let known = self
             .keys
             .iter()
-            .any(|k| k.len() == type_key.len() && k.as_bytes() == type_key.as_bytes());
+            .any(|k| k.is(type_key.as_bytes(), type_head));
         // A type the schema does not know counts where the target takes unknown types.
         let unknown_fits = || {
             self.unknown
@@ -220,7 +260,11 @@ impl Target {
         if !self.options.is_empty() {
             return false;
         }
-        if self.keys.iter().any(|k| k.eq_ignore_ascii_case(spelled)) {
+        if self
+            .keys
+            .iter()
+            .any(|k| k.text.eq_ignore_ascii_case(spelled))
+        {
             return true;
         }
         match &self.unknown {

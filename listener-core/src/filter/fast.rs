@@ -12,6 +12,9 @@ use crate::matching::MatchingRule;
 /// Values up to this length are lower-cased in a stack buffer.
 const BUFFER: usize = 256;
 
+/// Values up to this length use a smaller buffer.
+const SHORT: usize = 32;
+
 /// A shape of values that a rule normalizes by ASCII lower-casing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Fast {
@@ -100,18 +103,28 @@ impl Fast {
         f: impl FnOnce(&[u8]) -> R,
     ) -> Option<R> {
         if self != Fast::None && !value.is_empty() && value.len() <= BUFFER {
-            let mut buffer = [0u8; BUFFER];
-            let mut fits = true;
-            for (i, (&b, slot)) in value.iter().zip(buffer.iter_mut()).enumerate() {
-                fits &= self.byte_fits(value, i);
-                *slot = b.to_ascii_lowercase();
-            }
+            let fits = (0..value.len()).all(|i| self.byte_fits(value, i));
             if fits {
-                return Some(f(&buffer[..value.len()]));
+                // Most values are short, and a small buffer is cheaper to initialize.
+                return Some(if value.len() <= SHORT {
+                    lowered::<SHORT, R>(value, f)
+                } else {
+                    lowered::<BUFFER, R>(value, f)
+                });
             }
         }
         rule.normalize(value).map(|normal| f(&normal))
     }
+}
+
+/// Calls `f` with `value` ASCII-lower-cased in a stack buffer of `N >= value.len()` bytes.
+#[inline]
+fn lowered<const N: usize, R>(value: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
+    let mut buffer = [0u8; N];
+    let lower = &mut buffer[..value.len()];
+    lower.copy_from_slice(value);
+    lower.make_ascii_lowercase();
+    f(lower)
 }
 
 #[cfg(test)]
