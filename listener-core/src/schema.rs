@@ -104,6 +104,12 @@ impl Schema {
         rules
     }
 
+    /// Every attribute type of the schema (the filter compiler precomputes which types are
+    /// subtypes of a filter's attribute and which fit an extensible matching rule).
+    pub fn attribute_types(&self) -> &[AttributeType] {
+        &self.types
+    }
+
     /// Whether `name` is `ancestor` or one of its subtypes (`cn` is a `name`).
     pub fn is_subtype(&self, name: &str, ancestor: &str) -> bool {
         let (Some(mut at), Some(anc)) = (self.attribute(name), self.attribute(ancestor)) else {

@@ -1,0 +1,367 @@
+//! Compiling a filter against a schema: resolve attributes and rules once, normalize
+//! assertion values once, reject what cannot be evaluated.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use super::eval::{Key, Node, Op, Target, Test, Truth};
+use super::fast::Fast;
+use super::rules::{self, ExtensibleRule};
+use super::{CompileError, Filter};
+use crate::attr::AttributeDescription;
+use crate::matching::MatchingRule;
+use crate::schema::{AttributeType, Rules, Schema};
+
+/// A filter prepared for fast repeated evaluation against entries.
+///
+/// Evaluation follows RFC 4511 §4.5.1.7: each item is TRUE, FALSE or Undefined (a value
+/// invalid for the rule), `!` keeps Undefined, `&` and `|` combine as in SQL; an entry
+/// matches when the whole filter is TRUE.
+#[derive(Clone)]
+pub struct CompiledFilter {
+    pub(super) root: Node,
+    filter: Filter,
+}
+
+impl CompiledFilter {
+    /// The filter this was compiled from.
+    pub fn filter(&self) -> &Filter {
+        &self.filter
+    }
+}
+
+impl fmt::Debug for CompiledFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("CompiledFilter")
+            .field(&self.filter.to_string())
+            .finish()
+    }
+}
+
+impl fmt::Display for CompiledFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.filter, f)
+    }
+}
+
+pub(super) fn compile(filter: &Filter, schema: &Schema) -> Result<CompiledFilter, CompileError> {
+    Ok(CompiledFilter {
+        root: node(filter, schema)?,
+        filter: filter.clone(),
+    })
+}
+
+fn node(filter: &Filter, schema: &Schema) -> Result<Node, CompileError> {
+    let fail = |message: String| CompileError {
+        item: filter.to_string(),
+        message,
+    };
+    Ok(match filter {
+        Filter::And(items) if items.is_empty() => Node::Const(Truth::True),
+        Filter::Or(items) if items.is_empty() => Node::Const(Truth::False),
+        Filter::And(items) => Node::And(nodes(items, schema)?),
+        Filter::Or(items) => Node::Or(nodes(items, schema)?),
+        Filter::Not(inner) => Node::Not(Box::new(node(inner, schema)?)),
+        Filter::Present(attr) => Node::item(Target::attribute(attr, schema), Test::Present, false),
+        // Approximate matching has no standard algorithm; we use equality, as many servers
+        // do when no phonetic rule is configured.
+        Filter::Equality(attr, value) | Filter::Approx(attr, value) => {
+            let rule = rule_of(attr, schema, |r| r.equality, "equality").map_err(fail)?;
+            let test = equality(rule, value).map_err(fail)?;
+            Node::item(Target::attribute(attr, schema), test, false)
+        }
+        Filter::GreaterOrEqual(attr, value) | Filter::LessOrEqual(attr, value) => {
+            let rule = rule_of(attr, schema, |r| r.ordering, "ordering").map_err(fail)?;
+            let op = if matches!(filter, Filter::GreaterOrEqual(..)) {
+                Op::GreaterOrEqual
+            } else {
+                Op::LessOrEqual
+            };
+            let test = ordering(rule, value, op).map_err(fail)?;
+            Node::item(Target::attribute(attr, schema), test, false)
+        }
+        Filter::Substrings {
+            attr,
+            initial,
+            any,
+            final_,
+        } => {
+            let rule = rule_of(attr, schema, |r| r.substr, "substrings").map_err(fail)?;
+            let piece = |p: &Vec<u8>| -> Result<Box<[u8]>, String> {
+                rule.normalize_substring(p)
+                    .map(|n| n.into_owned().into_boxed_slice())
+                    .ok_or_else(|| invalid(rule, p))
+            };
+            let test = Test::Substrings {
+                rule,
+                fast: Fast::probe(rule),
+                initial: initial.as_ref().map(piece).transpose().map_err(fail)?,
+                any: any
+                    .iter()
+                    .map(|p| piece(p).map(Vec::from))
+                    .collect::<Result<_, _>>()
+                    .map_err(fail)?,
+                final_: final_.as_ref().map(piece).transpose().map_err(fail)?,
+            };
+            Node::item(Target::attribute(attr, schema), test, false)
+        }
+        Filter::Extensible {
+            attr,
+            dn_attributes,
+            rule,
+            value,
+        } => {
+            let (target, test) =
+                extensible(attr.as_ref(), rule.as_deref(), value, schema).map_err(fail)?;
+            Node::item(target, test, *dn_attributes)
+        }
+    })
+}
+
+fn nodes(items: &[Filter], schema: &Schema) -> Result<Box<[Node]>, CompileError> {
+    items.iter().map(|f| node(f, schema)).collect()
+}
+
+/// The attribute's rule of one kind; an error names what is missing.
+fn rule_of(
+    attr: &AttributeDescription,
+    schema: &Schema,
+    pick: impl Fn(&Rules) -> Option<MatchingRule>,
+    kind: &str,
+) -> Result<MatchingRule, String> {
+    pick(&schema.rules(attr.type_key())).ok_or_else(|| {
+        format!(
+            "the attribute {} has no {kind} matching rule in the schema, so no value can \
+             match it",
+            attr.as_str()
+        )
+    })
+}
+
+fn invalid(rule: MatchingRule, value: &[u8]) -> String {
+    format!(
+        "the assertion value {:?} is not valid for the matching rule {rule:?}",
+        String::from_utf8_lossy(value)
+    )
+}
+
+fn normalized(rule: MatchingRule, value: &[u8]) -> Result<Box<[u8]>, String> {
+    rule.normalize(value)
+        .map(|n| n.into_owned().into_boxed_slice())
+        .ok_or_else(|| invalid(rule, value))
+}
+
+fn equality(rule: MatchingRule, value: &[u8]) -> Result<Test, String> {
+    Ok(Test::Equality {
+        rule,
+        fast: Fast::probe(rule),
+        value: normalized(rule, value)?,
+    })
+}
+
+fn ordering(rule: MatchingRule, value: &[u8], op: Op) -> Result<Test, String> {
+    Ok(Test::Ordering {
+        rule,
+        fast: Fast::probe(rule),
+        value: normalized(rule, value)?,
+        op,
+    })
+}
+
+fn extensible(
+    attr: Option<&AttributeDescription>,
+    rule: Option<&str>,
+    value: &[u8],
+    schema: &Schema,
+) -> Result<(Target, Test), String> {
+    let resolved = match rule {
+        Some(name) => Some(rules::resolve(name).ok_or_else(|| {
+            format!("the matching rule {name} is unknown (or not supported by this matcher)")
+        })?),
+        None => None,
+    };
+    let test = |rule: ExtensibleRule| -> Result<Test, String> {
+        match rule {
+            ExtensibleRule::Equality(r) => equality(r, value),
+            ExtensibleRule::Ordering(r) => ordering(r, value, Op::Less),
+            ExtensibleRule::Substrings(_) => Err(
+                "substrings matching rules are not supported in extensible matches; use \
+                 (attr=a*b) instead"
+                    .to_owned(),
+            ),
+            ExtensibleRule::BitAnd | ExtensibleRule::BitOr => {
+                let mask = rules::parse_integer(value).ok_or_else(|| {
+                    format!(
+                        "the assertion value {:?} is not an INTEGER",
+                        String::from_utf8_lossy(value)
+                    )
+                })?;
+                Ok(Test::Bits {
+                    mask,
+                    all: rule == ExtensibleRule::BitAnd,
+                })
+            }
+        }
+    };
+    match (attr, resolved) {
+        (Some(attr), Some(rule)) => Ok((Target::attribute(attr, schema), test(rule)?)),
+        (Some(attr), None) => {
+            let rule = rule_of(attr, schema, |r| r.equality, "equality")?;
+            Ok((Target::attribute(attr, schema), equality(rule, value)?))
+        }
+        (None, Some(rule)) => {
+            let target = Target::fitting(rule, schema);
+            if target.is_empty() {
+                return Err(format!(
+                    "no attribute type in the schema uses the matching rule {}, so the \
+                     extensible match cannot apply to any attribute",
+                    rule_name(rule)
+                ));
+            }
+            Ok((target, test(rule)?))
+        }
+        (None, None) => Err("an extensible match needs an attribute or a matching rule".into()),
+    }
+}
+
+fn rule_name(rule: ExtensibleRule) -> String {
+    match rule {
+        ExtensibleRule::BitAnd => "integerBitAndMatch".into(),
+        ExtensibleRule::BitOr => "integerBitOrMatch".into(),
+        ExtensibleRule::Equality(r)
+        | ExtensibleRule::Ordering(r)
+        | ExtensibleRule::Substrings(r) => {
+            format!("{r:?}")
+        }
+    }
+}
+
+/// The lower-cased names and the OID of an attribute type: the spellings an entry's
+/// attribute key can have (keys of types the built-in schema does not know are spelled).
+fn spellings(at: &AttributeType) -> impl Iterator<Item = Box<str>> + '_ {
+    at.names
+        .iter()
+        .map(|n| n.to_ascii_lowercase().into_boxed_str())
+        .chain(std::iter::once(
+            at.oid.to_ascii_lowercase().into_boxed_str(),
+        ))
+}
+
+impl Target {
+    /// The attribute `attr` and its subtypes (with at least `attr`'s options).
+    fn attribute(attr: &AttributeDescription, schema: &Schema) -> Target {
+        let mut keys: Vec<Box<str>> = vec![attr.type_key().into()];
+        if let Some(own) = schema.attribute(attr.type_key()) {
+            for at in schema.attribute_types() {
+                if schema.is_subtype(at.primary_name(), own.primary_name()) || std::ptr::eq(at, own)
+                {
+                    keys.extend(spellings(at));
+                }
+            }
+        }
+        // The type key first: entries mostly spell attributes by their primary name.
+        let mut seen = HashSet::new();
+        keys.retain(|k| seen.insert(k.clone()));
+        let options = attr.key()[attr.type_key().len()..]
+            .split(';')
+            .filter(|o| !o.is_empty())
+            .map(Into::into)
+            .collect();
+        Target {
+            keys: keys.into_iter().map(Key::new).collect(),
+            unknown: None,
+            options,
+        }
+    }
+
+    /// Every attribute type whose matching rules contain `rule` (for an extensible match
+    /// without an attribute), including types unknown to the schema when `rule` is the
+    /// default (caseIgnore).
+    fn fitting(rule: ExtensibleRule, schema: &Schema) -> Target {
+        let fits = |rules: &Rules| match rule {
+            ExtensibleRule::Equality(r) => rules.equality == Some(r),
+            ExtensibleRule::Ordering(r) => rules.ordering == Some(r),
+            ExtensibleRule::Substrings(r) => rules.substr == Some(r),
+            ExtensibleRule::BitAnd | ExtensibleRule::BitOr => {
+                rules.equality == Some(MatchingRule::Integer)
+            }
+        };
+        let mut keys = Vec::new();
+        let mut known = HashSet::new();
+        for at in schema.attribute_types() {
+            if fits(&schema.rules(at.primary_name())) {
+                keys.extend(spellings(at));
+            }
+            known.extend(spellings(at));
+        }
+        Target {
+            keys: keys.into_iter().map(Key::new).collect(),
+            unknown: fits(&Rules::DEFAULT).then_some(known),
+            options: Box::new([]),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.keys.is_empty() && self.unknown.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compile_err(text: &str) -> CompileError {
+        Filter::parse(text)
+            .unwrap()
+            .compile(Schema::builtin())
+            .expect_err(text)
+    }
+
+    #[test]
+    fn rejects_what_cannot_be_evaluated() {
+        // objectClass has neither ordering nor substrings rules.
+        assert!(compile_err("(objectClass>=a)").message.contains("ordering"));
+        assert!(
+            compile_err("(objectClass=a*)")
+                .message
+                .contains("substrings")
+        );
+        assert!(
+            compile_err("(cn:noSuchMatch:=a)")
+                .message
+                .contains("unknown")
+        );
+        // Substrings rules have no string assertion syntax in an extensible match (or the
+        // rule is unknown): rejected either way.
+        compile_err("(cn:caseIgnoreSubstringsMatch:=a)");
+        assert!(
+            compile_err("(cn:integerBitAndMatch:=x)")
+                .message
+                .contains("INTEGER")
+        );
+        let e = compile_err("(cn:noSuchMatch:=a)");
+        assert_eq!(e.item, "(cn:noSuchMatch:=a)");
+        assert!(
+            e.to_string()
+                .starts_with("cannot evaluate (cn:noSuchMatch:=a): ")
+        );
+    }
+
+    #[test]
+    fn subtypes_and_spellings_are_precomputed() {
+        let name = AttributeDescription::parse("name").unwrap();
+        let t = Target::attribute(&name, Schema::builtin());
+        assert_eq!(t.keys[0].as_str(), "name");
+        for k in ["cn", "commonname", "2.5.4.3", "2.5.4.41"] {
+            assert!(
+                t.keys.iter().any(|x| x.as_str() == k),
+                "{k} in {:?}",
+                t.keys
+            );
+        }
+        let cn = AttributeDescription::parse("commonName;Lang-DE").unwrap();
+        let t = Target::attribute(&cn, Schema::builtin());
+        assert!(!t.keys.iter().any(|x| x.as_str() == "name"));
+        assert_eq!(&*t.options, &["lang-de".into()] as &[Box<str>]);
+    }
+}
