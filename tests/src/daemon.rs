@@ -1,36 +1,42 @@
 //! Our own daemons (`notifier`, `run`) as child processes that a test can kill -9 and
 //! restart, and that die with the test.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::HarnessError;
 use crate::process::Guard;
 
-/// The test binary with every subcommand and the example modules.
-pub fn binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_listener-under-test"))
+/// The path of `listener-under-test` (the runtime's command line with the example
+/// modules), for integration tests: cargo tells it only to them.
+#[macro_export]
+macro_rules! listener_binary {
+    () => {
+        ::std::path::Path::new(env!("CARGO_BIN_EXE_listener-under-test"))
+    };
 }
 
 /// A running daemon.
 pub struct Daemon {
     child: Guard,
+    binary: PathBuf,
     args: Vec<String>,
 }
 
 impl Daemon {
-    /// Starts `listener-under-test <args…>`; its log (warnings and errors) goes to the
-    /// test's stderr, its standard output nowhere.
-    pub fn start(args: &[String]) -> Result<Daemon, HarnessError> {
+    /// Starts `<binary> <args…>` (see [`listener_binary!`]); its log (warnings and
+    /// errors) goes to the test's stderr, its standard output nowhere.
+    pub fn start(binary: &Path, args: &[String]) -> Result<Daemon, HarnessError> {
         let child = Guard::spawn_with(
-            Command::new(binary()).args(args).env("RUST_LOG", "warn"),
+            Command::new(binary).args(args).env("RUST_LOG", "warn"),
             "listener-under-test",
             Stdio::null(),
             Stdio::inherit(),
         )?;
         Ok(Daemon {
             child,
+            binary: binary.to_owned(),
             args: args.to_vec(),
         })
     }
@@ -48,7 +54,7 @@ impl Daemon {
     /// Starts it again with the same arguments.
     pub fn restart(&mut self) -> Result<(), HarnessError> {
         self.kill9();
-        *self = Daemon::start(&self.args)?;
+        *self = Daemon::start(&self.binary, &self.args)?;
         Ok(())
     }
 

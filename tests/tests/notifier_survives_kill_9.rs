@@ -14,7 +14,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self, below: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 33) % below
     }
 }
@@ -57,7 +60,7 @@ async fn every_write_exactly_once_across_kill_9() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let mut notifier = Daemon::start(&args).unwrap();
+    let mut notifier = Daemon::start(tests::listener_binary!(), &args).unwrap();
     wait_for_notifier(port, Duration::from_secs(20)).unwrap();
 
     // The writer: 2,000 writes over one connection, in the background.
@@ -67,16 +70,26 @@ async fn every_write_exactly_once_across_kill_9() {
     let writer = tokio::spawn(async move {
         let (conn, mut ldap) = LdapConnAsync::new(&url).await.unwrap();
         ldap3::drive!(conn);
-        ldap.simple_bind(&root_dn, &password).await.unwrap().success().unwrap();
+        ldap.simple_bind(&root_dn, &password)
+            .await
+            .unwrap()
+            .success()
+            .unwrap();
         let mut writes = 0;
         let mut i = 0;
         while writes < 2_000 {
             let dn = format!("cn=k{i},{writer_base}");
-            ldap.add(&dn, vec![("objectClass", ["organizationalRole"].into()), ("cn", [format!("k{i}").as_str()].into())])
-                .await
-                .unwrap()
-                .success()
-                .unwrap();
+            ldap.add(
+                &dn,
+                vec![
+                    ("objectClass", ["organizationalRole"].into()),
+                    ("cn", [format!("k{i}").as_str()].into()),
+                ],
+            )
+            .await
+            .unwrap()
+            .success()
+            .unwrap();
             writes += 1;
             if i % 3 == 0 {
                 ldap.modify(&dn, vec![Mod::Replace("description", ["x"].into())])
@@ -102,19 +115,22 @@ async fn every_write_exactly_once_across_kill_9() {
     // The killer: kill -9 at random moments while the writes stream in.
     let mut kills = 0;
     while !writer.is_finished() {
-        tokio::time::sleep(Duration::from_millis(20 + rng.next(250))).await;
+        tokio::time::sleep(Duration::from_millis(10 + rng.next(60))).await;
         if let Some(why) = notifier.exited() {
             panic!("the notifier exited by itself: {why}");
         }
         notifier.kill9();
         kills += 1;
         // Sometimes stay down for a while, so writes pile up in the accesslog.
-        tokio::time::sleep(Duration::from_millis(rng.next(150))).await;
+        tokio::time::sleep(Duration::from_millis(rng.next(100))).await;
         notifier.restart().unwrap();
     }
     let writes = writer.await.unwrap();
     eprintln!("{writes} writes, {kills} kills");
-    assert!(kills >= 3, "the test killed the notifier only {kills} times");
+    assert!(
+        kills >= 3,
+        "the test killed the notifier only {kills} times"
+    );
 
     // Expected: the accesslog's writes in order, as transactions.
     let (conn, mut ldap) = LdapConnAsync::new(slapd.url()).await.unwrap();
@@ -155,7 +171,10 @@ async fn every_write_exactly_once_across_kill_9() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let status = notifier.terminate().expect("exit status");
-    assert!(status.success(), "SIGTERM ends the notifier cleanly: {status}");
+    assert!(
+        status.success(),
+        "SIGTERM ends the notifier cleanly: {status}"
+    );
 
     let log = Translog::open_read_only(data.path()).unwrap();
     let mut exported = Vec::new();
@@ -167,5 +186,10 @@ async fn every_write_exactly_once_across_kill_9() {
         .collect();
     assert_eq!(exported.len(), expected.len(), "no write lost or repeated");
     assert_eq!(exported, expected);
-    assert!(listener_runtime::notifier::translog::check(data.path()).unwrap().problems.is_empty());
+    assert!(
+        listener_runtime::notifier::translog::check(data.path())
+            .unwrap()
+            .problems
+            .is_empty()
+    );
 }

@@ -115,7 +115,10 @@ pub(super) fn run_notifier(args: NotifierArgs) -> ExitCode {
 /// Completes on SIGTERM or SIGINT.
 pub(super) async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! {
                 _ = term.recv() => {}
@@ -187,8 +190,10 @@ fn stat(dir: &Path) -> Result<ExitCode, String> {
     println!("transactions: {count}");
     println!(
         "cookie:       {}",
-        log.cookie()
-            .map_or_else(|| "(none)".into(), |c| String::from_utf8_lossy(c).into_owned())
+        log.cookie().map_or_else(
+            || "(none)".into(),
+            |c| String::from_utf8_lossy(c).into_owned()
+        )
     );
     println!("log size:     {} bytes", size("translog.dat"));
     println!("index size:   {} bytes", size("translog.idx"));
@@ -303,7 +308,10 @@ pub(super) fn run_notifier_id(args: NotifierIdArgs) -> ExitCode {
             println!("{id}");
             ExitCode::SUCCESS
         }
-        Err(e) => fail(&format!("cannot ask the notifier at {}: {e}", args.notifier)),
+        Err(e) => fail(&format!(
+            "cannot ask the notifier at {}: {e}",
+            args.notifier
+        )),
     }
 }
 
