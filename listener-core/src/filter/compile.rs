@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use super::eval::{Key, Node, Op, Target, Test, Truth};
+use super::eval::{Node, Op, Target, Test, Truth};
 use super::fast::Fast;
 use super::rules::{self, ExtensibleRule};
 use super::{CompileError, Filter};
@@ -267,11 +267,7 @@ impl Target {
             .filter(|o| !o.is_empty())
             .map(Into::into)
             .collect();
-        Target {
-            keys: keys.into_iter().map(Key::new).collect(),
-            unknown: None,
-            options,
-        }
+        Target::new(keys, None, options)
     }
 
     /// Every attribute type whose matching rules contain `rule` (for an extensible match
@@ -294,11 +290,7 @@ impl Target {
             }
             known.extend(spellings(at));
         }
-        Target {
-            keys: keys.into_iter().map(Key::new).collect(),
-            unknown: fits(&Rules::DEFAULT).then_some(known),
-            options: Box::new([]),
-        }
+        Target::new(keys, fits(&Rules::DEFAULT).then_some(known), Box::new([]))
     }
 
     fn is_empty(&self) -> bool {

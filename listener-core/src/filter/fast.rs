@@ -121,10 +121,10 @@ impl Fast {
 #[inline]
 fn lowered<const N: usize, R>(value: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
     let mut buffer = [0u8; N];
-    let lower = &mut buffer[..value.len()];
-    lower.copy_from_slice(value);
-    lower.make_ascii_lowercase();
-    f(lower)
+    for (slot, &b) in buffer.iter_mut().zip(value) {
+        *slot = b.to_ascii_lowercase();
+    }
+    f(&buffer[..value.len()])
 }
 
 #[cfg(test)]
