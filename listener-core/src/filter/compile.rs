@@ -340,6 +340,12 @@ mod tests {
     }
 
     #[test]
+    fn compiled_filters_can_be_shared_between_threads() {
+        fn shared<T: Send + Sync>() {}
+        shared::<CompiledFilter>();
+    }
+
+    #[test]
     fn subtypes_and_spellings_are_precomputed() {
         let name = AttributeDescription::parse("name").unwrap();
         let t = Target::attribute(&name, Schema::builtin());
