@@ -112,10 +112,7 @@ fn scan(text: &str) -> Result<usize, AttributeError> {
             break;
         }
         if arcs < 2 {
-            return Err(err(
-                i,
-                "a numeric OID needs at least two arcs (like 2.5.4.3)",
-            ));
+            return Err(err(i, "a numeric OID needs at least two arcs (like 2.5.4.3)"));
         }
     } else if first.is_ascii_alphabetic() {
         while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'-') {
@@ -196,14 +193,7 @@ mod tests {
 
     #[test]
     fn accepts_names_oids_and_options() {
-        for ok in [
-            "cn",
-            "objectClass",
-            "x-custom-1",
-            "2.5.4.3",
-            "cn;lang-de",
-            "cn;binary;x",
-        ] {
+        for ok in ["cn", "objectClass", "x-custom-1", "2.5.4.3", "cn;lang-de", "cn;binary;x"] {
             AttributeDescription::parse(ok).unwrap();
         }
     }

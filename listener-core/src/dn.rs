@@ -101,11 +101,7 @@ impl Dn {
                         message: "expected '='".into(),
                     });
                 };
-                let norm = format!(
-                    "{}={}",
-                    attr.trim().to_lowercase(),
-                    value.trim().to_lowercase()
-                );
+                let norm = format!("{}={}", attr.trim().to_lowercase(), value.trim().to_lowercase());
                 rdns.push(Rdn {
                     avas: vec![Ava {
                         attr: attr.trim().into(),
@@ -116,11 +112,7 @@ impl Dn {
                 });
             }
         }
-        let norm = rdns
-            .iter()
-            .map(|r| r.norm.as_str())
-            .collect::<Vec<_>>()
-            .join(",");
+        let norm = rdns.iter().map(|r| r.norm.as_str()).collect::<Vec<_>>().join(",");
         Ok(Dn {
             text: text.into(),
             rdns,

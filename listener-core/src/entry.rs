@@ -260,10 +260,7 @@ mod tests {
             ("entryCSN", &["2"]),
             ("description", &["d"]),
         ]);
-        let names: Vec<String> = diff(&old, &new)
-            .iter()
-            .map(|d| d.key().to_owned())
-            .collect();
+        let names: Vec<String> = diff(&old, &new).iter().map(|d| d.key().to_owned()).collect();
         assert_eq!(names, ["description", "mail", "sn"]);
         let all: Vec<String> = diff_with(&old, &new, true)
             .iter()

@@ -105,10 +105,7 @@ impl MatchingRule {
             rest = r;
         }
         for piece in any {
-            match rest
-                .windows(piece.len().max(1))
-                .position(|w| w == piece.as_slice())
-            {
+            match rest.windows(piece.len().max(1)).position(|w| w == piece.as_slice()) {
                 Some(pos) => rest = &rest[pos + piece.len()..],
                 None => return false,
             }

@@ -96,10 +96,7 @@ impl ModuleConfig {
         if !self.priority.is_finite() {
             fail(
                 ConfigKey::Priority,
-                format!(
-                    "the priority must be a finite number, not {}",
-                    self.priority
-                ),
+                format!("the priority must be a finite number, not {}", self.priority),
             );
         }
         match self.parallelism {
