@@ -140,8 +140,9 @@ fn rule_of(
 
 fn invalid(rule: MatchingRule, value: &[u8]) -> String {
     format!(
-        "the assertion value {:?} is not valid for the matching rule {rule:?}",
-        String::from_utf8_lossy(value)
+        "the assertion value {:?} is not valid for the matching rule {}",
+        String::from_utf8_lossy(value),
+        rules::name(rule)
     )
 }
 
@@ -230,9 +231,7 @@ fn rule_name(rule: ExtensibleRule) -> String {
         ExtensibleRule::BitOr => "integerBitOrMatch".into(),
         ExtensibleRule::Equality(r)
         | ExtensibleRule::Ordering(r)
-        | ExtensibleRule::Substrings(r) => {
-            format!("{r:?}")
-        }
+        | ExtensibleRule::Substrings(r) => rules::name(r),
     }
 }
 
