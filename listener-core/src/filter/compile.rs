@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use super::eval::{Key, Node, Op, Target, Test, Truth};
+use super::eval::{Node, Op, Target, Test, Truth};
 use super::fast::Fast;
 use super::rules::{self, ExtensibleRule};
 use super::{CompileError, Filter};
@@ -140,8 +140,9 @@ fn rule_of(
 
 fn invalid(rule: MatchingRule, value: &[u8]) -> String {
     format!(
-        "the assertion value {:?} is not valid for the matching rule {rule:?}",
-        String::from_utf8_lossy(value)
+        "the assertion value {:?} is not valid for the matching rule {}",
+        String::from_utf8_lossy(value),
+        rules::name(rule)
     )
 }
 
@@ -230,9 +231,7 @@ fn rule_name(rule: ExtensibleRule) -> String {
         ExtensibleRule::BitOr => "integerBitOrMatch".into(),
         ExtensibleRule::Equality(r)
         | ExtensibleRule::Ordering(r)
-        | ExtensibleRule::Substrings(r) => {
-            format!("{r:?}")
-        }
+        | ExtensibleRule::Substrings(r) => rules::name(r),
     }
 }
 
@@ -267,11 +266,7 @@ impl Target {
             .filter(|o| !o.is_empty())
             .map(Into::into)
             .collect();
-        Target {
-            keys: keys.into_iter().map(Key::new).collect(),
-            unknown: None,
-            options,
-        }
+        Target::new(keys, None, options)
     }
 
     /// Every attribute type whose matching rules contain `rule` (for an extensible match
@@ -294,11 +289,7 @@ impl Target {
             }
             known.extend(spellings(at));
         }
-        Target {
-            keys: keys.into_iter().map(Key::new).collect(),
-            unknown: fits(&Rules::DEFAULT).then_some(known),
-            options: Box::new([]),
-        }
+        Target::new(keys, fits(&Rules::DEFAULT).then_some(known), Box::new([]))
     }
 
     fn is_empty(&self) -> bool {
@@ -345,6 +336,12 @@ mod tests {
             e.to_string()
                 .starts_with("cannot evaluate (cn:noSuchMatch:=a): ")
         );
+    }
+
+    #[test]
+    fn compiled_filters_can_be_shared_between_threads() {
+        fn shared<T: Send + Sync>() {}
+        shared::<CompiledFilter>();
     }
 
     #[test]

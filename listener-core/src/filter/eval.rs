@@ -42,6 +42,20 @@ impl CompiledFilter {
     }
 
     /// The three-valued result of the filter on `entry`.
+    ///
+    /// ```
+    /// use listener_core::filter::Truth;
+    /// use listener_core::{Dn, Entry, Filter, Schema};
+    ///
+    /// let mut entry = Entry::new(Dn::parse("cn=x,dc=example").unwrap());
+    /// entry.insert("description", ["not a number"]).unwrap();
+    /// let bits = Filter::parse("(description:integerBitAndMatch:=4)").unwrap();
+    /// let bits = bits.compile(Schema::builtin()).unwrap();
+    /// // The value is no INTEGER: Undefined, and so is its negation.
+    /// assert_eq!(bits.evaluate(&entry), Truth::Undefined);
+    /// let not = Filter::parse("(!(description:integerBitAndMatch:=4))").unwrap();
+    /// assert!(!not.compile(Schema::builtin()).unwrap().matches(&entry));
+    /// ```
     pub fn evaluate(&self, entry: &Entry) -> Truth {
         self.root.eval(entry)
     }
@@ -69,49 +83,38 @@ pub(super) struct Item {
 pub(super) struct Target {
     /// Lower-cased type keys (names and OIDs) of the attribute and its subtypes.
     pub(super) keys: Box<[Key]>,
+    /// The first bytes of `keys` as a bit set: most entry attributes are ruled out by one
+    /// bit test.
+    first_bytes: [u64; 4],
     /// When set, also every attribute type not in this set of known keys.
     pub(super) unknown: Option<HashSet<Box<str>>>,
     /// Lower-cased options the entry attribute must carry (it may carry more).
     pub(super) options: Box<[Box<str>]>,
 }
 
-/// A lower-cased type key with its first eight bytes as a number: comparing entry
-/// attributes against it costs one integer comparison in the common case of a mismatch.
+/// A lower-cased type key (a name or an OID).
 #[derive(Debug, Clone)]
-pub(super) struct Key {
-    head: u64,
-    text: Box<str>,
-}
+pub(super) struct Key(Box<str>);
 
 impl Key {
-    pub(super) fn new(text: Box<str>) -> Key {
-        Key {
-            head: head(text.as_bytes()),
-            text,
-        }
-    }
-
     #[cfg(test)]
     pub(super) fn as_str(&self) -> &str {
-        &self.text
+        &self.0
     }
 
-    /// Whether `key`, whose [`head`] is `key_head`, is this key.
+    /// The length of the type in an entry attribute's canonical `key` (type, then
+    /// `;option`s), when the type is this key.
     #[inline]
-    fn is(&self, key: &[u8], key_head: u64) -> bool {
-        self.head == key_head
-            && self.text.len() == key.len()
-            && (key.len() <= 8 || self.text.as_bytes()[8..] == key[8..])
+    fn type_len_in(&self, key: &[u8]) -> Option<usize> {
+        let own = self.0.as_bytes();
+        let n = own.len();
+        // Cheap tests first: most mismatches end before comparing the bytes.
+        let fits = key.len() >= n
+            && key.first() == own.first()
+            && (key.len() == n || key[n] == b';')
+            && &key[..n] == own;
+        fits.then_some(n)
     }
-}
-
-/// The first eight bytes of a key, zero-padded (keys hold no NUL).
-#[inline]
-fn head(key: &[u8]) -> u64 {
-    let mut bytes = [0u8; 8];
-    let n = key.len().min(8);
-    bytes[..n].copy_from_slice(&key[..n]);
-    u64::from_le_bytes(bytes)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,27 +232,50 @@ impl Item {
 }
 
 impl Target {
+    pub(super) fn new(
+        keys: Vec<Box<str>>,
+        unknown: Option<HashSet<Box<str>>>,
+        options: Box<[Box<str>]>,
+    ) -> Target {
+        let mut first_bytes = [0u64; 4];
+        for b in keys.iter().filter_map(|k| k.as_bytes().first()) {
+            first_bytes[usize::from(b >> 6)] |= 1 << (b & 63);
+        }
+        Target {
+            keys: keys.into_iter().map(Key).collect(),
+            first_bytes,
+            unknown,
+            options,
+        }
+    }
+
     #[inline]
     fn covers(&self, desc: &AttributeDescription) -> bool {
-        let type_key = desc.type_key();
-        let type_head = head(type_key.as_bytes());
-        let known = self
-            .keys
-            .iter()
-            .any(|k| k.is(type_key.as_bytes(), type_head));
-        // A type the schema does not know counts where the target takes unknown types.
-        let unknown_fits = || {
-            self.unknown
-                .as_ref()
-                .is_some_and(|known_types| !known_types.contains(type_key))
-        };
-        if !known && !unknown_fits() {
+        let key = desc.key().as_bytes();
+        let Some(&first) = key.first() else {
             return false;
-        }
+        };
+        let type_len = if self.first_bytes[usize::from(first >> 6)] & (1 << (first & 63)) != 0 {
+            self.keys.iter().find_map(|k| k.type_len_in(key))
+        } else {
+            None
+        };
+        let type_len = match type_len {
+            Some(n) => n,
+            // A type the schema does not know counts where the target takes unknown types.
+            None if self
+                .unknown
+                .as_ref()
+                .is_some_and(|known| !known.contains(desc.type_key())) =>
+            {
+                desc.type_key().len()
+            }
+            None => return false,
+        };
         if self.options.is_empty() {
             return true;
         }
-        let options = &desc.key()[type_key.len()..];
+        let options = &desc.key()[type_len..];
         self.options
             .iter()
             .all(|wanted| options.split(';').any(|o| o == wanted.as_ref()))
@@ -260,11 +286,7 @@ impl Target {
         if !self.options.is_empty() {
             return false;
         }
-        if self
-            .keys
-            .iter()
-            .any(|k| k.text.eq_ignore_ascii_case(spelled))
-        {
+        if self.keys.iter().any(|k| k.0.eq_ignore_ascii_case(spelled)) {
             return true;
         }
         match &self.unknown {

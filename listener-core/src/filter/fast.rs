@@ -38,9 +38,8 @@ impl Fast {
                 .all(|s| rule.normalize(s).as_deref() == Some(s.to_ascii_lowercase().as_slice()))
         };
         match rule {
-            MatchingRule::CaseIgnore
-            | MatchingRule::CaseIgnoreIa5
-            | MatchingRule::CaseIgnoreList
+            // Not caseIgnoreList: `$` separates lines there, and spaces around it go.
+            MatchingRule::CaseIgnore | MatchingRule::CaseIgnoreIa5
                 if agrees(&[b"AbC-9.x~!Z", b"Alice", b"inetOrgPerson", b"q"]) =>
             {
                 Fast::Printable {
@@ -121,10 +120,10 @@ impl Fast {
 #[inline]
 fn lowered<const N: usize, R>(value: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
     let mut buffer = [0u8; N];
-    let lower = &mut buffer[..value.len()];
-    lower.copy_from_slice(value);
-    lower.make_ascii_lowercase();
-    f(lower)
+    for (slot, &b) in buffer.iter_mut().zip(value) {
+        *slot = b.to_ascii_lowercase();
+    }
+    f(&buffer[..value.len()])
 }
 
 #[cfg(test)]

@@ -64,6 +64,18 @@ pub(super) fn resolve(name: &str) -> Option<ExtensibleRule> {
     )
 }
 
+/// A rule family's name for messages, derived from the variant (`CaseIgnore` →
+/// `caseIgnoreMatch`) so that new variants need no change here; until `MatchingRule`
+/// names itself.
+pub(super) fn name(rule: MatchingRule) -> String {
+    let variant = format!("{rule:?}");
+    let mut chars = variant.chars();
+    match chars.next() {
+        Some(first) => format!("{}{}Match", first.to_ascii_lowercase(), chars.as_str()),
+        None => variant,
+    }
+}
+
 /// Parses an INTEGER value (RFC 4517 §3.3.16: `0` or an optional `-` and digits without
 /// leading zeros) without allocating; `None` when invalid or out of range.
 pub(super) fn parse_integer(value: &[u8]) -> Option<i64> {
@@ -106,6 +118,12 @@ mod tests {
         ] {
             assert_eq!(parse_integer(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn names_for_messages() {
+        assert_eq!(name(MatchingRule::CaseIgnore), "caseIgnoreMatch");
+        assert_eq!(name(MatchingRule::Integer), "integerMatch");
     }
 
     #[test]
