@@ -28,6 +28,7 @@ mod read;
 mod records;
 mod stored;
 mod tables;
+mod verify;
 mod write;
 
 use std::fs::{File, OpenOptions};
@@ -41,6 +42,7 @@ use error::{Result, io_at, store_err};
 pub use read::{Entries, ReadTxn};
 pub use records::{CachedEntry, FailedEvent, ModulePhase, ModuleState};
 use tables::{FORMAT_VERSION, META, META_FORMAT};
+pub use verify::VerifyReport;
 pub use write::WriteTxn;
 
 const DB_FILE: &str = "cache.redb";

@@ -24,7 +24,7 @@ pub struct ReadTxn {
 }
 
 impl ReadTxn {
-    fn table<K: redb::Key + 'static, V: redb::Value + 'static>(
+    pub(super) fn table<K: redb::Key + 'static, V: redb::Value + 'static>(
         &self,
         def: redb::TableDefinition<K, V>,
     ) -> Result<ReadOnlyTable<K, V>> {
@@ -45,35 +45,41 @@ impl ReadTxn {
         )
     }
 
-    /// The cached object with this entryUUID (any case), wherever it is cached.
+    /// The cached object with this entryUUID (any case), wherever it is cached. Should
+    /// several cached objects claim it (a stale entry for an object that has since moved
+    /// or been replaced), the one whose normalized DN sorts first; see
+    /// [`ReadTxn::entries_by_uuid`].
     pub fn entry_by_uuid(&self, uuid: &str) -> Result<Option<CachedEntry>> {
-        let uuids = self.table(UUIDS)?;
-        let key = uuid.to_ascii_lowercase();
-        let Some(ndn) = uuids.get(key.as_str()).map_err(store_err(&self.path))? else {
-            return Ok(None);
-        };
-        // The index is only ever stale after a damaged record was replaced; never hand
-        // out an object that is not the one asked for.
-        let found = self.entry_at(ndn.value())?;
-        Ok(found.filter(|c| entry_uuid(&c.entry).as_deref() == Some(key.as_str())))
+        Ok(self.entries_by_uuid(uuid)?.into_iter().next())
     }
 
-    /// The normalized DN the uuid index holds for `uuid` (for `verify`).
-    pub fn uuid_target(&self, uuid: &str) -> Result<Option<String>> {
-        let uuids = self.table(UUIDS)?;
-        let key = uuid.to_ascii_lowercase();
-        let target = uuids.get(key.as_str()).map_err(store_err(&self.path))?;
-        Ok(target.map(|ndn| ndn.value().to_owned()))
+    /// Every cached object claiming this entryUUID (any case), by normalized DN.
+    pub fn entries_by_uuid(&self, uuid: &str) -> Result<Vec<CachedEntry>> {
+        let uuid = uuid.to_ascii_lowercase();
+        let mut found = Vec::new();
+        for ndn in dns_of_uuid(&self.path, &self.table(UUIDS)?, &uuid)? {
+            // Only a replaced damaged record leaves a stale pair behind; never hand out
+            // an object that is not the one asked for.
+            if let Some(c) = self.entry_at(&ndn)?
+                && entry_uuid(&c.entry).as_deref() == Some(uuid.as_str())
+            {
+                found.push(c);
+            }
+        }
+        Ok(found)
     }
 
-    /// The whole uuid index as (lower-cased uuid, normalized DN), in uuid order.
+    /// The whole uuid index as (lower-cased uuid, normalized DN) pairs, in that order.
     pub fn uuid_index(&self) -> Result<Vec<(String, String)>> {
         let uuids = self.table(UUIDS)?;
-        let range = uuids.range::<&str>(..).map_err(store_err(&self.path))?;
+        let range = uuids
+            .range::<(&str, &str)>(..)
+            .map_err(store_err(&self.path))?;
         range
             .map(|item| {
-                let (k, v) = item.map_err(store_err(&self.path))?;
-                Ok((k.value().to_owned(), v.value().to_owned()))
+                let (k, _) = item.map_err(store_err(&self.path))?;
+                let (uuid, ndn) = k.value();
+                Ok((uuid.to_owned(), ndn.to_owned()))
             })
             .collect()
     }
@@ -230,6 +236,24 @@ pub(super) fn load_entry(
     let entry = decode_entry(path, key, bytes.value())?;
     let modules = modules_of(path, registrations, key)?;
     Ok(Some(CachedEntry { entry, modules }))
+}
+
+/// The normalized DNs the uuid index holds for `uuid` (lower-cased).
+fn dns_of_uuid(
+    path: &Path,
+    uuids: &impl ReadableTable<(&'static str, &'static str), ()>,
+    uuid: &str,
+) -> Result<Vec<String>> {
+    let end = prefix_end(uuid);
+    let range = uuids
+        .range((uuid, "")..(end.as_str(), ""))
+        .map_err(store_err(path))?;
+    range
+        .map(|item| {
+            let (k, _) = item.map_err(store_err(path))?;
+            Ok(k.value().1.to_owned())
+        })
+        .collect()
 }
 
 /// The modules registered on the entry at normalized DN `key`.

@@ -5,13 +5,18 @@
 //! |---|---|---|
 //! | `meta` | name: `format`, `last_id`, `schema_id`, `notifier_identity` | postcard `u32`/`u64`/`u64`/`String` |
 //! | `entries` | normalized DN | postcard [`EntryRecord`](super::stored::EntryRecord) |
-//! | `uuid_index` | lower-cased entryUUID | normalized DN |
+//! | `uuid_index` | (lower-cased entryUUID, normalized DN) | `()` |
 //! | `registrations` | (normalized DN, module) | `()` |
 //! | `registrations_by_module` | (module, normalized DN) | `()` |
 //! | `module_states` | module | postcard [`ModuleStateRecord`](super::stored::ModuleStateRecord) |
 //! | `failed_events` | (module, sequence) | postcard [`FailedRecord`](super::stored::FailedRecord) |
 //! | `queue` | (module, sequence) | the job's bytes, opaque here |
 //! | `sequences` | (table, module) | last sequence number handed out |
+//!
+//! The uuid index is exactly the set of (uuid, DN) pairs of the cached entries, so it can
+//! be checked against them (`verify`) and cannot go stale when two cached objects claim
+//! one uuid (a stale entry the listener has not yet learned is gone): removing either
+//! leaves the other findable.
 //!
 //! Registrations are kept in both directions: by DN to read an entry's modules, by module
 //! so re-initializing a module unregisters it with a range scan over its own keys instead of
@@ -26,7 +31,7 @@ pub(super) const FORMAT_VERSION: u32 = 1;
 
 pub(super) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 pub(super) const ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("entries");
-pub(super) const UUIDS: TableDefinition<&str, &str> = TableDefinition::new("uuid_index");
+pub(super) const UUIDS: TableDefinition<(&str, &str), ()> = TableDefinition::new("uuid_index");
 pub(super) const REGISTRATIONS: TableDefinition<(&str, &str), ()> =
     TableDefinition::new("registrations");
 pub(super) const REGISTRATIONS_BY_MODULE: TableDefinition<(&str, &str), ()> =

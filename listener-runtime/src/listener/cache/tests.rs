@@ -56,6 +56,71 @@ fn entries_round_trip_with_their_spelling_and_registrations() {
 }
 
 #[test]
+fn two_objects_claiming_one_uuid_stay_findable() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(dir.path()).unwrap();
+    let stale = entry("cn=old place,dc=x", Some("U-1"));
+    let fresh = entry("cn=new place,dc=x", Some("u-1"));
+    let mut w = cache.write().unwrap();
+    w.put_entry(&stale, ["m"]).unwrap();
+    w.put_entry(&fresh, ["m"]).unwrap();
+    w.commit().unwrap();
+    let r = cache.read().unwrap();
+    let found: Vec<_> = r
+        .entries_by_uuid("u-1")
+        .unwrap()
+        .into_iter()
+        .map(|c| c.entry)
+        .collect();
+    assert_eq!(found, [fresh.clone(), stale.clone()]);
+    let report = r.verify().unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert_eq!(report.shared_uuids.len(), 1);
+    drop(r);
+    let mut w = cache.write().unwrap();
+    w.remove_entry(fresh.dn()).unwrap();
+    w.commit().unwrap();
+    let r = cache.read().unwrap();
+    assert_eq!(
+        r.entry_by_uuid("U-1").unwrap().map(|c| c.entry),
+        Some(stale)
+    );
+}
+
+#[test]
+fn verify_reports_inconsistent_derived_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(dir.path()).unwrap();
+    let mut w = cache.write().unwrap();
+    w.put_entry(&entry("cn=a,dc=x", Some("u-a")), ["m"])
+        .unwrap();
+    w.txn
+        .open_table(tables::UUIDS)
+        .unwrap()
+        .insert(("u-ghost", "cn=gone,dc=x"), ())
+        .unwrap();
+    w.txn
+        .open_table(tables::REGISTRATIONS_BY_MODULE)
+        .unwrap()
+        .remove(("m", "cn=a,dc=x"))
+        .unwrap();
+    w.commit().unwrap();
+    let report = cache.read().unwrap().verify().unwrap();
+    assert_eq!(report.entries, 1);
+    assert_eq!(report.problems.len(), 2, "{:?}", report.problems);
+    assert!(
+        report.problems[0].contains("u-ghost"),
+        "{:?}",
+        report.problems
+    );
+    assert!(
+        report.problems[1].contains("one direction"),
+        "{:?}",
+        report.problems
+    );
+}
+
+#[test]
 fn registrations_can_be_changed_and_need_an_entry() {
     let dir = tempfile::tempdir().unwrap();
     let cache = Cache::open(dir.path()).unwrap();

@@ -79,7 +79,7 @@ impl WriteTxn {
 
     /// Stores `entry` at its DN, replacing what was there, with exactly `modules`
     /// registered on it. The uuid index follows: the entry's entryUUID now leads here, and
-    /// a uuid the previous state at this DN had no longer does.
+    /// one the previous state at this DN had no longer does.
     pub fn put_entry<I, S>(&mut self, entry: &Entry, modules: I) -> Result<()>
     where
         I: IntoIterator<Item = S>,
@@ -100,11 +100,13 @@ impl WriteTxn {
         if let Some(old) = previous_uuid
             && Some(&old) != uuid.as_ref()
         {
-            unindex(&self.path, &mut uuids, &old, key)?;
+            uuids
+                .remove((old.as_str(), key))
+                .map_err(store_err(&self.path))?;
         }
         if let Some(uuid) = &uuid {
             uuids
-                .insert(uuid.as_str(), key)
+                .insert((uuid.as_str(), key), ())
                 .map_err(store_err(&self.path))?;
         }
         drop(uuids);
@@ -124,7 +126,9 @@ impl WriteTxn {
             return Ok(false);
         };
         if let Some(old) = previous_uuid {
-            unindex(&self.path, &mut self.table(UUIDS)?, &old, key)?;
+            self.table(UUIDS)?
+                .remove((old.as_str(), key))
+                .map_err(store_err(&self.path))?;
         }
         self.register(key, std::iter::empty::<&str>())?;
         Ok(true)
@@ -342,7 +346,7 @@ impl WriteTxn {
     /// The uuid recorded in a stored entry, decoding only the record's head. A damaged
     /// record is being replaced or removed, which is how it heals; its uuid cannot be
     /// unindexed, but a stale index entry is harmless because lookups by uuid check the
-    /// entry they reach.
+    /// entry they reach (and `verify` reports it).
     fn head_uuid(&self, key: &str, bytes: &[u8]) -> Option<String> {
         match decode_prefix::<EntryHead<'_>>(bytes) {
             Ok(head) => head.uuid.map(str::to_owned),
@@ -364,22 +368,4 @@ impl WriteTxn {
             reason,
         }
     }
-}
-
-/// Drops `uuid` from the index if it leads to `key`; if it leads elsewhere, a newer object
-/// holds it and keeps it.
-fn unindex(
-    path: &Path,
-    uuids: &mut Table<'_, &'static str, &'static str>,
-    uuid: &str,
-    key: &str,
-) -> Result<()> {
-    let leads_here = uuids
-        .get(uuid)
-        .map_err(store_err(path))?
-        .is_some_and(|target| target.value() == key);
-    if leads_here {
-        uuids.remove(uuid).map_err(store_err(path))?;
-    }
-    Ok(())
 }

@@ -54,42 +54,36 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// What the cache should hold: by normalized DN, the entry's spelling, uuid and modules;
-/// and the index.
+/// What the cache should hold: by normalized DN, the entry and its modules.
 #[derive(Debug, Clone, Default, PartialEq)]
 struct Model {
     entries: BTreeMap<String, (Entry, BTreeSet<String>)>,
-    index: BTreeMap<String, String>,
 }
 
 impl Model {
     fn put(&mut self, e: Entry, modules: BTreeSet<String>) {
-        let key = e.dn().normalized().to_owned();
-        let uuid = e.first_str("entryUUID").map(str::to_ascii_lowercase);
-        if let Some((old, _)) = self.entries.insert(key.clone(), (e, modules)) {
-            let old_uuid = old.first_str("entryUUID").map(str::to_ascii_lowercase);
-            if old_uuid != uuid {
-                self.unindex(old_uuid, &key);
-            }
-        }
-        if let Some(u) = uuid {
-            self.index.insert(u, key);
-        }
+        self.entries
+            .insert(e.dn().normalized().to_owned(), (e, modules));
     }
 
     fn remove(&mut self, key: &str) -> Option<BTreeSet<String>> {
-        let (old, modules) = self.entries.remove(key)?;
-        self.unindex(old.first_str("entryUUID").map(str::to_ascii_lowercase), key);
-        Some(modules)
+        self.entries.remove(key).map(|(_, modules)| modules)
     }
 
-    fn unindex(&mut self, uuid: Option<String>, key: &str) {
-        if let Some(u) = uuid
-            && self.index.get(&u).map(String::as_str) == Some(key)
-        {
-            self.index.remove(&u);
-        }
+    /// The index is exactly the entries' (uuid, DN) pairs.
+    fn index(&self) -> Vec<(String, String)> {
+        let mut index: Vec<_> = self
+            .entries
+            .iter()
+            .filter_map(|(key, (e, _))| Some((uuid_of(e)?, key.clone())))
+            .collect();
+        index.sort();
+        index
     }
+}
+
+fn uuid_of(e: &Entry) -> Option<String> {
+    e.first_str("entryUUID").map(str::to_ascii_lowercase)
 }
 
 fn make(dn_index: usize, uuid: Option<usize>) -> Entry {
@@ -142,19 +136,28 @@ fn check(cache: &Cache, model: &Model) {
         })
         .collect();
     assert_eq!(entries, model.entries);
-    let index: BTreeMap<String, String> = r.uuid_index().unwrap().into_iter().collect();
-    assert_eq!(index, model.index);
-    // Independently of the model: the index never dangles, and leads to the right object.
-    for (uuid, key) in &index {
-        let (e, _) = &entries[key];
-        assert_eq!(
-            e.first_str("entryUUID")
-                .map(str::to_ascii_lowercase)
-                .as_ref(),
-            Some(uuid)
-        );
-        assert_eq!(r.entry_by_uuid(uuid).unwrap().unwrap().entry, *e);
+    let index = r.uuid_index().unwrap();
+    assert_eq!(index, model.index());
+    // Independently of the model: every object is found by its uuid, and verify agrees.
+    for (key, (e, _)) in &entries {
+        if let Some(uuid) = uuid_of(e) {
+            let found = r.entries_by_uuid(&uuid.to_ascii_uppercase()).unwrap();
+            assert!(found.iter().any(|c| c.entry.dn().normalized() == key));
+            assert!(
+                found
+                    .iter()
+                    .all(|c| uuid_of(&c.entry).as_ref() == Some(&uuid))
+            );
+        }
     }
+    let report = r.verify().unwrap();
+    assert_eq!(report.problems, Vec::<String>::new());
+    assert_eq!(report.entries, entries.len() as u64);
+    let shared = index
+        .chunk_by(|a, b| a.0 == b.0)
+        .filter(|group| group.len() > 1)
+        .count();
+    assert_eq!(report.shared_uuids.len(), shared);
 }
 
 proptest! {
