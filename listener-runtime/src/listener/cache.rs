@@ -112,6 +112,7 @@ impl Cache {
         Ok(WriteTxn {
             txn,
             path: self.path.clone(),
+            poisoned: false,
         })
     }
 

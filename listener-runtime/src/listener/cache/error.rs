@@ -68,6 +68,11 @@ pub enum CacheError {
         stored: String,
         presented: String,
     },
+    #[error(
+        "listener cache {path}: refusing to commit a transaction in which an operation \
+         failed (it may have been done in part)"
+    )]
+    Poisoned { path: PathBuf },
     #[error("listener cache {path}: {dn} is not cached, so modules cannot be registered on it")]
     NotCached { path: PathBuf, dn: String },
 }

@@ -419,6 +419,32 @@ fn a_transaction_dropped_or_aborted_changes_nothing() {
 }
 
 #[test]
+fn a_transaction_with_a_failed_operation_is_not_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(dir.path()).unwrap();
+    let mut w = cache.write().unwrap();
+    // An operation that did part of its work and then failed.
+    let failed = w.guarded(|w| {
+        w.set_last_id(5)?;
+        Err::<(), _>(CacheError::NotCached {
+            path: dir.path().to_owned(),
+            dn: "cn=x".into(),
+        })
+    });
+    assert!(failed.is_err());
+    let err = w.commit().unwrap_err();
+    assert!(matches!(err, CacheError::Poisoned { .. }), "{err}");
+    assert_eq!(cache.read().unwrap().last_id().unwrap(), 0);
+
+    // A refused registration changed nothing, so it does not poison.
+    let mut w = cache.write().unwrap();
+    assert!(w.set_registrations(&dn("cn=x"), ["m"]).is_err());
+    w.set_last_id(6).unwrap();
+    w.commit().unwrap();
+    assert_eq!(cache.read().unwrap().last_id().unwrap(), 6);
+}
+
+#[test]
 fn a_second_listener_is_locked_out() {
     let dir = tempfile::tempdir().unwrap();
     let _cache = Cache::open(dir.path()).unwrap();

@@ -21,13 +21,25 @@ use super::tables::{
 
 /// A write transaction over the whole cache. Nothing it does is visible to readers or
 /// survives a crash until [`WriteTxn::commit`]; dropping it without committing changes
-/// nothing.
+/// nothing. After an operation failed, commit is refused: drop the transaction.
 pub struct WriteTxn {
     pub(super) txn: redb::WriteTransaction,
     pub(super) path: Arc<Path>,
+    /// An operation failed part way; see [`WriteTxn::commit`].
+    pub(super) poisoned: bool,
 }
 
 impl WriteTxn {
+    /// Runs an operation, remembering if it failed: it may have changed some tables and
+    /// not others, so the transaction must not be committed.
+    pub(super) fn guarded<T>(&mut self, op: impl FnOnce(&mut WriteTxn) -> Result<T>) -> Result<T> {
+        let result = op(self);
+        if result.is_err() {
+            self.poisoned = true;
+        }
+        result
+    }
+
     fn table<K: redb::Key + 'static, V: redb::Value + 'static>(
         &self,
         def: redb::TableDefinition<K, V>,
@@ -38,8 +50,9 @@ impl WriteTxn {
     /// Makes this commit durable (the default) or not. A non-durable commit is visible at
     /// once but is lost if the process dies (even without a system crash: redb keeps it in
     /// memory) before a durable commit or a clean close (dropping the [`super::Cache`])
-    /// follows; it is lost together with every commit after it, never in part. For group commit: commit a group's
-    /// transactions non-durably and the last one durably, before acknowledging any of them.
+    /// follows; it is lost together with every commit after it, never in part. For group
+    /// commit: commit a group's transactions non-durably and the last one durably, before
+    /// acknowledging any of them.
     pub fn set_durable(&mut self, durable: bool) -> Result<()> {
         let durability = if durable {
             redb::Durability::Immediate
@@ -52,7 +65,14 @@ impl WriteTxn {
     }
 
     /// Commits everything done in this transaction at once.
+    /// Refused when one of this transaction's operations failed, since that operation
+    /// may have done part of its work.
     pub fn commit(self) -> Result<()> {
+        if self.poisoned {
+            return Err(CacheError::Poisoned {
+                path: self.path.to_path_buf(),
+            });
+        }
         self.txn.commit().map_err(store_err(&self.path))
     }
 
@@ -85,65 +105,72 @@ impl WriteTxn {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let key = entry.dn().normalized();
-        let uuid = entry_uuid(entry);
-        let bytes = encode(&EntryRecord::new(entry, uuid.as_deref()))
-            .map_err(|reason| self.encode_err(format!("the entry {}", entry.dn()), reason))?;
-        let previous_uuid = {
-            let mut entries = self.table(ENTRIES)?;
-            let previous = entries
-                .insert(key, bytes.as_slice())
-                .map_err(store_err(&self.path))?;
-            previous.and_then(|old| self.head_uuid(key, old.value()))
-        };
-        let mut uuids = self.table(UUIDS)?;
-        if let Some(old) = previous_uuid
-            && Some(&old) != uuid.as_ref()
-        {
-            uuids
-                .remove((old.as_str(), key))
-                .map_err(store_err(&self.path))?;
-        }
-        if let Some(uuid) = &uuid {
-            uuids
-                .insert((uuid.as_str(), key), ())
-                .map_err(store_err(&self.path))?;
-        }
-        drop(uuids);
-        self.register(key, modules)
+        self.guarded(|w| {
+            let key = entry.dn().normalized();
+            let uuid = entry_uuid(entry);
+            let bytes = encode(&EntryRecord::new(entry, uuid.as_deref()))
+                .map_err(|reason| w.encode_err(format!("the entry {}", entry.dn()), reason))?;
+            let previous_uuid = {
+                let mut entries = w.table(ENTRIES)?;
+                let previous = entries
+                    .insert(key, bytes.as_slice())
+                    .map_err(store_err(&w.path))?;
+                previous.and_then(|old| w.head_uuid(key, old.value()))
+            };
+            let mut uuids = w.table(UUIDS)?;
+            if let Some(old) = previous_uuid
+                && Some(&old) != uuid.as_ref()
+            {
+                uuids
+                    .remove((old.as_str(), key))
+                    .map_err(store_err(&w.path))?;
+            }
+            if let Some(uuid) = &uuid {
+                uuids
+                    .insert((uuid.as_str(), key), ())
+                    .map_err(store_err(&w.path))?;
+            }
+            drop(uuids);
+            w.register(key, modules)
+        })
     }
 
     /// Removes the object at `dn` with its registrations and uuid index entry. Returns
     /// whether it was cached.
     pub fn remove_entry(&mut self, dn: &Dn) -> Result<bool> {
-        let key = dn.normalized();
-        let previous_uuid = {
-            let mut entries = self.table(ENTRIES)?;
-            let previous = entries.remove(key).map_err(store_err(&self.path))?;
-            previous.map(|old| self.head_uuid(key, old.value()))
-        };
-        let Some(previous_uuid) = previous_uuid else {
-            return Ok(false);
-        };
-        if let Some(old) = previous_uuid {
-            self.table(UUIDS)?
-                .remove((old.as_str(), key))
-                .map_err(store_err(&self.path))?;
-        }
-        self.register(key, std::iter::empty::<&str>())?;
-        Ok(true)
+        self.guarded(|w| {
+            let key = dn.normalized();
+            let previous_uuid = {
+                let mut entries = w.table(ENTRIES)?;
+                let previous = entries.remove(key).map_err(store_err(&w.path))?;
+                previous.map(|old| w.head_uuid(key, old.value()))
+            };
+            let Some(previous_uuid) = previous_uuid else {
+                return Ok(false);
+            };
+            if let Some(old) = previous_uuid {
+                w.table(UUIDS)?
+                    .remove((old.as_str(), key))
+                    .map_err(store_err(&w.path))?;
+            }
+            w.register(key, std::iter::empty::<&str>())?;
+            Ok(true)
+        })
     }
 
     /// Moves the object cached at `old` to `new_entry`'s DN, storing `new_entry` there;
     /// its registrations move with it. Moving an object that is not cached just stores
     /// `new_entry` with no registrations.
     pub fn move_entry(&mut self, old: &Dn, new_entry: &Entry) -> Result<()> {
-        let modules = modules_of(&self.path, &self.table(REGISTRATIONS)?, old.normalized())?;
-        self.remove_entry(old)?;
-        self.put_entry(new_entry, &modules)
+        self.guarded(|w| {
+            let modules = modules_of(&w.path, &w.table(REGISTRATIONS)?, old.normalized())?;
+            w.remove_entry(old)?;
+            w.put_entry(new_entry, &modules)
+        })
     }
 
-    /// Sets exactly which modules are registered on the cached object at `dn`.
+    /// Sets exactly which modules are registered on the cached object at `dn`; an object
+    /// that is not cached is an error (and leaves the transaction usable).
     pub fn set_registrations<I, S>(&mut self, dn: &Dn, modules: I) -> Result<()>
     where
         I: IntoIterator<Item = S>,
@@ -161,130 +188,146 @@ impl WriteTxn {
                 dn: dn.to_string(),
             });
         }
-        self.register(key, modules)
+        self.guarded(|w| w.register(key, modules))
     }
 
     /// Removes `module`'s registration from every cached object (before re-initializing
     /// it); costs a range over that module's registrations, not a pass over the cache.
     /// Returns how many objects it was registered on.
     pub fn unregister_module_everywhere(&mut self, module: &str) -> Result<u64> {
-        let end = prefix_end(module);
-        let mut by_module = self.table(REGISTRATIONS_BY_MODULE)?;
-        let mut by_dn = self.table(REGISTRATIONS)?;
-        let mut n = 0;
-        let mut failure = None;
-        by_module
-            .retain_in((module, "")..(end.as_str(), ""), |(_, ndn), ()| {
-                if failure.is_none() {
-                    match by_dn.remove((ndn, module)) {
-                        Ok(_) => n += 1,
-                        Err(e) => failure = Some(e),
+        self.guarded(|w| {
+            let end = prefix_end(module);
+            let mut by_module = w.table(REGISTRATIONS_BY_MODULE)?;
+            let mut by_dn = w.table(REGISTRATIONS)?;
+            let mut n = 0;
+            let mut failure = None;
+            by_module
+                .retain_in((module, "")..(end.as_str(), ""), |(_, ndn), ()| {
+                    if failure.is_none() {
+                        match by_dn.remove((ndn, module)) {
+                            Ok(_) => n += 1,
+                            Err(e) => failure = Some(e),
+                        }
                     }
-                }
-                false
-            })
-            .map_err(store_err(&self.path))?;
-        match failure {
-            Some(e) => Err(store_err(&self.path)(e)),
-            None => Ok(n),
-        }
+                    false
+                })
+                .map_err(store_err(&w.path))?;
+            match failure {
+                Some(e) => Err(store_err(&w.path)(e)),
+                None => Ok(n),
+            }
+        })
     }
 
     /// Records the last fully processed transaction ID.
     pub fn set_last_id(&mut self, id: u64) -> Result<()> {
-        self.set_meta(META_LAST_ID, &id)
+        self.guarded(|w| w.set_meta(META_LAST_ID, &id))
     }
 
     /// Records the notifier's current schema ID.
     pub fn set_schema_id(&mut self, id: u64) -> Result<()> {
-        self.set_meta(META_SCHEMA_ID, &id)
+        self.guarded(|w| w.set_meta(META_SCHEMA_ID, &id))
     }
 
     /// Records which notifier this cache follows (see
     /// [`super::ReadTxn::check_notifier_identity`]).
     pub fn set_notifier_identity(&mut self, identity: &str) -> Result<()> {
-        self.set_meta(META_NOTIFIER_IDENTITY, &identity)
+        self.guarded(|w| w.set_meta(META_NOTIFIER_IDENTITY, &identity))
     }
 
     /// Stores a module's state.
     pub fn set_module_state(&mut self, module: &str, state: &ModuleState) -> Result<()> {
-        let bytes = encode(&ModuleStateRecord::new(state))
-            .map_err(|reason| self.encode_err(format!("the state of module {module}"), reason))?;
-        self.table(MODULE_STATES)?
-            .insert(module, bytes.as_slice())
-            .map_err(store_err(&self.path))?;
-        Ok(())
+        self.guarded(|w| {
+            let bytes = encode(&ModuleStateRecord::new(state))
+                .map_err(|reason| w.encode_err(format!("the state of module {module}"), reason))?;
+            w.table(MODULE_STATES)?
+                .insert(module, bytes.as_slice())
+                .map_err(store_err(&w.path))?;
+            Ok(())
+        })
     }
 
     /// Forgets a module's state (`resync`): it is initialized again at the next start.
     /// Returns whether it had one.
     pub fn remove_module_state(&mut self, module: &str) -> Result<bool> {
-        let removed = self
-            .table(MODULE_STATES)?
-            .remove(module)
-            .map_err(store_err(&self.path))?
-            .is_some();
-        Ok(removed)
+        self.guarded(|w| {
+            let removed = w
+                .table(MODULE_STATES)?
+                .remove(module)
+                .map_err(store_err(&w.path))?
+                .is_some();
+            Ok(removed)
+        })
     }
 
     /// Records a failed event for `module`; returns its sequence number, never reused.
     pub fn add_failed_event(&mut self, module: &str, event: &FailedEvent) -> Result<u64> {
-        let bytes = encode(&FailedRecord::new(event)).map_err(|reason| {
-            self.encode_err(format!("a failed event of module {module}"), reason)
-        })?;
-        let seq = self.next_sequence("failed_events", module)?;
-        self.table(FAILED_EVENTS)?
-            .insert((module, seq), bytes.as_slice())
-            .map_err(store_err(&self.path))?;
-        Ok(seq)
+        self.guarded(|w| {
+            let bytes = encode(&FailedRecord::new(event)).map_err(|reason| {
+                w.encode_err(format!("a failed event of module {module}"), reason)
+            })?;
+            let seq = w.next_sequence("failed_events", module)?;
+            w.table(FAILED_EVENTS)?
+                .insert((module, seq), bytes.as_slice())
+                .map_err(store_err(&w.path))?;
+            Ok(seq)
+        })
     }
 
     /// Removes a failed event (replayed or dismissed); returns whether it existed.
     pub fn remove_failed_event(&mut self, module: &str, seq: u64) -> Result<bool> {
-        let removed = self
-            .table(FAILED_EVENTS)?
-            .remove((module, seq))
-            .map_err(store_err(&self.path))?
-            .is_some();
-        Ok(removed)
+        self.guarded(|w| {
+            let removed = w
+                .table(FAILED_EVENTS)?
+                .remove((module, seq))
+                .map_err(store_err(&w.path))?
+                .is_some();
+            Ok(removed)
+        })
     }
 
     /// Appends a job to `module`'s async queue; returns its sequence number.
     pub fn push_job(&mut self, module: &str, job: &[u8]) -> Result<u64> {
-        let seq = self.next_sequence("queue", module)?;
-        self.table(QUEUE)?
-            .insert((module, seq), job)
-            .map_err(store_err(&self.path))?;
-        Ok(seq)
+        self.guarded(|w| {
+            let seq = w.next_sequence("queue", module)?;
+            w.table(QUEUE)?
+                .insert((module, seq), job)
+                .map_err(store_err(&w.path))?;
+            Ok(seq)
+        })
     }
 
     /// Takes the oldest job off `module`'s async queue.
     pub fn pop_job(&mut self, module: &str) -> Result<Option<(u64, Vec<u8>)>> {
-        let mut queue = self.table(QUEUE)?;
-        let first = {
-            let mut range = queue
-                .range((module, 0)..=(module, u64::MAX))
-                .map_err(store_err(&self.path))?;
-            match range.next() {
-                None => return Ok(None),
-                Some(item) => item.map_err(store_err(&self.path))?.0.value().1,
-            }
-        };
-        let job = queue
-            .remove((module, first))
-            .map_err(store_err(&self.path))?
-            .map(|v| v.value().to_vec());
-        Ok(job.map(|job| (first, job)))
+        self.guarded(|w| {
+            let mut queue = w.table(QUEUE)?;
+            let first = {
+                let mut range = queue
+                    .range((module, 0)..=(module, u64::MAX))
+                    .map_err(store_err(&w.path))?;
+                match range.next() {
+                    None => return Ok(None),
+                    Some(item) => item.map_err(store_err(&w.path))?.0.value().1,
+                }
+            };
+            let job = queue
+                .remove((module, first))
+                .map_err(store_err(&w.path))?
+                .map(|v| v.value().to_vec());
+            Ok(job.map(|job| (first, job)))
+        })
     }
 
     /// Removes one job (done) from `module`'s async queue; returns whether it was there.
     pub fn remove_job(&mut self, module: &str, seq: u64) -> Result<bool> {
-        let removed = self
-            .table(QUEUE)?
-            .remove((module, seq))
-            .map_err(store_err(&self.path))?
-            .is_some();
-        Ok(removed)
+        self.guarded(|w| {
+            let removed = w
+                .table(QUEUE)?
+                .remove((module, seq))
+                .map_err(store_err(&w.path))?
+                .is_some();
+            Ok(removed)
+        })
     }
 
     /// How many jobs `module`'s async queue holds, as this transaction has left it.
