@@ -7,6 +7,12 @@
 //! completely or not at all (semantics §4 step 4). A lock on `lock` in the same directory
 //! keeps a second listener out with a message naming the directory.
 //!
+//! Durability: a commit is durable (fsync) by default. For group commit the caller marks
+//! all but the last commit of a group non-durable ([`WriteTxn::set_durable`]); a crash
+//! then loses a suffix of whole transactions, never part of one, and the listener replays
+//! them (at-least-once, semantics §4). [`ReadTxn::verify`] checks the derived tables (uuid
+//! index, registrations) against the entries.
+//!
 //! ```no_run
 //! # fn main() -> Result<(), listener_runtime::listener::cache::CacheError> {
 //! use listener_runtime::listener::cache::Cache;
