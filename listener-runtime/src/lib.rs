@@ -17,6 +17,7 @@ mod cli;
 pub mod context;
 pub mod error;
 pub mod handler;
+pub mod listener;
 pub mod notifier;
 pub mod registry;
 

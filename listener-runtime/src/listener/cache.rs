@@ -1,0 +1,171 @@
+//! The listener's cache (architecture §Storage): what the listener knows about every
+//! object it has seen, the modules registered on each, where it is in the notifier's
+//! transaction stream, module states, failed events and async queues.
+//!
+//! One redb database, `cache.redb` in the cache directory, holds all of it (the tables are
+//! described in `cache/tables.rs`), so one [`WriteTxn`] commits a processed transaction
+//! completely or not at all (semantics §4 step 4). A lock on `lock` in the same directory
+//! keeps a second listener out with a message naming the directory.
+//!
+//! Durability: a commit is durable (fsync) by default. For group commit the caller marks
+//! all but the last commit of a group non-durable ([`WriteTxn::set_durable`]); a crash
+//! then loses a suffix of whole transactions, never part of one, and the listener replays
+//! them (at-least-once, semantics §4). [`ReadTxn::verify`] checks the derived tables (uuid
+//! index, registrations) against the entries.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), listener_runtime::listener::cache::CacheError> {
+//! use listener_runtime::listener::cache::Cache;
+//! use listener_runtime::{Dn, Entry};
+//!
+//! let cache = Cache::open("/var/lib/univention-directory-listener".as_ref())?;
+//! let mut w = cache.write()?;
+//! let mut entry = Entry::new(Dn::parse("uid=alice,dc=example,dc=com").unwrap());
+//! entry.insert("entryUUID", ["0f3c…"]).unwrap();
+//! w.put_entry(&entry, ["replication"])?;
+//! w.set_last_id(42)?;
+//! w.commit()?;
+//! assert_eq!(cache.read()?.last_id()?, 42);
+//! # Ok(()) }
+//! ```
+
+mod error;
+mod read;
+mod records;
+mod stored;
+mod tables;
+mod verify;
+mod write;
+
+use std::fs::{File, OpenOptions};
+use std::path::Path;
+use std::sync::Arc;
+
+use redb::{ReadableDatabase, TableDefinition};
+
+pub use error::CacheError;
+use error::{Result, io_at, store_err};
+pub use read::{Entries, ReadTxn};
+pub use records::{CachedEntry, FailedEvent, ModulePhase, ModuleState};
+use tables::{FORMAT_VERSION, META, META_FORMAT};
+pub use verify::VerifyReport;
+pub use write::WriteTxn;
+
+const DB_FILE: &str = "cache.redb";
+const LOCK_FILE: &str = "lock";
+
+/// An open listener cache (holding its directory's lock until dropped).
+pub struct Cache {
+    db: redb::Database,
+    /// The database file, named in every error.
+    path: Arc<Path>,
+    _lock: File,
+}
+
+impl Cache {
+    /// Opens the cache in `dir`, creating the directory and an empty cache if needed.
+    /// Fails with [`CacheError::Locked`] while another listener has it open.
+    pub fn open(dir: &Path) -> Result<Cache> {
+        std::fs::create_dir_all(dir).map_err(io_at(dir))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_at(&lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(CacheError::Locked {
+                    path: dir.to_owned(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io_at(&lock_path)(e)),
+        }
+        let path: Arc<Path> = dir.join(DB_FILE).into();
+        let db = redb::Database::create(&*path).map_err(|source| CacheError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let cache = Cache {
+            db,
+            path,
+            _lock: lock,
+        };
+        cache.prepare()?;
+        Ok(cache)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A consistent snapshot for reading.
+    pub fn read(&self) -> Result<ReadTxn> {
+        let txn = self.db.begin_read().map_err(store_err(&self.path))?;
+        Ok(ReadTxn {
+            txn,
+            path: self.path.clone(),
+        })
+    }
+
+    /// A write transaction, durable on commit unless [`WriteTxn::set_durable`] says
+    /// otherwise. Only one exists at a time; this waits for the previous one to finish.
+    pub fn write(&self) -> Result<WriteTxn> {
+        let txn = self.db.begin_write().map_err(store_err(&self.path))?;
+        Ok(WriteTxn {
+            txn,
+            path: self.path.clone(),
+            poisoned: false,
+        })
+    }
+
+    /// Creates the tables a new cache lacks (so readers never meet a missing table) and
+    /// checks the format version of an existing one.
+    fn prepare(&self) -> Result<()> {
+        let w = self.write()?;
+        open(&w, tables::ENTRIES)?;
+        open(&w, tables::MODULE_STATES)?;
+        open(&w, tables::UUIDS)?;
+        open(&w, tables::REGISTRATIONS)?;
+        open(&w, tables::REGISTRATIONS_BY_MODULE)?;
+        open(&w, tables::FAILED_EVENTS)?;
+        open(&w, tables::QUEUE)?;
+        open(&w, tables::SEQUENCES)?;
+        let found: Option<u32> = read::meta(&self.path, &open(&w, META)?, META_FORMAT)?;
+        match found {
+            None => {
+                let bytes =
+                    stored::encode(&FORMAT_VERSION).map_err(|reason| CacheError::Encode {
+                        path: self.path.to_path_buf(),
+                        what: META_FORMAT.to_owned(),
+                        reason,
+                    })?;
+                open(&w, META)?
+                    .insert(META_FORMAT, bytes.as_slice())
+                    .map_err(store_err(&self.path))?;
+            }
+            Some(FORMAT_VERSION) => {}
+            Some(found) => {
+                return Err(CacheError::UnsupportedFormat {
+                    path: self.path.to_path_buf(),
+                    found,
+                    supported: FORMAT_VERSION,
+                });
+            }
+        }
+        w.commit()
+    }
+}
+
+fn open<'t, K: redb::Key + 'static, V: redb::Value + 'static>(
+    w: &'t WriteTxn,
+    def: TableDefinition<K, V>,
+) -> Result<redb::Table<'t, K, V>> {
+    w.txn.open_table(def).map_err(store_err(&w.path))
+}
+
+#[cfg(test)]
+mod tests;

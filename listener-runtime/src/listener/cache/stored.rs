@@ -1,0 +1,211 @@
+//! The on-disk form of the cache's values: serde structs encoded with `postcard`.
+//!
+//! listener-core stays free of serde, so entries are converted to [`EntryRecord`]: the DN
+//! and attribute descriptions as spelled (normalized forms are recomputed on load) and
+//! values as raw bytes. The records borrow from what they encode and from the bytes they
+//! are decoded from, so neither direction copies attribute values more than once.
+//!
+//! Changing a record's layout changes the file format: bump [`super::tables::FORMAT_VERSION`].
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use listener_core::{Command, Dn, Entry};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::records::{FailedEvent, ModulePhase, ModuleState};
+
+/// An attribute value, written as a postcard byte string (length + bytes) rather than a
+/// sequence of `u8` elements, which serde would otherwise make of a `[u8]`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Value<'a>(pub &'a [u8]);
+
+impl Serialize for Value<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Value<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <&'a [u8]>::deserialize(d).map(Value)
+    }
+}
+
+/// An entry as stored in the `entries` table.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct EntryRecord<'a> {
+    pub dn: &'a str,
+    /// The entryUUID, lower-cased: what the uuid index holds for this entry.
+    pub uuid: Option<&'a str>,
+    #[serde(borrow)]
+    pub attrs: Vec<(&'a str, Vec<Value<'a>>)>,
+}
+
+/// The leading fields of an [`EntryRecord`]: decoding just these finds an entry's uuid
+/// without decoding its attributes (postcard encodes a struct as its fields in order).
+#[derive(Debug, Deserialize)]
+pub(super) struct EntryHead<'a> {
+    #[allow(dead_code)] // decoded only to reach `uuid`
+    pub dn: &'a str,
+    pub uuid: Option<&'a str>,
+}
+
+impl<'a> EntryRecord<'a> {
+    pub fn new(entry: &'a Entry, uuid: Option<&'a str>) -> EntryRecord<'a> {
+        EntryRecord {
+            dn: entry.dn().as_str(),
+            uuid,
+            attrs: entry
+                .attributes()
+                .map(|a| (a.desc.as_str(), a.values.iter().map(|v| Value(v)).collect()))
+                .collect(),
+        }
+    }
+
+    pub fn to_entry(&self) -> Result<Entry, String> {
+        let dn = Dn::parse(self.dn).map_err(|e| format!("its DN {:?}: {e}", self.dn))?;
+        let mut entry = Entry::new(dn);
+        for (name, values) in &self.attrs {
+            entry
+                .insert(name, values.iter().map(|v| v.0.to_vec()))
+                .map_err(|e| format!("attribute {name:?}: {e}"))?;
+        }
+        Ok(entry)
+    }
+}
+
+/// The lower-cased entryUUID of an entry, the uuid index's key.
+pub(super) fn entry_uuid(entry: &Entry) -> Option<String> {
+    entry.first_str("entryUUID").map(str::to_ascii_lowercase)
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+enum PhaseRecord<'a> {
+    Initializing { progress: Option<&'a str> },
+    Ready,
+    Failed { error: &'a str },
+}
+
+/// A module's state as stored in the `module_states` table.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct ModuleStateRecord<'a> {
+    #[serde(borrow)]
+    phase: PhaseRecord<'a>,
+    filter: &'a str,
+    #[serde(borrow)]
+    attributes: Vec<&'a str>,
+    changed_us: u64,
+}
+
+impl<'a> ModuleStateRecord<'a> {
+    pub fn new(state: &'a ModuleState) -> ModuleStateRecord<'a> {
+        ModuleStateRecord {
+            phase: match &state.phase {
+                ModulePhase::Initializing { progress } => PhaseRecord::Initializing {
+                    progress: progress.as_deref(),
+                },
+                ModulePhase::Ready => PhaseRecord::Ready,
+                ModulePhase::Failed { error } => PhaseRecord::Failed { error },
+            },
+            filter: &state.filter,
+            attributes: state.attributes.iter().map(String::as_str).collect(),
+            changed_us: to_micros(state.changed),
+        }
+    }
+
+    pub fn to_state(&self) -> ModuleState {
+        ModuleState {
+            phase: match self.phase {
+                PhaseRecord::Initializing { progress } => ModulePhase::Initializing {
+                    progress: progress.map(str::to_owned),
+                },
+                PhaseRecord::Ready => ModulePhase::Ready,
+                PhaseRecord::Failed { error } => ModulePhase::Failed {
+                    error: error.to_owned(),
+                },
+            },
+            filter: self.filter.to_owned(),
+            attributes: self.attributes.iter().map(|&a| a.to_owned()).collect(),
+            changed: from_micros(self.changed_us),
+        }
+    }
+}
+
+/// A failed event as stored in the `failed_events` table.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct FailedRecord<'a> {
+    transaction_id: u64,
+    dn: &'a str,
+    entry_uuid: &'a str,
+    command: char,
+    #[serde(borrow)]
+    old: Option<EntryRecord<'a>>,
+    #[serde(borrow)]
+    new: Option<EntryRecord<'a>>,
+    error: &'a str,
+    attempts: u32,
+    time_us: u64,
+}
+
+impl<'a> FailedRecord<'a> {
+    pub fn new(event: &'a FailedEvent) -> FailedRecord<'a> {
+        let record = |e: &'a Entry| EntryRecord::new(e, None);
+        FailedRecord {
+            transaction_id: event.transaction_id,
+            dn: event.dn.as_str(),
+            entry_uuid: &event.entry_uuid,
+            command: event.command.letter(),
+            old: event.old.as_ref().map(record),
+            new: event.new.as_ref().map(record),
+            error: &event.error,
+            attempts: event.attempts,
+            time_us: to_micros(event.time),
+        }
+    }
+
+    pub fn to_event(&self) -> Result<FailedEvent, String> {
+        let entry = |r: &Option<EntryRecord<'_>>| r.as_ref().map(EntryRecord::to_entry).transpose();
+        Ok(FailedEvent {
+            transaction_id: self.transaction_id,
+            dn: Dn::parse(self.dn).map_err(|e| format!("its DN {:?}: {e}", self.dn))?,
+            entry_uuid: self.entry_uuid.to_owned(),
+            command: Command::from_letter(self.command)
+                .ok_or_else(|| format!("unknown command letter {:?}", self.command))?,
+            old: entry(&self.old).map_err(|e| format!("old entry: {e}"))?,
+            new: entry(&self.new).map_err(|e| format!("new entry: {e}"))?,
+            error: self.error.to_owned(),
+            attempts: self.attempts,
+            time: from_micros(self.time_us),
+        })
+    }
+}
+
+pub(super) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
+    postcard::to_allocvec(value).map_err(|e| e.to_string())
+}
+
+/// Decodes a whole record; trailing bytes mean the record is not what we think it is.
+pub(super) fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, String> {
+    match postcard::take_from_bytes(bytes) {
+        Ok((value, [])) => Ok(value),
+        Ok((_, rest)) => Err(format!("{} unexpected trailing bytes", rest.len())),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Decodes the leading fields of a record, ignoring the rest.
+pub(super) fn decode_prefix<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, String> {
+    postcard::take_from_bytes(bytes)
+        .map(|(value, _)| value)
+        .map_err(|e| e.to_string())
+}
+
+fn to_micros(time: SystemTime) -> u64 {
+    // Times before 1970 do not occur here; clamp rather than fail.
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+fn from_micros(us: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_micros(us)
+}

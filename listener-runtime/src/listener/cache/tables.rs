@@ -1,0 +1,59 @@
+//! The tables of `cache.redb` and how their keys are built. All of them live in the one
+//! database so a single write transaction covers a processed transaction completely.
+//!
+//! | table | key | value |
+//! |---|---|---|
+//! | `meta` | name: `format`, `last_id`, `schema_id`, `notifier_identity` | postcard `u32`/`u64`/`u64`/`String` |
+//! | `entries` | normalized DN | postcard [`EntryRecord`](super::stored::EntryRecord) |
+//! | `uuid_index` | (lower-cased entryUUID, normalized DN) | `()` |
+//! | `registrations` | (normalized DN, module) | `()` |
+//! | `registrations_by_module` | (module, normalized DN) | `()` |
+//! | `module_states` | module | postcard [`ModuleStateRecord`](super::stored::ModuleStateRecord) |
+//! | `failed_events` | (module, sequence) | postcard [`FailedRecord`](super::stored::FailedRecord) |
+//! | `queue` | (module, sequence) | the job's bytes, opaque here |
+//! | `sequences` | (table, module) | last sequence number handed out |
+//!
+//! The uuid index is exactly the set of (uuid, DN) pairs of the cached entries, so it can
+//! be checked against them (`verify`) and cannot go stale when two cached objects claim
+//! one uuid (a stale entry the listener has not yet learned is gone): removing either
+//! leaves the other findable.
+//!
+//! Registrations are kept in both directions: by DN to read an entry's modules, by module
+//! so re-initializing a module unregisters it with a range scan over its own keys instead of
+//! a pass over every entry. Sequence numbers come from `sequences` rather than "last key +
+//! 1", so a number is never handed out twice even after its table emptied: a failed event's
+//! number stays a stable name for the CLI.
+
+use redb::TableDefinition;
+
+/// The layout version written into `meta` at creation and checked on open.
+pub(super) const FORMAT_VERSION: u32 = 1;
+
+pub(super) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+pub(super) const ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("entries");
+pub(super) const UUIDS: TableDefinition<(&str, &str), ()> = TableDefinition::new("uuid_index");
+pub(super) const REGISTRATIONS: TableDefinition<(&str, &str), ()> =
+    TableDefinition::new("registrations");
+pub(super) const REGISTRATIONS_BY_MODULE: TableDefinition<(&str, &str), ()> =
+    TableDefinition::new("registrations_by_module");
+pub(super) const MODULE_STATES: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("module_states");
+pub(super) const FAILED_EVENTS: TableDefinition<(&str, u64), &[u8]> =
+    TableDefinition::new("failed_events");
+pub(super) const QUEUE: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("queue");
+pub(super) const SEQUENCES: TableDefinition<(&str, &str), u64> = TableDefinition::new("sequences");
+
+pub(super) const META_FORMAT: &str = "format";
+pub(super) const META_LAST_ID: &str = "last_id";
+pub(super) const META_SCHEMA_ID: &str = "schema_id";
+pub(super) const META_NOTIFIER_IDENTITY: &str = "notifier_identity";
+
+/// The first string greater than every string starting with `prefix`: `prefix` + NUL.
+/// `(prefix, "")..(prefix_end(prefix), "")` is then exactly the keys whose first part is
+/// `prefix`, because tuple keys compare element by element.
+pub(super) fn prefix_end(prefix: &str) -> String {
+    let mut end = String::with_capacity(prefix.len() + 1);
+    end.push_str(prefix);
+    end.push('\0');
+    end
+}

@@ -1,0 +1,128 @@
+//! `verify`: checks that the cache's derived tables (the uuid index, the two directions of
+//! the registrations) agree with its entries, and that every entry can be read.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use redb::TableDefinition;
+
+use super::error::{Result, store_err};
+use super::read::ReadTxn;
+use super::stored::{EntryRecord, decode, entry_uuid};
+use super::tables::{ENTRIES, REGISTRATIONS, REGISTRATIONS_BY_MODULE, UUIDS};
+
+/// What [`ReadTxn::verify`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// How many cached objects there are.
+    pub entries: u64,
+    /// Inconsistencies, one sentence each; empty for a healthy cache.
+    pub problems: Vec<String>,
+    /// entryUUIDs claimed by more than one cached object, with their normalized DNs. Not
+    /// damage: a stale entry for an object that moved or was replaced while the listener
+    /// was not looking; it goes away when the listener processes that object's changes.
+    pub shared_uuids: Vec<(String, Vec<String>)>,
+}
+
+impl ReadTxn {
+    /// Reads the whole cache and reports what does not fit together. Costs a pass over
+    /// every table; meant for the `verify` command and tests, not the processing loop.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let path = &self.path;
+        let mut report = VerifyReport::default();
+        let mut keys = BTreeSet::new();
+        let mut claimed: BTreeSet<(String, String)> = BTreeSet::new();
+        for item in self
+            .table(ENTRIES)?
+            .range::<&str>(..)
+            .map_err(store_err(path))?
+        {
+            let (k, v) = item.map_err(store_err(path))?;
+            let key = k.value();
+            report.entries += 1;
+            keys.insert(key.to_owned());
+            let record = match decode::<EntryRecord<'_>>(v.value()) {
+                Ok(record) => record,
+                Err(reason) => {
+                    report
+                        .problems
+                        .push(format!("entry {key:?} is damaged ({reason})"));
+                    continue;
+                }
+            };
+            match record.to_entry() {
+                Ok(entry) if entry_uuid(&entry).as_deref() != record.uuid => {
+                    report.problems.push(format!(
+                        "entry {key:?} is indexed under uuid {:?} but has entryUUID {:?}",
+                        record.uuid,
+                        entry_uuid(&entry)
+                    ));
+                }
+                Ok(_) => {}
+                Err(reason) => report
+                    .problems
+                    .push(format!("entry {key:?} is damaged ({reason})")),
+            }
+            if let Some(uuid) = record.uuid {
+                claimed.insert((uuid.to_owned(), key.to_owned()));
+            }
+        }
+
+        let indexed = pairs(self, UUIDS)?;
+        for (uuid, ndn) in claimed.difference(&indexed) {
+            report
+                .problems
+                .push(format!("the uuid index lacks {uuid} for entry {ndn:?}"));
+        }
+        for (uuid, ndn) in indexed.difference(&claimed) {
+            report.problems.push(format!(
+                "the uuid index leads {uuid} to {ndn:?}, which is not cached with that uuid"
+            ));
+        }
+        let mut by_uuid: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for (uuid, ndn) in &claimed {
+            by_uuid.entry(uuid).or_default().push(ndn.clone());
+        }
+        report.shared_uuids = by_uuid
+            .into_iter()
+            .filter(|(_, dns)| dns.len() > 1)
+            .map(|(uuid, dns)| (uuid.to_owned(), dns))
+            .collect();
+
+        let by_dn = pairs(self, REGISTRATIONS)?;
+        let by_module: BTreeSet<(String, String)> = pairs(self, REGISTRATIONS_BY_MODULE)?
+            .into_iter()
+            .map(|(module, ndn)| (ndn, module))
+            .collect();
+        for (ndn, module) in by_dn.symmetric_difference(&by_module) {
+            report.problems.push(format!(
+                "the registration of {module} on {ndn:?} is recorded in one direction only"
+            ));
+        }
+        for (ndn, module) in by_dn.union(&by_module) {
+            if !keys.contains(ndn) {
+                report.problems.push(format!(
+                    "{module} is registered on {ndn:?}, which is not cached"
+                ));
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// All keys of a table of (string, string) pairs.
+fn pairs(
+    txn: &ReadTxn,
+    def: TableDefinition<(&str, &str), ()>,
+) -> Result<BTreeSet<(String, String)>> {
+    let range = txn
+        .table(def)?
+        .range::<(&str, &str)>(..)
+        .map_err(store_err(&txn.path))?;
+    range
+        .map(|item| {
+            let (k, _) = item.map_err(store_err(&txn.path))?;
+            let (a, b) = k.value();
+            Ok((a.to_owned(), b.to_owned()))
+        })
+        .collect()
+}
