@@ -5,7 +5,6 @@ use listener_core::{Command, Dn, Entry};
 
 use super::*;
 
-mod crash;
 mod uuid_index;
 
 pub(super) fn dn(text: &str) -> Dn {

@@ -2,16 +2,33 @@
 //! fully there and none is there in part. The test re-runs this test binary as a child that
 //! commits transactions in a loop, kills it with SIGKILL at random moments and checks the
 //! cache after each kill.
+//!
+//! It is a test binary of its own: a child forked from the library's test binary would
+//! briefly share the lock files other tests hold there.
 
 use std::hash::{BuildHasher, RandomState};
 use std::process::{Command as Process, Stdio};
 use std::time::Duration;
 
-use super::super::*;
-use super::{dn, entry};
+use listener_core::{Dn, Entry};
+use listener_runtime::listener::cache::Cache;
 
 const CHILD_DIR_VAR: &str = "LISTENER_CACHE_CRASH_CHILD_DIR";
 const OBJECTS: u64 = 10;
+
+fn dn(text: &str) -> Dn {
+    Dn::parse(text).unwrap()
+}
+
+fn entry(dn_text: &str, uuid: Option<&str>) -> Entry {
+    let mut e = Entry::new(dn(dn_text));
+    e.insert("objectClass", ["top", "person"]).unwrap();
+    e.insert("cn", ["Ünïcode", "second"]).unwrap();
+    if let Some(uuid) = uuid {
+        e.insert("entryUUID", [uuid]).unwrap();
+    }
+    e
+}
 
 fn object_dn(k: u64) -> String {
     format!("cn=obj{k},dc=x")
@@ -98,11 +115,7 @@ fn a_killed_writer_leaves_whole_transactions() {
     let mut last = 0;
     for round in 0..4u64 {
         let mut child = Process::new(&exe)
-            .args([
-                "--exact",
-                "listener::cache::tests::crash::child_commits_until_killed",
-                "--test-threads=1",
-            ])
+            .args(["--exact", "child_commits_until_killed", "--test-threads=1"])
             .env(CHILD_DIR_VAR, dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
