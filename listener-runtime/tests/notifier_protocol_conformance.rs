@@ -361,3 +361,28 @@ async fn futures_join_all<F: std::future::Future<Output = ()> + Send + 'static>(
         h.await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn connections_beyond_the_limit_are_closed() {
+    let n = Notifier::start(ServerConfig {
+        max_connections: 2,
+        ..ServerConfig::default()
+    })
+    .await;
+    let mut first = n.client(3).await;
+    let _second = n.client(3).await;
+    let mut third = n.connect().await;
+    third
+        .write_all(b"Version: 3\nCapabilities: \n\n")
+        .await
+        .unwrap();
+    assert_closed(&mut third).await;
+    // The first two are still served; when one goes, a new client gets its slot.
+    first.write_all(b"MSGID: 1\nALIVE\n\n").await.unwrap();
+    assert_eq!(read_message(&mut first).await, "MSGID: 1\nOKAY\n\n");
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut fourth = n.client(3).await;
+    fourth.write_all(b"MSGID: 1\nALIVE\n\n").await.unwrap();
+    assert_eq!(read_message(&mut fourth).await, "MSGID: 1\nOKAY\n\n");
+}
