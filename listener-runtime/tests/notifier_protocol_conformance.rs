@@ -386,3 +386,17 @@ async fn connections_beyond_the_limit_are_closed() {
     fourth.write_all(b"MSGID: 1\nALIVE\n\n").await.unwrap();
     assert_eq!(read_message(&mut fourth).await, "MSGID: 1\nOKAY\n\n");
 }
+
+#[tokio::test]
+async fn the_log_identity_is_told_to_clients_that_ask() {
+    let n = Notifier::start(ServerConfig::default()).await;
+    let identity = n.log.read().unwrap().identity().to_owned();
+    let mut s = n.connect().await;
+    s.write_all(b"Version: 3\nCapabilities: GET_DNS LOG_ID\n\n")
+        .await
+        .unwrap();
+    assert_eq!(
+        read_message(&mut s).await,
+        format!("Version: 3\nCapabilities: GET_DNS LOG_ID={identity}\n\n")
+    );
+}

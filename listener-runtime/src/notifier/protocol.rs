@@ -16,6 +16,10 @@ pub const MAX_VERSION: u32 = 3;
 /// <cmd>` from `from` on, as soon as at least one exists. Offered only to clients that
 /// ask for it in their handshake.
 pub const CAP_GET_DNS: &str = "GET_DNS";
+/// Our identity capability: a client that asks for `LOG_ID` is answered `LOG_ID=<id>`,
+/// the random name of the notifier's ID space (see the transaction log), so a listener
+/// can refuse a notifier whose IDs are not the ones it followed.
+pub const CAP_LOG_ID: &str = "LOG_ID";
 
 /// What is wrong with what a client sent; the connection is closed with a log line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

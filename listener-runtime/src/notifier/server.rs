@@ -11,8 +11,8 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::protocol::{
-    CAP_GET_DNS, Framer, Handshake, MAX_VERSION, Message, ProtocolError, Request, reply,
-    transaction_line,
+    CAP_GET_DNS, CAP_LOG_ID, Framer, Handshake, MAX_VERSION, Message, ProtocolError, Request,
+    reply, transaction_line,
 };
 use super::translog::Translog;
 
@@ -205,14 +205,23 @@ async fn drain<'a>(
                         min: config.min_version,
                     });
                 }
-                let batch = hello.capabilities.iter().any(|c| c == CAP_GET_DNS);
+                let asked = |cap: &str| hello.capabilities.iter().any(|c| c == cap);
+                let batch = asked(CAP_GET_DNS);
+                // Only what the client asked for: a UDN client sees UDN's handshake.
+                let mut capabilities = Vec::new();
+                if batch {
+                    capabilities.push(CAP_GET_DNS.to_owned());
+                }
+                if asked(CAP_LOG_ID) {
+                    let log = published
+                        .log
+                        .read()
+                        .map_err(|_| Closed::Log("log lock poisoned".into()))?;
+                    capabilities.push(format!("{CAP_LOG_ID}={}", log.identity()));
+                }
                 let answer = Handshake {
                     version: hello.version.min(MAX_VERSION),
-                    capabilities: if batch {
-                        vec![CAP_GET_DNS.to_owned()]
-                    } else {
-                        Vec::new()
-                    },
+                    capabilities,
                 };
                 send(replies, answer.render()).await?;
                 *session = Some(Session {

@@ -11,6 +11,8 @@
 //! * A torn tail (a crash in the middle of an append) fails its length or checksum and is
 //!   cut on open; it was never acknowledged, because IDs are served only after the sync.
 //! * A lock on `lock` keeps a second notifier off the directory.
+//! * `log-id` holds a random identity made when the log is created: the name of this ID
+//!   space, so a listener can tell a notifier whose IDs are not the ones it followed.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -22,6 +24,7 @@ use listener_core::Command;
 const DATA_FILE: &str = "translog.dat";
 const INDEX_FILE: &str = "translog.idx";
 const LOCK_FILE: &str = "lock";
+const IDENTITY_FILE: &str = "log-id";
 const INDEX_MAGIC: &[u8; 8] = b"LSTNIDX1";
 const INDEX_HEADER: u64 = 16;
 const RECORD_HEADER: usize = 8;
@@ -113,6 +116,9 @@ pub struct Translog {
     first_id: u64,
     last_id: u64,
     cookie: Option<Vec<u8>>,
+    /// The ID space's name (see the module docs); empty in a read-only view of a log
+    /// made before identities existed.
+    identity: String,
     /// Index entries on disk that are in use (IDs `first_id..first_id + indexed`).
     indexed: u64,
     /// Offsets of the IDs after those, kept in memory by a read-only log (a writable one
@@ -181,12 +187,42 @@ impl Translog {
             first_id: 0,
             last_id: 0,
             cookie: None,
+            identity: String::new(),
             indexed: 0,
             unindexed: Vec::new(),
             lock,
         };
         log.recover()?;
+        log.identity = log.load_identity()?;
         Ok(log)
+    }
+
+    /// Reads `log-id`, creating it (in a writable log) if it is missing.
+    fn load_identity(&self) -> Result<String> {
+        let path = self.dir.join(IDENTITY_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => return Ok(text.trim().to_owned()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_at(&path)(e)),
+        }
+        if self.lock.is_none() {
+            return Ok(String::new());
+        }
+        let mut random = [0u8; 16];
+        File::open("/dev/urandom")
+            .and_then(|f| f.read_exact_at(&mut random, 0))
+            .map_err(io_at(Path::new("/dev/urandom")))?;
+        let identity: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        replace_file(&path, format!("{identity}\n").as_bytes())?;
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_at(&self.dir))?;
+        Ok(identity)
+    }
+
+    /// The random name of this log's ID space, made when the log was created.
+    pub fn identity(&self) -> &str {
+        &self.identity
     }
 
     fn writable(&self) -> Result<()> {

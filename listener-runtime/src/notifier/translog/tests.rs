@@ -257,3 +257,16 @@ fn a_read_only_view_of_an_unfinished_append_changes_nothing() {
     assert_eq!(std::fs::read(&data_path).unwrap(), data, "files untouched");
     assert!(!dir.path().join(INDEX_FILE).exists());
 }
+
+#[test]
+fn a_log_has_a_lasting_identity() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let log_a = Translog::open(a.path()).unwrap();
+    let id_a = log_a.identity().to_owned();
+    assert_eq!(id_a.len(), 32);
+    drop(log_a);
+    assert_eq!(Translog::open(a.path()).unwrap().identity(), id_a);
+    assert_eq!(Translog::open_read_only(a.path()).unwrap().identity(), id_a);
+    assert_ne!(Translog::open(b.path()).unwrap().identity(), id_a);
+}
