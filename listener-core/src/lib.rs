@@ -8,6 +8,7 @@ pub mod command;
 pub mod dn;
 pub mod entry;
 pub mod filter;
+pub mod ldif;
 pub mod matching;
 pub mod module_config;
 pub mod schema;
