@@ -2,4 +2,5 @@
 //! calls listener modules (semantics §4–§6).
 
 pub mod cache;
+pub mod invoke;
 pub mod process;

@@ -1,0 +1,341 @@
+//! Calling a module: the three APIs behind one interface, panics caught, retries with
+//! backoff, the module's `error_handler`, and `pre_run` before the first call after start
+//! or after a `post_run` (semantics §5 rule 4, §7).
+//!
+//! UDL logs a failing call and moves on, so the change is silently lost for that module.
+//! Here a call that returns `Err` or panics is retried (bounded), and its final failure is
+//! reported to the caller, which records it in the module's failed-events store.
+
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use listener_core::{Command, Dn, Entry};
+
+use crate::context::Context;
+use crate::error::{HandlerError, HandlerResult};
+use crate::registry::{ModuleInstance, ModuleRegistration};
+
+/// One call of a module, borrowing the change's data.
+#[derive(Debug, Clone, Copy)]
+pub enum Invocation<'a> {
+    /// New/async API `create`.
+    Create {
+        /// The object's DN.
+        dn: &'a Dn,
+        /// Its state.
+        new: &'a Entry,
+    },
+    /// New/async API `modify` (with `old_dn` for a move).
+    Modify {
+        /// The object's (new) DN.
+        dn: &'a Dn,
+        /// The state before.
+        old: &'a Entry,
+        /// The state after.
+        new: &'a Entry,
+        /// The DN before a move.
+        old_dn: Option<&'a Dn>,
+    },
+    /// New/async API `remove`.
+    Remove {
+        /// The object's DN.
+        dn: &'a Dn,
+        /// Its last state.
+        old: &'a Entry,
+    },
+    /// The classic handler with a command letter.
+    Classic {
+        /// The object's DN.
+        dn: &'a Dn,
+        /// The state after (none for `d`, `r`).
+        new: Option<&'a Entry>,
+        /// The state before (none for `a`, `n`).
+        old: Option<&'a Entry>,
+        /// The command letter.
+        command: Command,
+    },
+}
+
+impl Invocation<'_> {
+    /// The DN, old and new state and command letter, as `error_handler` and the
+    /// failed-events store see a call.
+    pub fn parts(&self) -> (&Dn, Option<&Entry>, Option<&Entry>, Command) {
+        match *self {
+            Invocation::Create { dn, new } => (dn, None, Some(new), Command::Add),
+            Invocation::Modify { dn, old, new, .. } => (dn, Some(old), Some(new), Command::Modify),
+            Invocation::Remove { dn, old } => (dn, Some(old), None, Command::Delete),
+            Invocation::Classic {
+                dn,
+                new,
+                old,
+                command,
+            } => (dn, old, new, command),
+        }
+    }
+}
+
+/// How often and how patiently a failing call is retried.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Calls in all (1 = no retry).
+    pub attempts: u32,
+    /// The wait before the first retry; doubled for each further one.
+    pub first_delay: Duration,
+    /// The longest wait between retries.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 3,
+            first_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(5),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before retry number `retry` (1-based).
+    pub fn delay(&self, retry: u32) -> Duration {
+        let factor = 1u32
+            .checked_shl(retry.saturating_sub(1))
+            .unwrap_or(u32::MAX);
+        self.first_delay.saturating_mul(factor).min(self.max_delay)
+    }
+}
+
+/// A call that failed every attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The last error (a panic's message included).
+    pub error: String,
+    /// How many times it was called.
+    pub attempts: u32,
+}
+
+/// A loaded module: its registration, its instance and its context.
+pub struct Module {
+    registration: &'static ModuleRegistration,
+    instance: ModuleInstance,
+    ctx: Context,
+    /// Whether `pre_run` ran since start or since the last `post_run`.
+    running: bool,
+}
+
+impl std::fmt::Debug for Module {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Module")
+            .field("name", &self.registration.name)
+            .field("running", &self.running)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Module {
+    /// Makes the module's instance.
+    pub fn load(registration: &'static ModuleRegistration) -> Module {
+        Module {
+            registration,
+            instance: registration.instantiate(),
+            ctx: Context::new(registration.name),
+            running: false,
+        }
+    }
+
+    /// The module's registration (its configuration).
+    pub fn registration(&self) -> &'static ModuleRegistration {
+        self.registration
+    }
+
+    /// The module's name.
+    pub fn name(&self) -> &'static str {
+        self.registration.name
+    }
+
+    /// Calls the module, retrying per `policy`. Before the first call after start or after
+    /// a `post_run`, `pre_run` runs (a failing `pre_run` fails the call).
+    pub async fn call(
+        &mut self,
+        invocation: Invocation<'_>,
+        policy: &RetryPolicy,
+    ) -> Result<(), Failure> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let error = match self.attempt(invocation).await {
+                Ok(()) => return Ok(()),
+                Err(error) => error,
+            };
+            // The module may handle the error itself (the seed's error_handler).
+            let (dn, old, new, command) = invocation.parts();
+            let handled = self.guarded(Lifecycle::ErrorHandler {
+                dn,
+                old,
+                new,
+                command,
+                error,
+            });
+            let error = match handled.await {
+                Ok(()) => return Ok(()),
+                Err(error) => format!("{error:#}"),
+            };
+            if attempt >= policy.attempts.max(1) {
+                tracing::warn!(
+                    module = self.name(),
+                    dn = %dn,
+                    %command,
+                    attempts = attempt,
+                    error = %error,
+                    "module call failed; recording it as a failed event"
+                );
+                return Err(Failure {
+                    error,
+                    attempts: attempt,
+                });
+            }
+            let delay = policy.delay(attempt);
+            tracing::info!(module = self.name(), dn = %dn, error = %error, retry_in = ?delay, "module call failed; retrying");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    async fn attempt(&mut self, invocation: Invocation<'_>) -> HandlerResult {
+        if !self.running {
+            self.guarded(Lifecycle::PreRun).await?;
+            self.running = true;
+        }
+        self.guarded(Lifecycle::Call(invocation)).await
+    }
+
+    /// `post_run`, if `pre_run` ran since the last one.
+    pub async fn post_run(&mut self) -> HandlerResult {
+        if !self.running {
+            return Ok(());
+        }
+        self.running = false;
+        self.guarded(Lifecycle::PostRun).await
+    }
+
+    /// `clean` (before a re-initialization).
+    pub async fn clean(&mut self) -> HandlerResult {
+        self.guarded(Lifecycle::Clean).await
+    }
+
+    /// `initialize`.
+    pub async fn initialize(&mut self) -> HandlerResult {
+        self.guarded(Lifecycle::Initialize).await
+    }
+
+    /// Runs one method of the module; a panic becomes an error naming the module.
+    async fn guarded(&mut self, what: Lifecycle<'_>) -> HandlerResult {
+        let name = self.registration.name;
+        let result = AssertUnwindSafe(run(&mut self.instance, &mut self.ctx, what))
+            .catch_unwind()
+            .await;
+        result.unwrap_or_else(|panic| {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".to_owned());
+            Err(HandlerError::msg(format!(
+                "module {name} panicked: {message}"
+            )))
+        })
+    }
+}
+
+/// A method of the module other than the change calls, or a change call.
+enum Lifecycle<'a> {
+    Call(Invocation<'a>),
+    PreRun,
+    PostRun,
+    Clean,
+    Initialize,
+    ErrorHandler {
+        dn: &'a Dn,
+        old: Option<&'a Entry>,
+        new: Option<&'a Entry>,
+        command: Command,
+        error: HandlerError,
+    },
+}
+
+async fn run(
+    instance: &mut ModuleInstance,
+    ctx: &mut Context,
+    what: Lifecycle<'_>,
+) -> HandlerResult {
+    match instance {
+        ModuleInstance::Sync(h) => match what {
+            Lifecycle::Call(Invocation::Create { dn, new }) => h.create(ctx, dn, new),
+            Lifecycle::Call(Invocation::Modify {
+                dn,
+                old,
+                new,
+                old_dn,
+            }) => h.modify(ctx, dn, old, new, old_dn),
+            Lifecycle::Call(Invocation::Remove { dn, old }) => h.remove(ctx, dn, old),
+            Lifecycle::Call(Invocation::Classic { .. }) => Err(wrong_api("a classic call")),
+            Lifecycle::PreRun => h.pre_run(ctx),
+            Lifecycle::PostRun => h.post_run(ctx),
+            Lifecycle::Clean => h.clean(ctx),
+            Lifecycle::Initialize => h.initialize(ctx),
+            Lifecycle::ErrorHandler {
+                dn,
+                old,
+                new,
+                command,
+                error,
+            } => h.error_handler(ctx, dn, old, new, command, error),
+        },
+        ModuleInstance::Async(h) => match what {
+            Lifecycle::Call(Invocation::Create { dn, new }) => h.create(ctx, dn, new).await,
+            Lifecycle::Call(Invocation::Modify {
+                dn,
+                old,
+                new,
+                old_dn,
+            }) => h.modify(ctx, dn, old, new, old_dn).await,
+            Lifecycle::Call(Invocation::Remove { dn, old }) => h.remove(ctx, dn, old).await,
+            Lifecycle::Call(Invocation::Classic { .. }) => Err(wrong_api("a classic call")),
+            Lifecycle::PreRun => h.pre_run(ctx).await,
+            Lifecycle::PostRun => h.post_run(ctx).await,
+            Lifecycle::Clean => h.clean(ctx).await,
+            Lifecycle::Initialize => h.initialize(ctx).await,
+            Lifecycle::ErrorHandler {
+                dn,
+                old,
+                new,
+                command,
+                error,
+            } => h.error_handler(ctx, dn, old, new, command, error).await,
+        },
+        // The classic API has one function and no lifecycle methods.
+        ModuleInstance::Classic(f) => match what {
+            Lifecycle::Call(Invocation::Classic {
+                dn,
+                new,
+                old,
+                command,
+            }) => f(ctx, dn, new, old, command),
+            Lifecycle::Call(_) => Err(wrong_api("a new-API call")),
+            Lifecycle::ErrorHandler { error, .. } => Err(error),
+            Lifecycle::PreRun | Lifecycle::PostRun | Lifecycle::Clean | Lifecycle::Initialize => {
+                Ok(())
+            }
+        },
+    }
+}
+
+/// A dispatch bug, not a module's fault; it surfaces as the call's error.
+fn wrong_api(what: &str) -> HandlerError {
+    HandlerError::msg(format!(
+        "internal error: {what} for a module of another API"
+    ))
+}
+
+#[cfg(test)]
+mod tests;
