@@ -14,10 +14,42 @@ fn workspace_target_dir() -> PathBuf {
         .to_path_buf()
 }
 
+/// Copies `from` into `to`, recursively.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
 #[test]
 fn a_crate_outside_the_workspace_lists_its_module() {
-    let project = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/external");
-    // Its own target dir: the outer `cargo test` may still hold the lock of ours.
+    let runtime = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // A copy in a temporary directory: the project refers to listener-runtime by an
+    // absolute path, as a user's would, and takes the workspace's Cargo.lock so that an
+    // offline build finds every crate already downloaded for the workspace.
+    let work = tempfile::tempdir().unwrap();
+    let project = work.path().join("external");
+    copy_tree(&runtime.join("tests/external"), &project);
+    for member in ["my_modules", "my_listener"] {
+        let manifest = project.join(member).join("Cargo.toml");
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        let text = text.replace(
+            "path = \"../../..\"",
+            &format!("path = {:?}", runtime.display().to_string()),
+        );
+        std::fs::write(&manifest, text).unwrap();
+    }
+    let workspace_lock = runtime.parent().unwrap().join("Cargo.lock");
+    std::fs::copy(&workspace_lock, project.join("Cargo.lock")).unwrap();
+    // Its own target dir: the outer `cargo test` may still hold the lock of ours. It
+    // persists across runs, so only the first build compiles the dependencies.
     let target = workspace_target_dir().join("external-crate");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
 
