@@ -3,4 +3,5 @@
 
 pub mod cache;
 pub mod invoke;
+pub mod lifecycle;
 pub mod process;

@@ -1,0 +1,221 @@
+use std::sync::Mutex;
+
+use futures_util::FutureExt;
+use listener_core::{Dn, Entry};
+
+use super::*;
+use crate::context::Context;
+use crate::error::{HandlerError, HandlerResult};
+use crate::handler::Handler;
+use crate::registry::{ModuleInstance, SourceLocation};
+
+static CREATED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+static FAIL_CLEAN: Mutex<bool> = Mutex::new(false);
+
+#[derive(Default)]
+struct Recorder;
+
+impl Handler for Recorder {
+    fn clean(&mut self, _ctx: &mut Context) -> HandlerResult {
+        if *FAIL_CLEAN.lock().unwrap() {
+            return Err(HandlerError::msg("cannot clean"));
+        }
+        Ok(())
+    }
+    fn create(&mut self, _ctx: &mut Context, dn: &Dn, _new: &Entry) -> HandlerResult {
+        if dn.as_str().starts_with("cn=bad") {
+            return Err(HandlerError::msg("bad object"));
+        }
+        CREATED.lock().unwrap().push(dn.to_string());
+        Ok(())
+    }
+}
+
+static RECORDER: ModuleRegistration = ModuleRegistration {
+    name: "recorder",
+    description: "test",
+    ldap_filter: "(objectClass=*)",
+    attributes: &["cn"],
+    priority: 50.0,
+    handle_every_delete: false,
+    modrdn: false,
+    parallelism: None,
+    kind: ApiKind::New,
+    constructor: || ModuleInstance::Sync(Box::new(Recorder)),
+    source: SourceLocation {
+        item: "recorder",
+        file: file!(),
+        line: line!(),
+    },
+};
+
+fn entry(dn: &str) -> Entry {
+    let mut e = Entry::new(Dn::parse(dn).unwrap());
+    e.insert("objectClass", ["organizationalRole"]).unwrap();
+    e
+}
+
+fn objects() -> Vec<Entry> {
+    // Children listed before their parents, and more than two batches.
+    let mut v: Vec<Entry> = (0..450)
+        .map(|i| entry(&format!("cn=u{i:03},ou=people,dc=x")))
+        .collect();
+    v.push(entry("cn=bad,dc=x"));
+    v.push(entry("ou=people,dc=x"));
+    v.push(entry("dc=x"));
+    v
+}
+
+fn quick() -> RetryPolicy {
+    RetryPolicy {
+        attempts: 1,
+        ..RetryPolicy::default()
+    }
+}
+
+#[test]
+fn which_modules_need_initializing() {
+    assert_eq!(needs_initialization(&RECORDER, None), Some(Reason::New));
+    let mut s = state(&RECORDER, ModulePhase::Ready);
+    assert_eq!(needs_initialization(&RECORDER, Some(&s)), None);
+    s.filter = "(cn=other)".into();
+    assert_eq!(
+        needs_initialization(&RECORDER, Some(&s)),
+        Some(Reason::ConfigChanged)
+    );
+    let mut s = state(&RECORDER, ModulePhase::Ready);
+    s.attributes.clear();
+    assert_eq!(
+        needs_initialization(&RECORDER, Some(&s)),
+        Some(Reason::ConfigChanged)
+    );
+    let s = state(
+        &RECORDER,
+        ModulePhase::Initializing {
+            progress: Some("t".into()),
+        },
+    );
+    assert_eq!(
+        needs_initialization(&RECORDER, Some(&s)),
+        Some(Reason::Resume(Some("t".into())))
+    );
+    let s = state(&RECORDER, ModulePhase::Failed { error: "x".into() });
+    assert_eq!(
+        needs_initialization(&RECORDER, Some(&s)),
+        Some(Reason::Retry)
+    );
+}
+
+/// One test for the stateful flows: they share the recorder's statics.
+#[tokio::test]
+async fn initialization_delivers_parents_first_resumes_and_fails_cleanly() {
+    // 1. Interrupted after the first batch (the progress callback "crashes"), resumed.
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(dir.path()).unwrap();
+    let mut module = Module::load(&RECORDER);
+    CREATED.lock().unwrap().clear();
+    let crashed = std::panic::AssertUnwindSafe(initialize(
+        &mut module,
+        &Reason::New,
+        objects(),
+        &cache,
+        &quick(),
+        |_, _| panic!("crash after the first batch"),
+    ))
+    .catch_unwind()
+    .await;
+    assert!(crashed.is_err());
+    let first_batch = CREATED.lock().unwrap().clone();
+    assert_eq!(
+        first_batch.len(),
+        199,
+        "one of the first 200 is the failing cn=bad"
+    );
+    assert_eq!(first_batch[0], "dc=x");
+    assert_eq!(first_batch[1], "ou=people,dc=x");
+    let s = cache
+        .read()
+        .unwrap()
+        .module_state("recorder")
+        .unwrap()
+        .unwrap();
+    let reason = needs_initialization(&RECORDER, Some(&s)).unwrap();
+    assert!(matches!(reason, Reason::Resume(Some(_))), "{reason:?}");
+
+    let mut seen = Vec::new();
+    let done = initialize(&mut module, &reason, objects(), &cache, &quick(), |d, t| {
+        seen.push((d, t))
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        done,
+        Initialized {
+            delivered: 253,
+            failed: 0
+        }
+    );
+    assert_eq!(seen.last(), Some(&(453, 453)));
+    let all = CREATED.lock().unwrap().clone();
+    assert_eq!(all.len(), 452, "every object once, none twice");
+    let r = cache.read().unwrap();
+    assert_eq!(
+        r.module_state("recorder").unwrap().unwrap().phase,
+        ModulePhase::Ready
+    );
+    let parent = r
+        .entry(&Dn::parse("ou=people,dc=x").unwrap())
+        .unwrap()
+        .unwrap();
+    assert!(parent.modules.contains("recorder"));
+    let bad = r
+        .entry(&Dn::parse("cn=bad,dc=x").unwrap())
+        .unwrap()
+        .unwrap();
+    assert!(
+        !bad.modules.contains("recorder"),
+        "a failed create is not registered"
+    );
+    assert_eq!(r.failed_count("recorder").unwrap(), 1);
+    drop(r);
+
+    // 2. A failing clean leaves the module not READY, with the error in its state.
+    *FAIL_CLEAN.lock().unwrap() = true;
+    let e = initialize(
+        &mut module,
+        &Reason::ConfigChanged,
+        objects(),
+        &cache,
+        &quick(),
+        |_, _| {},
+    )
+    .await
+    .unwrap_err();
+    *FAIL_CLEAN.lock().unwrap() = false;
+    assert!(e.to_string().contains("clean failed: cannot clean"), "{e}");
+    let s = cache
+        .read()
+        .unwrap()
+        .module_state("recorder")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        s.phase,
+        ModulePhase::Failed {
+            error: "clean failed: cannot clean".into()
+        }
+    );
+    assert_eq!(
+        needs_initialization(&RECORDER, Some(&s)),
+        Some(Reason::Retry)
+    );
+    // Registrations are kept until a successful clean: nothing was dropped.
+    let r = cache.read().unwrap();
+    assert!(
+        r.entry(&Dn::parse("dc=x").unwrap())
+            .unwrap()
+            .unwrap()
+            .modules
+            .contains("recorder")
+    );
+}
