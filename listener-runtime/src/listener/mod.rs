@@ -2,3 +2,4 @@
 //! calls listener modules (semantics §4–§6).
 
 pub mod cache;
+pub mod dispatch;
