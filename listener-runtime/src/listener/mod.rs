@@ -2,6 +2,7 @@
 //! calls listener modules (semantics §4–§6).
 
 pub mod cache;
+pub mod dispatch;
 pub mod invoke;
 pub mod lifecycle;
 pub mod process;
