@@ -57,10 +57,10 @@ pub enum Invocation<'a> {
     },
 }
 
-impl Invocation<'_> {
+impl<'a> Invocation<'a> {
     /// The DN, old and new state and command letter, as `error_handler` and the
     /// failed-events store see a call.
-    pub fn parts(&self) -> (&Dn, Option<&Entry>, Option<&Entry>, Command) {
+    pub fn parts(&self) -> (&'a Dn, Option<&'a Entry>, Option<&'a Entry>, Command) {
         match *self {
             Invocation::Create { dn, new } => (dn, None, Some(new), Command::Add),
             Invocation::Modify { dn, old, new, .. } => (dn, Some(old), Some(new), Command::Modify),

@@ -1,6 +1,7 @@
 //! The listener: follows a notifier, keeps a local cache of the objects it has seen and
 //! calls listener modules (semantics §4–§6).
 
+pub mod apply;
 pub mod cache;
 pub mod dispatch;
 pub mod invoke;

@@ -1,0 +1,214 @@
+//! The ordered apply stage: one decided [`Step`] becomes module calls (per the dispatch
+//! plan) and one atomic cache commit — the new cache state, the registrations, failed
+//! events and the transaction ID together (semantics §4 step 4). A crash before the commit
+//! replays the transaction; modules see a change at least once.
+
+use std::collections::BTreeSet;
+use std::time::SystemTime;
+
+use listener_core::{Command, Dn, Entry};
+
+use super::cache::{Cache, CacheError, CachedEntry, FailedEvent};
+use super::dispatch::{self, Call, Change, DeleteCause, ModuleSpec, Registration};
+use super::invoke::{Failure, Invocation, Module, RetryPolicy};
+use super::process::Step;
+
+/// The modules, their dispatch specs and how failing calls are retried.
+pub struct Applier {
+    /// The loaded modules, in the same order as `specs`.
+    pub modules: Vec<Module>,
+    /// What dispatch needs of each module.
+    pub specs: Vec<ModuleSpec>,
+    /// Retries of a failing call.
+    pub policy: RetryPolicy,
+}
+
+/// What one applied transaction did, for logs and tests.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// Module calls made that succeeded.
+    pub calls: usize,
+    /// Module calls that failed every attempt (now failed events).
+    pub failures: usize,
+}
+
+impl Applier {
+    /// Applies `step` for transaction `id` (`command` tells a real delete from an object
+    /// that is merely gone) and commits it with `last_id = id`.
+    pub async fn apply(
+        &mut self,
+        cache: &Cache,
+        id: u64,
+        command: Command,
+        step: Step,
+    ) -> Result<Applied, CacheError> {
+        let empty = BTreeSet::new();
+        let (change, registered, write): (Option<Change<'_>>, &BTreeSet<String>, Write<'_>) =
+            match &step {
+                Step::Stash(_) | Step::Nothing => (None, &empty, Write::Nothing),
+                Step::Update { old, new } => (
+                    Some(Change::Update {
+                        old: old.as_ref().map(|c| &c.entry),
+                        new,
+                    }),
+                    old.as_ref().map_or(&empty, |c| &c.modules),
+                    Write::Put(new),
+                ),
+                Step::Delete { dn, old } => (
+                    Some(Change::Delete {
+                        dn,
+                        old: old.as_ref().map(|c| &c.entry),
+                        cause: if command == Command::Delete {
+                            DeleteCause::Deleted
+                        } else {
+                            DeleteCause::Gone
+                        },
+                    }),
+                    old.as_ref().map_or(&empty, |c| &c.modules),
+                    if old.is_some() {
+                        Write::Remove(dn)
+                    } else {
+                        Write::Nothing
+                    },
+                ),
+                Step::Move {
+                    old_dn,
+                    old,
+                    patched,
+                    fresh,
+                } => (
+                    Some(Change::Move {
+                        old_dn,
+                        old: &old.entry,
+                        patched,
+                        fresh: fresh.as_ref(),
+                    }),
+                    &old.modules,
+                    Write::Move(old_dn, fresh.as_ref().unwrap_or(patched)),
+                ),
+            };
+
+        let mut applied = Applied::default();
+        let mut modules = registered.clone();
+        let mut failed = Vec::new();
+        if let Some(change) = &change {
+            for plan in dispatch::plan(change, registered, &self.specs) {
+                let module = &mut self.modules[plan.module];
+                let name = module.name().to_owned();
+                let mut failure = None;
+                for call in &plan.calls {
+                    match module.call(invocation(call), &self.policy).await {
+                        Ok(()) => applied.calls += 1,
+                        Err(f) => {
+                            failure = Some((call, f));
+                            break;
+                        }
+                    }
+                }
+                match failure {
+                    None => match plan.on_success {
+                        Registration::Register => {
+                            modules.insert(name);
+                        }
+                        Registration::Unregister => {
+                            modules.remove(&name);
+                        }
+                        Registration::Keep => {}
+                    },
+                    Some((call, failure)) => {
+                        // Unregistered, so the module's next change of the object reaches
+                        // it as new (semantics §5 rule 4).
+                        modules.remove(&name);
+                        applied.failures += 1;
+                        failed.push((name, failed_event(id, call, failure)));
+                    }
+                }
+            }
+        }
+
+        let mut w = cache.write()?;
+        match write {
+            Write::Nothing => {}
+            Write::Put(entry) => w.put_entry(entry, &modules)?,
+            Write::Remove(dn) => {
+                w.remove_entry(dn)?;
+            }
+            Write::Move(old_dn, entry) => {
+                w.move_entry(old_dn, entry)?;
+                w.set_registrations(entry.dn(), &modules)?;
+            }
+        }
+        for (module, event) in &failed {
+            w.add_failed_event(module, event)?;
+        }
+        w.set_last_id(id)?;
+        w.commit()?;
+        Ok(applied)
+    }
+}
+
+/// The cache change of a step.
+enum Write<'a> {
+    Nothing,
+    Put(&'a Entry),
+    Remove(&'a Dn),
+    Move(&'a Dn, &'a Entry),
+}
+
+/// A dispatch call as a module invocation.
+pub fn invocation(call: &Call) -> Invocation<'_> {
+    match call {
+        Call::Create { dn, new } => Invocation::Create { dn, new },
+        Call::Modify {
+            dn,
+            old,
+            new,
+            old_dn,
+        } => Invocation::Modify {
+            dn,
+            old,
+            new,
+            old_dn: old_dn.as_ref(),
+        },
+        Call::Remove { dn, old } => Invocation::Remove { dn, old },
+        Call::Classic {
+            dn,
+            new,
+            old,
+            command,
+        } => Invocation::Classic {
+            dn,
+            new: new.as_ref(),
+            old: old.as_ref(),
+            command: *command,
+        },
+    }
+}
+
+fn failed_event(id: u64, call: &Call, failure: Failure) -> FailedEvent {
+    let (dn, old, new, command) = invocation(call).parts();
+    let uuid = new
+        .or(old)
+        .and_then(|e| e.first_str("entryUUID"))
+        .unwrap_or_default()
+        .to_owned();
+    FailedEvent {
+        transaction_id: id,
+        dn: dn.clone(),
+        entry_uuid: uuid,
+        command,
+        old: old.cloned(),
+        new: new.cloned(),
+        error: failure.error,
+        attempts: failure.attempts,
+        time: SystemTime::now(),
+    }
+}
+
+/// The cached entry (and its registrations) at `dn`, if any.
+pub fn cached(cache: &Cache, dn: &Dn) -> Result<Option<CachedEntry>, CacheError> {
+    cache.read()?.entry(dn)
+}
+
+#[cfg(test)]
+mod tests;
