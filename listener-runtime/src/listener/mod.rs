@@ -2,3 +2,5 @@
 //! calls listener modules (semantics §4–§6).
 
 pub mod cache;
+pub mod fetch;
+pub mod notifier_client;
