@@ -442,10 +442,9 @@ impl NotifierClient {
 
     /// A reply to another message ID: dropped if it is a stale one, else an error.
     fn unwanted(&mut self, got: u64, wanted: u64) -> Result<(), ClientError> {
-        if let Some(i) = self.stale.iter().position(|&m| m == got) {
+        // MSGIDs are never reused, so a remembered one stays harmless until it ages out.
+        if self.stale.contains(&got) {
             tracing::debug!(notifier = %self.addr, msgid = got, "dropping a late duplicate reply");
-            // A keepalive and a re-sent copy each produce at most one extra reply.
-            self.stale.remove(i);
             return Ok(());
         }
         Err(self.malformed(format!(
