@@ -270,3 +270,25 @@ async fn a_lost_connection_is_a_transient_error_naming_the_object() {
     assert!(err.is_transient(), "{err:?}");
     assert!(err.to_string().contains("cn=gone"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_failures_name_the_server_and_bind_dn() {
+    use listener_runtime::notifier::LdapSettings;
+    let slapd = Slapd::start().unwrap();
+    let settings = LdapSettings {
+        uri: slapd.url().to_owned(),
+        bind_dn: slapd.root_dn(),
+        bind_password: "wrong".to_owned(),
+        starttls: false,
+        timeout: std::time::Duration::from_secs(5),
+    };
+    let err = Fetcher::connect(&settings, dn(slapd.base()))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains(slapd.url()) && text.contains(&slapd.root_dn()),
+        "{text}"
+    );
+    assert!(!text.contains("wrong"), "the password leaked: {text}");
+}

@@ -579,3 +579,61 @@ async fn a_bad_handshake_is_an_error() {
     );
     server.await.unwrap();
 }
+
+/// The pipeline the listener builds from these pieces: batches from the notifier, the
+/// objects fetched ahead, results in transaction order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_fetched_ahead_arrive_in_transaction_order() {
+    use futures_util::StreamExt;
+    use listener_runtime::Dn;
+    use listener_runtime::listener::fetch::{FetchRequest, Fetcher, fetch_ahead};
+
+    let slapd = Slapd::start().unwrap();
+    let base = slapd.base().to_owned();
+    let data = tempfile::tempdir().unwrap();
+    let notifier = Running::start(&slapd, data.path(), any_port()).await;
+    let mut ldap = admin(&slapd).await;
+    five_writes(&mut ldap, &base).await;
+    for i in 0..50 {
+        add_role(&mut ldap, &format!("cn=p{i},{base}")).await;
+    }
+    let mut client = NotifierClient::connect(&notifier.addr(), ClientOptions::default())
+        .await
+        .unwrap();
+    let mut transactions = Vec::new();
+    while transactions.len() < 56 {
+        let from = transactions.len() as u64 + 1;
+        transactions.extend(client.next_transactions(from, 20).await.unwrap());
+    }
+    let settings = LdapSettings {
+        uri: slapd.url().to_owned(),
+        bind_dn: slapd.root_dn(),
+        bind_password: slapd.root_password().to_owned(),
+        starttls: false,
+        timeout: Duration::from_secs(5),
+    };
+    let fetcher = Fetcher::connect(&settings, Dn::parse(&base).unwrap())
+        .await
+        .unwrap();
+    let requests = futures_util::stream::iter(transactions.into_iter().map(|t| FetchRequest {
+        dn: Dn::parse(&t.dn).unwrap(),
+        uuid: None,
+        item: t,
+    }));
+    let results: Vec<_> = fetch_ahead(fetcher, 8, requests).collect().await;
+    let found: Vec<(u64, bool)> = results
+        .iter()
+        .map(|(t, r)| (t.id, r.as_ref().unwrap().is_some()))
+        .collect();
+    let mut expected = vec![
+        (1, false), // cn=a, deleted since
+        (2, false), // cn=b, renamed since
+        (3, false),
+        (4, false),
+        (5, true), // cn=c
+        (6, false),
+    ];
+    expected.extend((7..=56).map(|id| (id, true)));
+    assert_eq!(found, expected);
+    notifier.stop().await;
+}

@@ -22,6 +22,8 @@ use ldap3::asn1::{PL, StructureTag, TagClass};
 use ldap3::{Ldap, LdapError, ResultEntry, Scope};
 use listener_core::{Dn, DnError, Entry};
 
+use crate::notifier::LdapSettings;
+
 /// `noSuchObject`: the DN (or the search base) does not exist.
 const NO_SUCH_OBJECT: u32 = 32;
 /// The protocol op tag of a SearchResultEntry (RFC 4511 §4.5.2).
@@ -34,6 +36,9 @@ const SET: u64 = 17;
 /// but `Ok(None)`.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
+    /// The connection to slapd cannot be opened or bound.
+    #[error("{0}")]
+    Connect(String),
     /// The connection failed or timed out; reconnecting may help.
     #[error("cannot fetch {what} from LDAP: {source}")]
     Ldap {
@@ -72,6 +77,14 @@ pub enum FetchError {
         /// What is wrong.
         reason: String,
     },
+    /// A fetch task of [`fetch_ahead`] panicked or was cancelled.
+    #[error("fetching {what} failed: {reason}")]
+    Task {
+        /// The DN looked for.
+        what: String,
+        /// The panic or cancellation.
+        reason: String,
+    },
     /// More than one entry for one entryUUID.
     #[error("{count} entries under {base} have entryUUID {uuid}; an entryUUID must be unique")]
     Ambiguous {
@@ -87,7 +100,7 @@ pub enum FetchError {
 impl FetchError {
     /// Whether a new connection may help (the server went away or timed out).
     pub fn is_transient(&self) -> bool {
-        matches!(self, FetchError::Ldap { .. })
+        matches!(self, FetchError::Ldap { .. } | FetchError::Connect(_))
             // busy, unavailable, unwilling to perform (e.g. shutting down)
             || matches!(self, FetchError::Search { rc: 51..=53, .. })
     }
@@ -134,6 +147,15 @@ impl Fetcher {
             base,
             timeout: Some(Duration::from_secs(60)),
         }
+    }
+
+    /// Connects and binds with `settings` (the notifier's connect, so the errors name
+    /// the URI and bind DN) and returns a fetcher on that connection.
+    pub async fn connect(settings: &LdapSettings, base: Dn) -> Result<Fetcher, FetchError> {
+        let ldap = crate::notifier::follower::connect(settings)
+            .await
+            .map_err(|e| FetchError::Connect(e.to_string()))?;
+        Ok(Fetcher::new(ldap, base))
     }
 
     /// Sets the per-search timeout (`None`: wait forever).
@@ -317,6 +339,10 @@ pub struct FetchRequest<T> {
 /// with its request's item, **in request order** — the apply stage consumes them in
 /// transaction order while later fetches are already under way.
 ///
+/// Each fetch runs as its own tokio task, so the window keeps progressing while the
+/// consumer is busy applying (a future polled only by the consumer would not), and a
+/// panic inside ldap3 is contained there and reported as [`FetchError::Task`].
+///
 /// ```no_run
 /// # async fn demo(fetcher: listener_runtime::listener::fetch::Fetcher,
 /// #               dns: Vec<listener_runtime::Dn>) {
@@ -342,14 +368,42 @@ where
     S: Stream<Item = FetchRequest<T>>,
 {
     requests
-        .map(move |request| {
+        .map(move |FetchRequest { item, dn, uuid }| {
             let fetcher = fetcher.clone();
+            let what = dn.to_string();
+            // Spawned when `buffered` takes the request into its window, not on the first
+            // poll of its result.
+            let task = AbortOnDrop(tokio::spawn(async move {
+                fetcher.fetch(&dn, uuid.as_deref()).await
+            }));
             async move {
-                let result = fetcher.fetch(&request.dn, request.uuid.as_deref()).await;
-                (request.item, result)
+                let result = match task.join().await {
+                    Ok(result) => result,
+                    Err(e) => Err(FetchError::Task {
+                        what,
+                        reason: e.to_string(),
+                    }),
+                };
+                (item, result)
             }
         })
         .buffered(depth.max(1))
+}
+
+/// A fetch task that is aborted when its result is no longer wanted (the fetch-ahead
+/// stream was dropped), so no search outlives the stream.
+struct AbortOnDrop<R>(tokio::task::JoinHandle<R>);
+
+impl<R> AbortOnDrop<R> {
+    async fn join(mut self) -> Result<R, tokio::task::JoinError> {
+        (&mut self.0).await
+    }
+}
+
+impl<R> Drop for AbortOnDrop<R> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 #[cfg(test)]
