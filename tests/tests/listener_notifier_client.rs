@@ -637,3 +637,74 @@ async fn transactions_fetched_ahead_arrive_in_transaction_order() {
     assert_eq!(found, expected);
     notifier.stop().await;
 }
+
+/// A server answering like UDN: protocol 3 without capabilities to the first connection,
+/// then `second` on the next one.
+async fn udn_like<F, Fut>(second: F) -> (String, tokio::task::JoinHandle<()>)
+where
+    F: FnOnce(FakeConn) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let listener = TcpListener::bind(any_port()).await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let task = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut first = FakeConn {
+            stream,
+            framer: Framer::default(),
+        };
+        assert_eq!(
+            strs(&first.read().await),
+            ["Version: 3", "Capabilities: GET_DNS"]
+        );
+        first.write("Version: 3\nCapabilities: \n\n").await;
+        let (stream, _) = listener.accept().await.unwrap();
+        second(FakeConn {
+            stream,
+            framer: Framer::default(),
+        })
+        .await;
+    });
+    (addr, task)
+}
+
+#[tokio::test]
+async fn without_get_dns_the_client_falls_back_to_protocol_2() {
+    let (addr, server) = udn_like(|mut c| async move {
+        assert_eq!(strs(&c.read().await), ["Version: 2", "Capabilities: "]);
+        c.write("Version: 2\nCapabilities: \n\n").await;
+        assert_eq!(strs(&c.read().await), ["MSGID: 1", "GET_DN 3"]);
+        c.write("MSGID: 1\n3 cn=with space,dc=y m\n\n").await;
+    })
+    .await;
+    let mut client = NotifierClient::connect(&addr, ClientOptions::default())
+        .await
+        .unwrap();
+    assert_eq!((client.version(), client.batched()), (2, false));
+    let got = client.next_transactions(3, 100).await.unwrap();
+    assert_eq!(
+        got,
+        [TransactionRef {
+            id: 3,
+            dn: "cn=with space,dc=y".to_owned(),
+            command: Command::Modify
+        }]
+    );
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_server_refusing_protocol_2_without_get_dns_is_a_handshake_error() {
+    let (addr, server) = udn_like(|mut c| async move {
+        c.read().await;
+        drop(c); // below its minimum version: closed
+    })
+    .await;
+    let err = NotifierClient::connect(&addr, ClientOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Handshake { .. }), "{err:?}");
+    assert!(!err.is_transient());
+    assert!(err.to_string().contains("protocol 2"), "{err}");
+    server.await.unwrap();
+}

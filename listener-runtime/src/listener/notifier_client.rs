@@ -31,7 +31,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::notifier::protocol::{
-    CAP_GET_DNS, Framer, Handshake, Message, ProtocolError, Request, parse_transaction_line,
+    CAP_GET_DNS, Framer, Handshake, Message, Request, parse_transaction_line,
 };
 
 /// How many message IDs of re-sent requests and keepalives are remembered, so a late or
@@ -203,7 +203,19 @@ impl NotifierClient {
                 "no GET_DNS granted; falling back to protocol 2"
             );
             drop(client);
-            client = Self::handshake(addr, options, 2).await?;
+            client = match Self::handshake(addr, options, 2).await {
+                // Closing is how a notifier refuses a version below its minimum.
+                Err(ClientError::Closed { .. }) => {
+                    return Err(ClientError::Handshake {
+                        addr: addr.to_owned(),
+                        reason: "the server grants no GET_DNS and refuses protocol 2, so \
+                                 it serves no DNs (protocol 3 translog lookups in LDAP are \
+                                 not supported)"
+                            .to_owned(),
+                    });
+                }
+                result => result?,
+            };
         }
         if !client.batch && client.version != 2 {
             return Err(ClientError::Handshake {
@@ -496,7 +508,7 @@ impl NotifierClient {
             match self.framer.next_message() {
                 Ok(Some(lines)) => return Ok(lines),
                 Ok(None) => {}
-                Err(e) => return Err(self.malformed(protocol_reason(&e))),
+                Err(e) => return Err(self.malformed(e.to_string())),
             }
             let n = self
                 .stream
@@ -529,10 +541,6 @@ impl NotifierClient {
             reason,
         }
     }
-}
-
-fn protocol_reason(e: &ProtocolError) -> String {
-    e.to_string()
 }
 
 /// How [`connect_with_backoff`] retries.
