@@ -269,6 +269,10 @@ async fn a_lost_connection_is_a_transient_error_naming_the_object() {
     let err = fetcher.fetch(&target, None).await.unwrap_err();
     assert!(err.is_transient(), "{err:?}");
     assert!(err.to_string().contains("cn=gone"), "{err}");
+    let err = fetcher.fetch(&target, Some("u-1")).await.unwrap_err();
+    assert!(err.is_transient(), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("cn=gone") && text.contains("u-1"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -182,7 +182,10 @@ impl Fetcher {
         cached_uuid: Option<&str>,
     ) -> Result<Option<Entry>, FetchError> {
         match cached_uuid {
-            Some(uuid) => self.fetch_by_uuid(uuid).await,
+            Some(uuid) => {
+                self.by_uuid(uuid, &format!("{dn} (entryUUID {uuid})"))
+                    .await
+            }
             None => self.fetch_by_dn(dn).await,
         }
     }
@@ -203,14 +206,18 @@ impl Fetcher {
     /// The object with entryUUID `uuid` anywhere under the base, if it exists and is
     /// visible.
     pub async fn fetch_by_uuid(&self, uuid: &str) -> Result<Option<Entry>, FetchError> {
-        let what = format!("entryUUID {uuid}");
+        self.by_uuid(uuid, &format!("entryUUID {uuid}")).await
+    }
+
+    /// `what` names the object in errors.
+    async fn by_uuid(&self, uuid: &str, what: &str) -> Result<Option<Entry>, FetchError> {
         let filter = format!("(entryUUID={})", ldap3::ldap_escape(uuid));
         let mut entries = self
-            .search(self.base.as_str(), Scope::Subtree, &filter, &what)
+            .search(self.base.as_str(), Scope::Subtree, &filter, what)
             .await?;
         match entries.len() {
             0 => Ok(None),
-            1 => decode_entry(entries.remove(0), &what).map(Some),
+            1 => decode_entry(entries.remove(0), what).map(Some),
             count => Err(FetchError::Ambiguous {
                 uuid: uuid.to_owned(),
                 base: self.base.to_string(),
