@@ -4,6 +4,8 @@
 pub mod apply;
 pub mod cache;
 pub mod dispatch;
+pub mod fetch;
 pub mod invoke;
 pub mod lifecycle;
+pub mod notifier_client;
 pub mod process;

@@ -1,0 +1,526 @@
+//! The fetch stage (semantics §4 step 2): the current state of a changed object from LDAP.
+//!
+//! Fetching is separate from applying. The processing loop applies transactions in
+//! strict ID order (cache, modules, commit), but the LDAP reads they need do not depend
+//! on each other, so they run ahead, many at once over one multiplexed connection
+//! ([`Fetcher`] is cheap to clone and every call uses its own clone of the `Ldap` handle;
+//! [`fetch_ahead`] keeps a window of them in flight and yields results in order). A
+//! fetch result is a snapshot taken at or after its transaction, which is all UDL's
+//! sequential fetch guarantees too; the apply stage still decides with the cache as of
+//! the previous transaction (and may fetch again, e.g. by entryUUID, when its decision
+//! needs a different lookup than the one made ahead).
+//!
+//! Values are kept as bytes exactly as the server sent them (`jpegPhoto`,
+//! `userCertificate;binary`): the entry is decoded from the raw protocol message, not
+//! through ldap3's `SearchEntry`, which sorts values into text and binary maps, reorders
+//! mixed ones and panics on malformed input.
+
+use std::time::Duration;
+
+use futures_util::stream::{Stream, StreamExt};
+use ldap3::asn1::{PL, StructureTag, TagClass};
+use ldap3::{Ldap, LdapError, ResultEntry, Scope};
+use listener_core::{Dn, DnError, Entry};
+
+use crate::notifier::LdapSettings;
+
+/// `noSuchObject`: the DN (or the search base) does not exist.
+const NO_SUCH_OBJECT: u32 = 32;
+/// The protocol op tag of a SearchResultEntry (RFC 4511 §4.5.2).
+const SEARCH_RESULT_ENTRY: u64 = 4;
+const OCTET_STRING: u64 = 4;
+const SEQUENCE: u64 = 16;
+const SET: u64 = 17;
+
+/// Why an object could not be fetched. "Not found" and "hidden by ACLs" are not errors
+/// but `Ok(None)`.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The connection to slapd cannot be opened or bound.
+    #[error("{0}")]
+    Connect(String),
+    /// The connection failed or timed out; reconnecting may help.
+    #[error("cannot fetch {what} from LDAP: {source}")]
+    Ldap {
+        /// The DN or entryUUID looked for.
+        what: String,
+        /// Why (boxed: ldap3's error is large).
+        #[source]
+        source: Box<LdapError>,
+    },
+    /// The server refused the search.
+    #[error("LDAP search for {what} failed: {text} (result code {rc})")]
+    Search {
+        /// The DN or entryUUID looked for.
+        what: String,
+        /// The LDAP result code.
+        rc: u32,
+        /// The server's diagnostic text.
+        text: String,
+    },
+    /// The server returned a DN our parser rejects.
+    #[error(
+        "the LDAP server returned an entry for {what} with a DN that cannot be parsed: {source}"
+    )]
+    BadDn {
+        /// The DN or entryUUID looked for.
+        what: String,
+        /// Why.
+        #[source]
+        source: DnError,
+    },
+    /// The server's reply does not decode as an entry.
+    #[error("the LDAP server returned a malformed entry for {what}: {reason}")]
+    Malformed {
+        /// The DN or entryUUID looked for.
+        what: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A fetch task of [`fetch_ahead`] panicked or was cancelled.
+    #[error("fetching {what} failed: {reason}")]
+    Task {
+        /// The DN looked for.
+        what: String,
+        /// The panic or cancellation.
+        reason: String,
+    },
+    /// More than one entry for one entryUUID.
+    #[error("{count} entries under {base} have entryUUID {uuid}; an entryUUID must be unique")]
+    Ambiguous {
+        /// The entryUUID.
+        uuid: String,
+        /// The search base.
+        base: String,
+        /// How many were found.
+        count: usize,
+    },
+}
+
+impl FetchError {
+    /// Whether a new connection may help (the server went away or timed out).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, FetchError::Ldap { .. } | FetchError::Connect(_))
+            // busy, unavailable, unwilling to perform (e.g. shutting down)
+            || matches!(self, FetchError::Search { rc: 51..=53, .. })
+    }
+}
+
+/// Reads objects as the listener sees them: every user and operational attribute (`*`
+/// and `+`), as far as the bind DN's ACLs allow.
+///
+/// ```no_run
+/// # async fn demo(ldap: ldap3::Ldap) -> Result<(), Box<dyn std::error::Error>> {
+/// use listener_runtime::listener::fetch::Fetcher;
+/// use listener_runtime::Dn;
+///
+/// let fetcher = Fetcher::new(ldap, Dn::parse("dc=example,dc=com")?);
+/// let dn = Dn::parse("uid=alice,cn=users,dc=example,dc=com")?;
+/// match fetcher.fetch(&dn, None).await? {
+///     Some(entry) => println!("{} has entryUUID {:?}", entry.dn(), entry.first_str("entryUUID")),
+///     None => println!("{dn} is gone (or hidden from us)"),
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Fetcher {
+    ldap: Ldap,
+    base: Dn,
+    timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for Fetcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fetcher")
+            .field("base", &self.base.as_str())
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Fetcher {
+    /// A fetcher on a bound connection, searching by entryUUID under `base`. Operations
+    /// time out after 60 s (see [`Fetcher::with_timeout`]).
+    pub fn new(ldap: Ldap, base: Dn) -> Fetcher {
+        Fetcher {
+            ldap,
+            base,
+            timeout: Some(Duration::from_secs(60)),
+        }
+    }
+
+    /// Connects and binds with `settings` (the notifier's connect, so the errors name
+    /// the URI and bind DN) and returns a fetcher on that connection.
+    pub async fn connect(settings: &LdapSettings, base: Dn) -> Result<Fetcher, FetchError> {
+        let ldap = crate::notifier::follower::connect(settings)
+            .await
+            .map_err(|e| FetchError::Connect(e.to_string()))?;
+        Ok(Fetcher::new(ldap, base))
+    }
+
+    /// Sets the per-search timeout (`None`: wait forever).
+    pub fn with_timeout(mut self, timeout: Option<Duration>) -> Fetcher {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The base of entryUUID searches.
+    pub fn base(&self) -> &Dn {
+        &self.base
+    }
+
+    /// The current state of an object: by its cached entryUUID if given (a subtree
+    /// search under the base, so a move since is followed), else by DN (a base search).
+    /// `Ok(None)` when it does not exist or the bind DN may not see it — the listener
+    /// treats both as deleted.
+    ///
+    /// Safe to call from many tasks at once: each call searches on its own clone of the
+    /// connection handle, and ldap3 multiplexes them.
+    pub async fn fetch(
+        &self,
+        dn: &Dn,
+        cached_uuid: Option<&str>,
+    ) -> Result<Option<Entry>, FetchError> {
+        match cached_uuid {
+            Some(uuid) => {
+                self.by_uuid(uuid, &format!("{dn} (entryUUID {uuid})"))
+                    .await
+            }
+            None => self.fetch_by_dn(dn).await,
+        }
+    }
+
+    /// The object at `dn`, if it exists and is visible.
+    pub async fn fetch_by_dn(&self, dn: &Dn) -> Result<Option<Entry>, FetchError> {
+        let what = dn.as_str();
+        let entries = self
+            .search(what, Scope::Base, "(objectClass=*)", what)
+            .await?;
+        // A base search yields at most one entry; anything else is the server's problem.
+        match entries.into_iter().next() {
+            Some(raw) => decode_entry(raw, what).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The object with entryUUID `uuid` anywhere under the base, if it exists and is
+    /// visible.
+    pub async fn fetch_by_uuid(&self, uuid: &str) -> Result<Option<Entry>, FetchError> {
+        self.by_uuid(uuid, &format!("entryUUID {uuid}")).await
+    }
+
+    /// `what` names the object in errors.
+    async fn by_uuid(&self, uuid: &str, what: &str) -> Result<Option<Entry>, FetchError> {
+        let filter = format!("(entryUUID={})", ldap3::ldap_escape(uuid));
+        let mut entries = self
+            .search(self.base.as_str(), Scope::Subtree, &filter, what)
+            .await?;
+        match entries.len() {
+            0 => Ok(None),
+            1 => decode_entry(entries.remove(0), what).map(Some),
+            count => Err(FetchError::Ambiguous {
+                uuid: uuid.to_owned(),
+                base: self.base.to_string(),
+                count,
+            }),
+        }
+    }
+
+    async fn search(
+        &self,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        what: &str,
+    ) -> Result<Vec<ResultEntry>, FetchError> {
+        // A clone per call: ldap3 multiplexes clones over one connection, so concurrent
+        // fetches do not wait for each other.
+        let mut ldap = self.ldap.clone();
+        if let Some(timeout) = self.timeout {
+            ldap.with_timeout(timeout);
+        }
+        let ldap3::SearchResult(entries, result) = ldap
+            .search(base, scope, filter, vec!["*", "+"])
+            .await
+            .map_err(|source| FetchError::Ldap {
+                what: what.to_owned(),
+                source: Box::new(source),
+            })?;
+        match result.rc {
+            0 => Ok(entries),
+            // The object (or, for an entryUUID search, the base) is not there. An object
+            // hidden by ACLs looks the same (slapd answers noSuchObject or no entry), and
+            // the listener treats both as deleted.
+            NO_SUCH_OBJECT => Ok(Vec::new()),
+            rc => Err(FetchError::Search {
+                what: what.to_owned(),
+                rc,
+                text: result.text,
+            }),
+        }
+    }
+}
+
+/// Decodes a SearchResultEntry (RFC 4511 §4.5.2) into an [`Entry`], values as bytes,
+/// attribute descriptions as sent (options such as `;binary` included). Never panics on
+/// what the server sent.
+fn decode_entry(raw: ResultEntry, what: &str) -> Result<Entry, FetchError> {
+    let malformed = |reason: &str| FetchError::Malformed {
+        what: what.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let tag = raw.0;
+    if tag.class != TagClass::Application || tag.id != SEARCH_RESULT_ENTRY {
+        return Err(malformed("not a SearchResultEntry"));
+    }
+    let PL::C(parts) = tag.payload else {
+        return Err(malformed("entry is not a sequence"));
+    };
+    let mut parts = parts.into_iter();
+    let dn_bytes = octets(parts.next()).ok_or_else(|| malformed("no DN"))?;
+    let dn_text = String::from_utf8(dn_bytes).map_err(|_| malformed("DN is not UTF-8"))?;
+    let dn = Dn::parse(&dn_text).map_err(|source| FetchError::BadDn {
+        what: what.to_owned(),
+        source,
+    })?;
+    let attributes = constructed(parts.next(), SEQUENCE)
+        .ok_or_else(|| malformed("attribute list is not a sequence"))?;
+    let mut entry = Entry::new(dn);
+    for attribute in attributes {
+        let mut pair = constructed(Some(attribute), SEQUENCE)
+            .ok_or_else(|| malformed("attribute is not a sequence"))?
+            .into_iter();
+        let name = octets(pair.next())
+            .and_then(|n| String::from_utf8(n).ok())
+            .ok_or_else(|| malformed("attribute without a UTF-8 name"))?;
+        let values = constructed(pair.next(), SET)
+            .ok_or_else(|| malformed(&format!("values of {name} are not a set")))?;
+        for value in values {
+            let value = octets(Some(value))
+                .ok_or_else(|| malformed(&format!("a value of {name} is not an octet string")))?;
+            entry
+                .push_value(&name, value)
+                .map_err(|e| FetchError::Malformed {
+                    what: what.to_owned(),
+                    reason: format!("attribute {name:?}: {e}"),
+                })?;
+        }
+    }
+    Ok(entry)
+}
+
+fn octets(tag: Option<StructureTag>) -> Option<Vec<u8>> {
+    match tag? {
+        StructureTag {
+            class: TagClass::Universal,
+            id: OCTET_STRING,
+            payload: PL::P(bytes),
+        } => Some(bytes),
+        _ => None,
+    }
+}
+
+fn constructed(tag: Option<StructureTag>, id: u64) -> Option<Vec<StructureTag>> {
+    match tag? {
+        StructureTag {
+            class: TagClass::Universal,
+            id: got,
+            payload: PL::C(items),
+        } if got == id => Some(items),
+        _ => None,
+    }
+}
+
+/// What [`fetch_ahead`] looks up for one transaction.
+#[derive(Debug, Clone)]
+pub struct FetchRequest<T> {
+    /// The caller's data, handed back with the result (e.g. the transaction).
+    pub item: T,
+    /// The DN to fetch (base search) when there is no entryUUID.
+    pub dn: Dn,
+    /// The cached entryUUID, if the object was in the cache when the request was made.
+    pub uuid: Option<String>,
+}
+
+/// Runs the fetches of `requests` with up to `depth` in flight and yields each result
+/// with its request's item, **in request order** — the apply stage consumes them in
+/// transaction order while later fetches are already under way.
+///
+/// Each fetch runs as its own tokio task, so the window keeps progressing while the
+/// consumer is busy applying (a future polled only by the consumer would not), and a
+/// panic inside ldap3 is contained there and reported as [`FetchError::Task`].
+///
+/// ```no_run
+/// # async fn demo(fetcher: listener_runtime::listener::fetch::Fetcher,
+/// #               dns: Vec<listener_runtime::Dn>) {
+/// use futures_util::StreamExt;
+/// use listener_runtime::listener::fetch::{FetchRequest, fetch_ahead};
+///
+/// let requests = futures_util::stream::iter(dns.into_iter().enumerate().map(|(i, dn)| {
+///     FetchRequest { item: i, dn, uuid: None }
+/// }));
+/// let results = fetch_ahead(fetcher, 16, requests);
+/// futures_util::pin_mut!(results);
+/// while let Some((i, result)) = results.next().await {
+///     println!("{i}: {:?}", result.map(|e| e.map(|e| e.dn().to_string())));
+/// }
+/// # }
+/// ```
+pub fn fetch_ahead<T, S>(
+    fetcher: Fetcher,
+    depth: usize,
+    requests: S,
+) -> impl Stream<Item = (T, Result<Option<Entry>, FetchError>)>
+where
+    S: Stream<Item = FetchRequest<T>>,
+{
+    requests
+        .map(move |FetchRequest { item, dn, uuid }| {
+            let fetcher = fetcher.clone();
+            let what = dn.to_string();
+            // Spawned when `buffered` takes the request into its window, not on the first
+            // poll of its result.
+            let task = AbortOnDrop(tokio::spawn(async move {
+                fetcher.fetch(&dn, uuid.as_deref()).await
+            }));
+            async move {
+                let result = match task.join().await {
+                    Ok(result) => result,
+                    Err(e) => Err(FetchError::Task {
+                        what,
+                        reason: e.to_string(),
+                    }),
+                };
+                (item, result)
+            }
+        })
+        .buffered(depth.max(1))
+}
+
+/// A fetch task that is aborted when its result is no longer wanted (the fetch-ahead
+/// stream was dropped), so no search outlives the stream.
+struct AbortOnDrop<R>(tokio::task::JoinHandle<R>);
+
+impl<R> AbortOnDrop<R> {
+    async fn join(mut self) -> Result<R, tokio::task::JoinError> {
+        (&mut self.0).await
+    }
+}
+
+impl<R> Drop for AbortOnDrop<R> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn octet(bytes: &[u8]) -> StructureTag {
+        StructureTag {
+            class: TagClass::Universal,
+            id: OCTET_STRING,
+            payload: PL::P(bytes.to_vec()),
+        }
+    }
+
+    fn seq(id: u64, items: Vec<StructureTag>) -> StructureTag {
+        StructureTag {
+            class: TagClass::Universal,
+            id,
+            payload: PL::C(items),
+        }
+    }
+
+    fn entry(parts: Vec<StructureTag>) -> ResultEntry {
+        ResultEntry::new(StructureTag {
+            class: TagClass::Application,
+            id: SEARCH_RESULT_ENTRY,
+            payload: PL::C(parts),
+        })
+    }
+
+    #[test]
+    fn decodes_values_as_bytes_in_order() {
+        let photo = [0xff, 0xd8, 0x00, 0x80, b'a'];
+        let raw = entry(vec![
+            octet(b"cn=x,dc=example"),
+            seq(
+                SEQUENCE,
+                vec![
+                    seq(SEQUENCE, vec![octet(b"cn"), seq(SET, vec![octet(b"x")])]),
+                    seq(
+                        SEQUENCE,
+                        vec![
+                            octet(b"jpegPhoto"),
+                            seq(SET, vec![octet(b"text"), octet(&photo)]),
+                        ],
+                    ),
+                    seq(
+                        SEQUENCE,
+                        vec![
+                            octet(b"userCertificate;binary"),
+                            seq(SET, vec![octet(&[0])]),
+                        ],
+                    ),
+                ],
+            ),
+        ]);
+        let e = decode_entry(raw, "test").unwrap();
+        assert_eq!(e.dn().as_str(), "cn=x,dc=example");
+        assert_eq!(
+            e.get("jpegPhoto").unwrap(),
+            [b"text".to_vec(), photo.to_vec()]
+        );
+        assert_eq!(e.get("userCertificate;binary").unwrap(), [vec![0u8]]);
+        assert_eq!(e.first_str("CN"), Some("x"));
+    }
+
+    #[test]
+    fn malformed_entries_are_errors_not_panics() {
+        let attrs = || seq(SEQUENCE, vec![]);
+        for raw in [
+            entry(vec![]),
+            entry(vec![octet(b"cn=x")]),
+            entry(vec![octet(&[0xff]), attrs()]),
+            entry(vec![seq(SEQUENCE, vec![]), attrs()]),
+            entry(vec![octet(b"cn=x"), octet(b"attrs")]),
+            entry(vec![octet(b"cn=x"), seq(SEQUENCE, vec![octet(b"cn")])]),
+            entry(vec![
+                octet(b"cn=x"),
+                seq(SEQUENCE, vec![seq(SEQUENCE, vec![octet(b"cn")])]),
+            ]),
+            entry(vec![
+                octet(b"cn=x"),
+                seq(
+                    SEQUENCE,
+                    vec![seq(SEQUENCE, vec![octet(b"cn"), seq(SET, vec![attrs()])])],
+                ),
+            ]),
+            entry(vec![
+                octet(b"cn=x"),
+                seq(
+                    SEQUENCE,
+                    vec![seq(
+                        SEQUENCE,
+                        vec![octet(b"bad name!"), seq(SET, vec![octet(b"v")])],
+                    )],
+                ),
+            ]),
+            ResultEntry::new(octet(b"cn=x")),
+        ] {
+            assert!(
+                matches!(
+                    decode_entry(raw.clone(), "t"),
+                    Err(FetchError::Malformed { .. })
+                ),
+                "{raw:?}"
+            );
+        }
+        let bad_dn = entry(vec![octet(b"not a dn"), attrs()]);
+        let err = decode_entry(bad_dn, "t").unwrap_err();
+        assert!(matches!(err, FetchError::BadDn { .. }));
+        assert!(err.to_string().contains("not a dn"), "{err}");
+    }
+}
