@@ -393,7 +393,7 @@ impl FakeConn {
     /// Reads the handshake and grants GET_DNS.
     async fn accept_handshake(&mut self) {
         let hello = self.read().await;
-        assert_eq!(hello, ["Version: 3", "Capabilities: GET_DNS"]);
+        assert_eq!(hello, ["Version: 3", "Capabilities: GET_DNS LOG_ID"]);
         self.write("Version: 3\nCapabilities: GET_DNS\n\n").await;
     }
 }
@@ -656,7 +656,7 @@ where
         };
         assert_eq!(
             strs(&first.read().await),
-            ["Version: 3", "Capabilities: GET_DNS"]
+            ["Version: 3", "Capabilities: GET_DNS LOG_ID"]
         );
         first.write("Version: 3\nCapabilities: \n\n").await;
         let (stream, _) = listener.accept().await.unwrap();

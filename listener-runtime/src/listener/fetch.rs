@@ -209,6 +209,48 @@ impl Fetcher {
         self.by_uuid(uuid, &format!("entryUUID {uuid}")).await
     }
 
+    /// Every visible object under the base matching `filter` (a module's initialization),
+    /// in pages of 1,000 so no server size limit cuts the result short.
+    pub async fn search_all(&self, filter: &str) -> Result<Vec<Entry>, FetchError> {
+        use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
+        let what = format!("{filter} under {}", self.base);
+        let mut ldap = self.ldap.clone();
+        if let Some(timeout) = self.timeout {
+            ldap.with_timeout(timeout);
+        }
+        let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![
+            Box::new(EntriesOnly::new()),
+            Box::new(PagedResults::new(1000)),
+        ];
+        let ldap_error = |source| FetchError::Ldap {
+            what: what.clone(),
+            source: Box::new(source),
+        };
+        let mut stream = ldap
+            .streaming_search_with(
+                adapters,
+                self.base.as_str(),
+                Scope::Subtree,
+                filter,
+                vec!["*", "+"],
+            )
+            .await
+            .map_err(ldap_error)?;
+        let mut entries = Vec::new();
+        while let Some(raw) = stream.next().await.map_err(ldap_error)? {
+            entries.push(decode_entry(raw, &what)?);
+        }
+        let result = stream.finish().await;
+        match result.rc {
+            0 | NO_SUCH_OBJECT => Ok(entries),
+            rc => Err(FetchError::Search {
+                what,
+                rc,
+                text: result.text,
+            }),
+        }
+    }
+
     /// `what` names the object in errors.
     async fn by_uuid(&self, uuid: &str, what: &str) -> Result<Option<Entry>, FetchError> {
         let filter = format!("(entryUUID={})", ldap3::ldap_escape(uuid));

@@ -31,7 +31,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::notifier::protocol::{
-    CAP_GET_DNS, Framer, Handshake, Message, Request, parse_transaction_line,
+    CAP_GET_DNS, CAP_LOG_ID, Framer, Handshake, Message, Request, parse_transaction_line,
 };
 
 /// How many message IDs of re-sent requests and keepalives are remembered, so a late or
@@ -186,6 +186,8 @@ pub struct NotifierClient {
     /// Message IDs whose replies may still come but are no longer wanted: keepalives and
     /// re-sent requests already answered (the re-sent copy can cross the first reply).
     stale: VecDeque<u64>,
+    /// The name of the notifier's ID space, when it tells it (our `LOG_ID` capability).
+    identity: Option<String>,
 }
 
 impl NotifierClient {
@@ -260,11 +262,12 @@ impl NotifierClient {
             batch: false,
             last_msgid: 0,
             stale: VecDeque::new(),
+            identity: None,
         };
         let hello = Handshake {
             version,
             capabilities: if ask_batch {
-                vec![CAP_GET_DNS.to_owned()]
+                vec![CAP_GET_DNS.to_owned(), CAP_LOG_ID.to_owned()]
             } else {
                 Vec::new()
             },
@@ -282,6 +285,11 @@ impl NotifierClient {
         }
         client.version = answer.version;
         client.batch = ask_batch && answer.capabilities.iter().any(|c| c == CAP_GET_DNS);
+        client.identity = answer.capabilities.iter().find_map(|c| {
+            c.strip_prefix(CAP_LOG_ID)
+                .and_then(|rest| rest.strip_prefix('='))
+                .map(str::to_owned)
+        });
         tracing::debug!(
             notifier = addr,
             version = client.version,
@@ -289,6 +297,11 @@ impl NotifierClient {
             "connected to the notifier"
         );
         Ok(client)
+    }
+
+    /// The name of the notifier's ID space, if it tells it (a UDN notifier does not).
+    pub fn identity(&self) -> Option<&str> {
+        self.identity.as_deref()
     }
 
     /// The notifier's address, as given to [`NotifierClient::connect`].
