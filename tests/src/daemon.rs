@@ -22,22 +22,52 @@ pub struct Daemon {
     child: Guard,
     binary: PathBuf,
     args: Vec<String>,
+    stdout: Option<PathBuf>,
 }
 
 impl Daemon {
     /// Starts `<binary> <args…>` (see [`listener_binary!`]); its log (warnings and
     /// errors) goes to the test's stderr, its standard output nowhere.
     pub fn start(binary: &Path, args: &[String]) -> Result<Daemon, HarnessError> {
+        Daemon::spawn(binary, args, None)
+    }
+
+    /// Like [`Daemon::start`], appending its standard output to `stdout` (a module such
+    /// as the example `printer` writes its calls there).
+    pub fn start_with_stdout(
+        binary: &Path,
+        args: &[String],
+        stdout: &Path,
+    ) -> Result<Daemon, HarnessError> {
+        Daemon::spawn(binary, args, Some(stdout.to_owned()))
+    }
+
+    fn spawn(
+        binary: &Path,
+        args: &[String],
+        stdout: Option<PathBuf>,
+    ) -> Result<Daemon, HarnessError> {
+        let out = match &stdout {
+            Some(path) => Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(HarnessError::io(format!("cannot open {}", path.display())))?,
+            ),
+            None => Stdio::null(),
+        };
         let child = Guard::spawn_with(
             Command::new(binary).args(args).env("RUST_LOG", "warn"),
             "listener-under-test",
-            Stdio::null(),
+            out,
             Stdio::inherit(),
         )?;
         Ok(Daemon {
             child,
             binary: binary.to_owned(),
             args: args.to_vec(),
+            stdout,
         })
     }
 
@@ -54,7 +84,7 @@ impl Daemon {
     /// Starts it again with the same arguments.
     pub fn restart(&mut self) -> Result<(), HarnessError> {
         self.kill9();
-        *self = Daemon::start(&self.binary, &self.args)?;
+        *self = Daemon::spawn(&self.binary, &self.args, self.stdout.clone())?;
         Ok(())
     }
 

@@ -11,6 +11,7 @@
 //! ```
 
 pub mod daemon;
+pub mod domain;
 mod memcached;
 mod process;
 mod slapd;

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 use crate::registry;
 
+mod listener;
 mod modules;
 mod notifier;
 
@@ -27,6 +28,8 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Follow the notifier, keep the cache and call the listener modules.
+    Run(listener::RunArgs),
     /// Follow slapd's accesslog, number every write as a transaction and serve them over
     /// the UCS notifier protocol.
     Notifier(notifier::NotifierArgs),
@@ -67,6 +70,7 @@ where
     }
     match cli.command {
         Cmd::Modules { json } => modules::list_modules(&modules, json),
+        Cmd::Run(args) => listener::run_listener(args, &modules),
         Cmd::Notifier(args) => notifier::run_notifier(args),
         Cmd::Translog(args) => notifier::run_translog(args),
         Cmd::NotifierId(args) => notifier::run_notifier_id(args),

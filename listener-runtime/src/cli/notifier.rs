@@ -350,7 +350,7 @@ fn read_message(reader: &mut impl BufRead) -> std::io::Result<Vec<String>> {
     }
 }
 
-fn fail(message: &str) -> ExitCode {
+pub(super) fn fail(message: &str) -> ExitCode {
     eprintln!("error: {message}");
     ExitCode::FAILURE
 }

@@ -9,3 +9,4 @@ pub mod invoke;
 pub mod lifecycle;
 pub mod notifier_client;
 pub mod process;
+pub mod run;

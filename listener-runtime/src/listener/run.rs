@@ -1,0 +1,321 @@
+//! `run`: the listener's main loop (semantics §4). Start-up locks and opens the cache,
+//! loads the modules, checks that the notifier is the one whose IDs the cache holds, takes
+//! the notifier's current ID as the starting point of a new cache *before* initializing
+//! modules (so changes during initialization are replayed afterwards), initializes every
+//! module that is not READY, then processes transactions in order: look the old state up,
+//! fetch the current one, decide, dispatch, commit. After 15 s without a transaction every
+//! module that ran gets `post_run`; so does every module at shutdown.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use listener_core::{Dn, Schema};
+use tracing::Instrument;
+
+use super::apply::Applier;
+use super::cache::{Cache, CacheError};
+use super::dispatch::{ModuleSpec, SpecError};
+use super::fetch::{FetchError, Fetcher};
+use super::invoke::{Module, RetryPolicy};
+use super::lifecycle::{self, InitError};
+use super::notifier_client::{
+    Backoff, ClientError, ClientOptions, TransactionRef, connect_with_backoff,
+};
+use super::process::{self, FetchBy, ProcessError, Stash, Step, Transaction};
+use crate::notifier::LdapSettings;
+use crate::registry::ModuleRegistration;
+
+/// Everything `run` runs with.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// How to reach LDAP (to fetch objects and initialize modules).
+    pub ldap: LdapSettings,
+    /// The subtree the listener follows.
+    pub base: Dn,
+    /// The notifier's `host:port`.
+    pub notifier: String,
+    /// Where the cache lives.
+    pub cache_dir: PathBuf,
+    /// Protocol options.
+    pub client: ClientOptions,
+    /// Retries of a failing module call.
+    pub retry: RetryPolicy,
+    /// Idle time after which modules get `post_run`.
+    pub idle: Duration,
+    /// Most transactions asked for at once.
+    pub batch: usize,
+}
+
+impl RunConfig {
+    /// The defaults around the required settings.
+    pub fn new(ldap: LdapSettings, base: Dn, notifier: String, cache_dir: PathBuf) -> RunConfig {
+        RunConfig {
+            ldap,
+            base,
+            notifier,
+            cache_dir,
+            client: ClientOptions::default(),
+            retry: RetryPolicy::default(),
+            idle: Duration::from_secs(15),
+            batch: 100,
+        }
+    }
+}
+
+/// Why the listener stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// `run` with no modules linked in.
+    #[error(
+        "no listener modules are registered in this binary, so there is nothing to run; \
+         add `use my_modules as _;` (your module crate) to the binary's main.rs"
+    )]
+    NoModules,
+    /// A module's configuration does not compile.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// The cache failed (or belongs to another listener or notifier).
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    /// The notifier connection failed for good.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// LDAP failed for good.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// The notifier sent an impossible sequence.
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    /// A DN from the notifier does not parse.
+    #[error("transaction {id}: the notifier sent a DN that is not a DN: {message}")]
+    BadDn {
+        /// The transaction.
+        id: u64,
+        /// Why.
+        message: String,
+    },
+    /// A bug in the listener itself.
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// The notifier's IDs are behind the cache's.
+    #[error(
+        "the notifier at {notifier} is at transaction {notifier_id}, behind this cache's \
+         {cache_id}: it is not the notifier this listener followed, or its log was reset. \
+         Point the listener at the right notifier, or remove the cache directory to start \
+         over (every module is then re-initialized)"
+    )]
+    NotifierBehind {
+        /// The notifier's address.
+        notifier: String,
+        /// Its current ID.
+        notifier_id: u64,
+        /// The cache's last ID.
+        cache_id: u64,
+    },
+}
+
+/// Runs the listener with `registrations` until `shutdown` completes (then finishes the
+/// current transaction, calls `post_run` where due and returns `Ok`).
+pub async fn run(
+    config: RunConfig,
+    registrations: &[&'static ModuleRegistration],
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
+    if registrations.is_empty() {
+        return Err(RunError::NoModules);
+    }
+    let cache = Cache::open(&config.cache_dir)?;
+    let mut specs = Vec::new();
+    let mut modules = Vec::new();
+    for registration in registrations {
+        specs.push(ModuleSpec::from_registration(
+            registration,
+            Schema::builtin(),
+        )?);
+        modules.push(Module::load(registration));
+    }
+    let backoff = Backoff::default();
+    let mut client = connect_with_backoff(&config.notifier, &config.client, &backoff).await?;
+    let identity = client.identity().map_or_else(
+        || format!("notifier {}", config.notifier),
+        |id| format!("log {id}"),
+    );
+    let fetcher = Fetcher::connect(&config.ldap, config.base.clone()).await?;
+
+    // The master record: whose IDs, and where we are.
+    let (stored_identity, mut last) = {
+        let r = cache.read()?;
+        r.check_notifier_identity(&identity)?;
+        (r.notifier_identity()?, r.last_id()?)
+    };
+    let current = client.current_id().await?;
+    if stored_identity.is_none() {
+        // A new cache starts at the notifier's current ID, taken before the modules are
+        // initialized: what changes meanwhile is processed afterwards (at least once).
+        let mut w = cache.write()?;
+        w.set_notifier_identity(&identity)?;
+        w.set_last_id(current)?;
+        w.commit()?;
+        last = current;
+        tracing::info!(notifier = %config.notifier, id = current, "new cache starts at the notifier's current ID");
+    } else if current < last {
+        return Err(RunError::NotifierBehind {
+            notifier: config.notifier.clone(),
+            notifier_id: current,
+            cache_id: last,
+        });
+    }
+
+    // Initialize what is not READY; a module whose initialization fails gets no events.
+    let mut ready = Vec::new();
+    for (index, module) in modules.iter_mut().enumerate() {
+        let registration = module.registration();
+        let state = cache.read()?.module_state(registration.name)?;
+        let Some(reason) = lifecycle::needs_initialization(registration, state.as_ref()) else {
+            ready.push(index);
+            continue;
+        };
+        tracing::info!(module = registration.name, ?reason, "initializing module");
+        let objects = fetcher.search_all(registration.ldap_filter).await?;
+        let total = objects.len();
+        let name = registration.name;
+        let result = lifecycle::initialize(
+            module,
+            &reason,
+            objects,
+            &cache,
+            &config.retry,
+            |done, total| {
+                tracing::debug!(module = name, done, total, "initializing");
+            },
+        )
+        .await;
+        match result {
+            Ok(done) => {
+                tracing::info!(
+                    module = name,
+                    objects = total,
+                    delivered = done.delivered,
+                    failed = done.failed,
+                    "module initialized"
+                );
+                ready.push(index);
+            }
+            Err(InitError::Module {
+                module,
+                step,
+                error,
+            }) => {
+                tracing::error!(%module, step, %error, "module initialization failed; it gets no events until it is initialized again");
+            }
+            Err(InitError::Cache(e)) => return Err(e.into()),
+        }
+    }
+    let mut loaded = modules.into_iter().map(Some).collect::<Vec<_>>();
+    let mut applier = Applier {
+        modules: ready.iter().filter_map(|&i| loaded[i].take()).collect(),
+        specs: ready.iter().map(|&i| specs[i].clone()).collect(),
+        policy: config.retry.clone(),
+    };
+
+    tokio::pin!(shutdown);
+    let mut stash: Option<Stash> = None;
+    let mut idle = false;
+    loop {
+        // The request runs as its own task, so going idle (post_run) does not cancel it.
+        let from = last + 1;
+        let batch = config.batch;
+        let mut request = tokio::spawn(async move {
+            let result = client.next_transactions(from, batch).await;
+            (client, result)
+        });
+        let (returned, result) = loop {
+            tokio::select! {
+                joined = &mut request => match joined {
+                    Ok(pair) => break pair,
+                    Err(e) => return Err(RunError::Internal(format!("the notifier request failed: {e}"))),
+                },
+                () = tokio::time::sleep(config.idle), if !idle => {
+                    idle = true;
+                    post_run_all(&mut applier).await;
+                }
+                () = &mut shutdown => {
+                    request.abort();
+                    post_run_all(&mut applier).await;
+                    tracing::info!(last_id = last, "listener stopped");
+                    return Ok(());
+                }
+            }
+        };
+        client = returned;
+        let transactions = match result {
+            Ok(transactions) => transactions,
+            Err(e) if e.is_transient() => {
+                tracing::warn!(error = %e, "lost the notifier; reconnecting");
+                client = connect_with_backoff(&config.notifier, &config.client, &backoff).await?;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        idle = false;
+        for t in transactions {
+            let id = t.id;
+            process_one(&cache, &fetcher, &mut applier, &mut stash, t).await?;
+            if stash.is_none() {
+                last = id;
+            }
+        }
+    }
+}
+
+async fn post_run_all(applier: &mut Applier) {
+    for module in &mut applier.modules {
+        if let Err(e) = module.post_run().await {
+            tracing::warn!(module = module.name(), error = %format!("{e:#}"), "post_run failed");
+        }
+    }
+}
+
+/// One transaction: look up, fetch, decide, apply.
+async fn process_one(
+    cache: &Cache,
+    fetcher: &Fetcher,
+    applier: &mut Applier,
+    stash: &mut Option<Stash>,
+    t: TransactionRef,
+) -> Result<(), RunError> {
+    let dn = Dn::parse(&t.dn).map_err(|e| RunError::BadDn {
+        id: t.id,
+        message: e.to_string(),
+    })?;
+    let txn = Transaction {
+        id: t.id,
+        dn,
+        command: t.command,
+    };
+    let cached = cache.read()?.entry(&txn.dn)?;
+    let fetched = match process::fetch_by(&txn, cached.as_ref(), stash.as_ref()) {
+        None => None,
+        Some(FetchBy::Uuid(uuid)) => fetcher.fetch_by_uuid(&uuid).await?,
+        Some(FetchBy::Dn(dn)) => fetcher.fetch_by_dn(&dn).await?,
+    };
+    let step = process::decide(&txn, stash.take(), cached, fetched)?;
+    if let Step::Stash(s) = step {
+        *stash = Some(s);
+        return Ok(());
+    }
+    let span =
+        tracing::debug_span!("transaction", id = txn.id, dn = %txn.dn, command = %txn.command);
+    let applied = applier
+        .apply(cache, txn.id, txn.command, step)
+        .instrument(span)
+        .await?;
+    tracing::debug!(
+        id = txn.id,
+        calls = applied.calls,
+        failures = applied.failures,
+        "transaction processed"
+    );
+    Ok(())
+}
