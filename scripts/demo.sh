@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The demo: builds the example modules into one binary and shows what it holds.
-# (The full pipeline demo — throwaway slapd, notifier, listener, scripted changes — comes
-# with the notifier and listener; see the README's status section.)
+# The demo: starts a throwaway slapd (accesslog + syncprov), the notifier and a listener
+# with the example modules, makes a scripted set of changes (create, modify, rename, move,
+# delete users and groups), shows each module call as it happens, and stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-cargo build --locked -q -p examples --bin demo-listener
-exec target/debug/demo-listener modules
+cargo build --locked -q -p tests --bin demo
+exec target/debug/demo

@@ -37,7 +37,7 @@ pub struct DnError {
 }
 
 /// One attribute-value assertion of an RDN (`cn=Alice`).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Ava {
     attr: String,
     value: Vec<u8>,
@@ -169,7 +169,7 @@ impl PartialEq for Ava {
 impl Eq for Ava {}
 
 /// A relative distinguished name: one or more AVAs joined by `+`, compared as a set.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Rdn {
     avas: Vec<Ava>,
     text: String,
@@ -305,7 +305,7 @@ fn normalize_avas(avas: &[Ava]) -> String {
 /// let moved = dn.rename(&Rdn::parse("uid=bob").unwrap(), Some(&base));
 /// assert_eq!(moved.to_string(), "uid=bob,DC=Example");
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Dn {
     text: String,
     rdns: Vec<Rdn>,
@@ -874,6 +874,29 @@ fn hex_digit(c: u8) -> Option<u8> {
         b'a'..=b'f' => Some(c - b'a' + 10),
         b'A'..=b'F' => Some(c - b'A' + 10),
         _ => None,
+    }
+}
+
+// `Debug` shows the spelling, as a module author logging `{dn:?}` (the seed's `%r`)
+// expects, not the parsed structure.
+impl fmt::Debug for Dn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Dn").field(&self.text).finish()
+    }
+}
+
+impl fmt::Debug for Rdn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Rdn").field(&self.text).finish()
+    }
+}
+
+impl fmt::Debug for Ava {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ava")
+            .field("attr", &self.attr)
+            .field("value", &String::from_utf8_lossy(&self.value))
+            .finish()
     }
 }
 

@@ -23,13 +23,14 @@ pub struct Daemon {
     binary: PathBuf,
     args: Vec<String>,
     stdout: Option<PathBuf>,
+    log_filter: String,
 }
 
 impl Daemon {
     /// Starts `<binary> <args…>` (see [`listener_binary!`]); its log (warnings and
     /// errors) goes to the test's stderr, its standard output nowhere.
     pub fn start(binary: &Path, args: &[String]) -> Result<Daemon, HarnessError> {
-        Daemon::spawn(binary, args, None)
+        Daemon::spawn(binary, args, None, "warn")
     }
 
     /// Like [`Daemon::start`], appending its standard output to `stdout` (a module such
@@ -39,13 +40,25 @@ impl Daemon {
         args: &[String],
         stdout: &Path,
     ) -> Result<Daemon, HarnessError> {
-        Daemon::spawn(binary, args, Some(stdout.to_owned()))
+        Daemon::spawn(binary, args, Some(stdout.to_owned()), "warn")
+    }
+
+    /// Like [`Daemon::start_with_stdout`], logging what `log_filter` (a `RUST_LOG`
+    /// value) selects to stderr.
+    pub fn start_logging(
+        binary: &Path,
+        args: &[String],
+        stdout: &Path,
+        log_filter: &str,
+    ) -> Result<Daemon, HarnessError> {
+        Daemon::spawn(binary, args, Some(stdout.to_owned()), log_filter)
     }
 
     fn spawn(
         binary: &Path,
         args: &[String],
         stdout: Option<PathBuf>,
+        log_filter: &str,
     ) -> Result<Daemon, HarnessError> {
         let out = match &stdout {
             Some(path) => Stdio::from(
@@ -58,7 +71,7 @@ impl Daemon {
             None => Stdio::null(),
         };
         let child = Guard::spawn_with(
-            Command::new(binary).args(args).env("RUST_LOG", "warn"),
+            Command::new(binary).args(args).env("RUST_LOG", log_filter),
             "listener-under-test",
             out,
             Stdio::inherit(),
@@ -68,6 +81,7 @@ impl Daemon {
             binary: binary.to_owned(),
             args: args.to_vec(),
             stdout,
+            log_filter: log_filter.to_owned(),
         })
     }
 
@@ -84,7 +98,12 @@ impl Daemon {
     /// Starts it again with the same arguments.
     pub fn restart(&mut self) -> Result<(), HarnessError> {
         self.kill9();
-        *self = Daemon::spawn(&self.binary, &self.args, self.stdout.clone())?;
+        *self = Daemon::spawn(
+            &self.binary,
+            &self.args,
+            self.stdout.clone(),
+            &self.log_filter.clone(),
+        )?;
         Ok(())
     }
 

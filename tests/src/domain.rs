@@ -12,13 +12,14 @@ use crate::{HarnessError, Slapd, SlapdBuilder};
 
 /// slapd, the notifier and (when started) the listener.
 pub struct Domain {
-    /// The directory server.
-    pub slapd: Slapd,
+    // Dropped in this order: the listener, the notifier, then slapd.
+    listener: Option<Daemon>,
     notifier: Daemon,
     notifier_port: u16,
-    listener: Option<Daemon>,
     binary: PathBuf,
     dir: TempDir,
+    /// The directory server.
+    pub slapd: Slapd,
 }
 
 impl Domain {
@@ -99,6 +100,18 @@ impl Domain {
             &self.binary,
             args,
             &self.calls_file(),
+        )?);
+        Ok(())
+    }
+
+    /// Starts the listener (as the rootDN) logging what `log_filter` selects to stderr.
+    pub fn start_listener_logging(&mut self, log_filter: &str) -> Result<(), HarnessError> {
+        let args = self.run_args(&self.slapd.root_dn(), self.slapd.password_file());
+        self.listener = Some(Daemon::start_logging(
+            &self.binary,
+            &args,
+            &self.calls_file(),
+            log_filter,
         )?);
         Ok(())
     }
