@@ -150,6 +150,11 @@ pub fn object_class_oid(name: &str) -> Option<&'static str> {
     }
 }
 
+/// The names of the standard object classes [`object_class_oid`] knows.
+pub fn object_class_names() -> impl Iterator<Item = &'static str> {
+    table::OBJECT_CLASSES.iter().map(|(name, _)| *name)
+}
+
 /// Calls `f` with `s` lower-cased (ASCII), on the stack for short names: lookups by name
 /// run per value in the matcher, which must not allocate per event.
 fn with_ascii_lowercase<R>(s: &str, f: impl FnOnce(&str) -> R) -> R {

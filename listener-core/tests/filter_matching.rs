@@ -262,6 +262,14 @@ fn real_rules() {
     let e = alice();
     assert_eq!(eval("(uidNumber>=999)", &e), True);
     assert_eq!(eval("(objectClass=INETORGPERSON)", &e), True);
+    // objectIdentifierMatch: a name and its OID are one value, either way round.
+    assert_eq!(eval("(objectClass=2.16.840.1.113730.3.2.2)", &e), True);
+    assert_eq!(eval("(objectClass=2.5.6.6)", &e), True);
+    assert_eq!(eval("(objectClass=organizationalRole)", &e), False);
+    let by_oid = entry("cn=x", &[("objectClass", &["2.5.6.6", "x-Unknown"])]);
+    assert_eq!(eval("(objectClass=person)", &by_oid), True);
+    assert_eq!(eval("(objectClass=X-UNKNOWN)", &by_oid), True);
+    assert_eq!(eval("(objectClass=inetOrgPerson)", &by_oid), False);
     assert_eq!(eval("(uidNumber:integerOrderingMatch:=1501)", &e), True);
     let bad = entry("cn=x", &[("uidNumber", &["abc"])]);
     assert_eq!(eval("(uidNumber=1)", &bad), Undefined);

@@ -153,11 +153,43 @@ fn normalized(rule: MatchingRule, value: &[u8]) -> Result<Box<[u8]>, String> {
 }
 
 fn equality(rule: MatchingRule, value: &[u8]) -> Result<Test, String> {
+    let normal = normalized(rule, value)?;
+    if rule == MatchingRule::ObjectIdentifier {
+        return Ok(Test::OidEquality {
+            names: oid_names(&normal),
+            value: normal,
+        });
+    }
     Ok(Test::Equality {
         rule,
         fast: Fast::probe(rule),
-        value: normalized(rule, value)?,
+        value: normal,
     })
+}
+
+/// Every lower-case name the objectIdentifier rule normalizes to `normal`: the object
+/// class and attribute type names with that OID, or the name itself when `normal` is a
+/// name no table knows.
+fn oid_names(normal: &[u8]) -> Box<[Box<[u8]>]> {
+    let rule = MatchingRule::ObjectIdentifier;
+    let candidates = crate::schema::object_class_names()
+        .chain(
+            Schema::builtin()
+                .attribute_types()
+                .iter()
+                .flat_map(|at| at.names.iter().copied()),
+        )
+        .map(str::to_ascii_lowercase)
+        .chain(std::iter::once(
+            String::from_utf8_lossy(normal).into_owned(),
+        ));
+    let mut names: Vec<Box<[u8]>> = candidates
+        .filter(|name| rule.normalize(name.as_bytes()).as_deref() == Some(normal))
+        .map(|name| name.into_bytes().into_boxed_slice())
+        .collect();
+    names.sort();
+    names.dedup();
+    names.into_boxed_slice()
 }
 
 fn ordering(rule: MatchingRule, value: &[u8], op: Op) -> Result<Test, String> {

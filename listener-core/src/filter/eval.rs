@@ -147,6 +147,16 @@ pub(super) enum Test {
         any: Vec<Vec<u8>>,
         final_: Option<Box<[u8]>>,
     },
+    /// objectIdentifierMatch equality (`objectClass=inetOrgPerson`): a name-shaped value
+    /// equals the assertion exactly when its lower-case form is one of `names` (every
+    /// name that normalizes to the assertion's OID), so the usual values are decided
+    /// without the name → OID lookup `normalize` makes per value.
+    OidEquality {
+        /// The assertion's normal form.
+        value: Box<[u8]>,
+        /// Lower-case names normalizing to `value`.
+        names: Box<[Box<[u8]>]>,
+    },
     /// integerBitAndMatch (`all`) and integerBitOrMatch.
     Bits {
         mask: i64,
@@ -332,6 +342,22 @@ impl Test {
             } => fast.with_normalized(*rule, value, |n| {
                 rule.substrings_match(n, initial.as_deref(), any, final_.as_deref())
             }),
+            Test::OidEquality {
+                value: assertion,
+                names,
+            } => {
+                let descr = value.first().is_some_and(u8::is_ascii_alphabetic)
+                    && value
+                        .iter()
+                        .all(|b| b.is_ascii_alphanumeric() || *b == b'-');
+                if descr {
+                    Some(names.iter().any(|n| n.eq_ignore_ascii_case(value)))
+                } else {
+                    MatchingRule::ObjectIdentifier
+                        .normalize(value)
+                        .map(|n| *n == **assertion)
+                }
+            }
             Test::Bits { mask, all } => rules::parse_integer(value).map(|v| {
                 if *all {
                     v & mask == *mask
