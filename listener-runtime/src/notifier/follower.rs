@@ -97,6 +97,7 @@ impl Follower {
             .await
             .map_err(|e| NotifierError::Ldap(format!("cannot follow {ACCESSLOG}: {e}")))?;
         let mut cookie = cookie;
+        let mut seen = self.recent_writes()?;
         loop {
             let Some(first) = stream
                 .next()
@@ -136,6 +137,12 @@ impl Follower {
                             cookie = Some(c);
                         }
                         let time_us = write.time_us();
+                        if !seen.insert((time_us, write.csn.clone())) {
+                            // syncprov may send an entry written during the refresh both
+                            // in the refresh and in the persist phase.
+                            tracing::debug!(req_start = %write.req_start, "skipping an accesslog entry sent twice");
+                            continue;
+                        }
                         for (dn, command) in write.transactions()? {
                             transactions.push(Transaction {
                                 id: next_id,
@@ -215,6 +222,19 @@ impl Follower {
         })
     }
 
+    /// The writes of the log's newest transactions, to recognize them if the server
+    /// sends them again.
+    fn recent_writes(&self) -> Result<RecentWrites, NotifierError> {
+        let mut seen = RecentWrites::default();
+        let log = self.log()?;
+        let last = log.last_id();
+        let from = last.saturating_sub(RECENT as u64 - 1).max(1);
+        for t in log.range(from, RECENT)? {
+            seen.insert((t.time_us, t.csn));
+        }
+        Ok(seen)
+    }
+
     fn log(&self) -> Result<std::sync::RwLockReadGuard<'_, Translog>, NotifierError> {
         self.log.read().map_err(|_| NotifierError::Poisoned)
     }
@@ -273,6 +293,33 @@ impl Follower {
             csn,
             newest: newest.unwrap_or_default(),
         })
+    }
+}
+
+/// How many recent writes are remembered to recognize a repeat.
+const RECENT: usize = 65_536;
+
+/// The most recent writes by (reqStart time, CSN), which name an accesslog entry
+/// uniquely: bounded, oldest forgotten first.
+#[derive(Default)]
+struct RecentWrites {
+    set: std::collections::HashSet<(i64, String)>,
+    order: std::collections::VecDeque<(i64, String)>,
+}
+
+impl RecentWrites {
+    /// Remembers `key`; `false` if it was already there.
+    fn insert(&mut self, key: (i64, String)) -> bool {
+        if !self.set.insert(key.clone()) {
+            return false;
+        }
+        self.order.push_back(key);
+        if self.order.len() > RECENT
+            && let Some(old) = self.order.pop_front()
+        {
+            self.set.remove(&old);
+        }
+        true
     }
 }
 
