@@ -1,18 +1,42 @@
 //! What a module call gets besides the change itself: its name, its logger, helpers.
 
 use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
 
-use listener_core::{AttributeDescription, Entry};
+use ldap3::Scope;
+use listener_core::{AttributeDescription, Dn, Entry};
+
+use crate::error::HandlerError;
+use crate::listener::fetch::Fetcher;
 
 /// Passed to every module call.
 ///
-/// For now it carries the module's name and a [`Logger`] scoped to the module, and offers
-/// [`Context::diff`]; the LDAP connection and the async modules' shared state will live
-/// here too.
+/// It carries the module's name and a [`Logger`] scoped to the module, offers
+/// [`Context::diff`], and — inside a running listener — a ready LDAP connection
+/// ([`Context::search`], [`Context::ldap`]; the seed's `self.lo`) and the listener's
+/// settings ([`Context::settings`]).
 #[derive(Debug)]
 pub struct Context {
     module_name: String,
     logger: Logger,
+    ldap: Option<Fetcher>,
+    settings: Option<Arc<Settings>>,
+}
+
+/// What a module may read of the listener's configuration (never the bind password).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The subtree the listener follows.
+    pub base: Dn,
+    /// The LDAP server's URI.
+    pub ldap_uri: String,
+    /// The DN the listener binds as.
+    pub bind_dn: String,
+    /// The notifier's `host:port`.
+    pub notifier: String,
+    /// The listener's cache directory.
+    pub cache_dir: PathBuf,
 }
 
 impl Context {
@@ -22,7 +46,57 @@ impl Context {
         Context {
             module_name: module_name.to_owned(),
             logger: Logger::new(module_name),
+            ldap: None,
+            settings: None,
         }
+    }
+
+    /// Gives the context the listener's LDAP connection and settings (the runtime does
+    /// this when the listener runs).
+    pub fn connect(&mut self, ldap: Fetcher, settings: Arc<Settings>) {
+        self.ldap = Some(ldap);
+        self.settings = Some(settings);
+    }
+
+    /// The listener's settings; `None` outside a running listener (e.g. in a unit test).
+    pub fn settings(&self) -> Option<&Settings> {
+        self.settings.as_deref()
+    }
+
+    /// The listener's LDAP connection (bound as the listener), for asynchronous modules
+    /// and for uses [`Context::search`] does not cover; `None` outside a running listener.
+    pub fn ldap(&self) -> Option<ldap3::Ldap> {
+        self.ldap.as_ref().map(Fetcher::handle)
+    }
+
+    /// Searches LDAP with the listener's connection (`*` and `+`), as the seed's
+    /// `self.lo.search(...)`, from a synchronous module method.
+    ///
+    /// ```no_run
+    /// # use listener_runtime::prelude::*;
+    /// # fn f(ctx: &mut Context, dn: &Dn) -> HandlerResult {
+    /// let groups = ctx.search("dc=example,dc=com", ldap3::Scope::Subtree,
+    ///                         &format!("(member={dn})"))?;
+    /// ctx.logger().info(format_args!("{dn} is in {} groups", groups.len()));
+    /// # Ok(()) }
+    /// ```
+    pub fn search(
+        &self,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+    ) -> Result<Vec<Entry>, HandlerError> {
+        let Some(ldap) = &self.ldap else {
+            return Err(HandlerError::msg(
+                "no LDAP connection: Context::search works inside a running listener",
+            ));
+        };
+        let handle = tokio::runtime::Handle::try_current()
+            .map_err(|_| HandlerError::msg("Context::search needs the listener's runtime"))?;
+        // Module methods run on the listener's multi-threaded runtime: let it move other
+        // work off this thread while we wait.
+        tokio::task::block_in_place(|| handle.block_on(ldap.search_entries(base, scope, filter)))
+            .map_err(HandlerError::from)
     }
 
     /// The module's configured `name`.

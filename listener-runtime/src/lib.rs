@@ -25,7 +25,7 @@ pub use listener_core::{AttributeDescription, Command, Dn, Entry};
 pub use listener_macros::listener_module;
 
 pub use crate::cli::{main, main_from};
-pub use crate::context::{Context, Logger};
+pub use crate::context::{Context, Logger, Settings};
 pub use crate::error::{HandlerError, HandlerResult};
 pub use crate::handler::{AsyncHandler, BoxFuture, ClassicHandler, ErasedAsyncHandler, Handler};
 pub use crate::registry::{

@@ -209,6 +209,27 @@ impl Fetcher {
         self.by_uuid(uuid, &format!("entryUUID {uuid}")).await
     }
 
+    /// The connection handle (a clone; ldap3 multiplexes clones).
+    pub fn handle(&self) -> Ldap {
+        self.ldap.clone()
+    }
+
+    /// A search with `*` and `+` whose entries come back as [`Entry`]s (for modules, via
+    /// [`crate::Context::search`]); noSuchObject is an empty result.
+    pub async fn search_entries(
+        &self,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+    ) -> Result<Vec<Entry>, FetchError> {
+        let what = format!("{filter} under {base}");
+        self.search(base, scope, filter, &what)
+            .await?
+            .into_iter()
+            .map(|raw| decode_entry(raw, &what))
+            .collect()
+    }
+
     /// Every visible object under the base matching `filter` (a module's initialization),
     /// in pages of 1,000 so no server size limit cuts the result short.
     pub async fn search_all(&self, filter: &str) -> Result<Vec<Entry>, FetchError> {

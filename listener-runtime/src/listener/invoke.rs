@@ -144,6 +144,15 @@ impl Module {
         }
     }
 
+    /// Gives the module's context the listener's LDAP connection and settings.
+    pub fn connect(
+        &mut self,
+        ldap: super::fetch::Fetcher,
+        settings: std::sync::Arc<crate::context::Settings>,
+    ) {
+        self.ctx.connect(ldap, settings);
+    }
+
     /// The module's registration (its configuration).
     pub fn registration(&self) -> &'static ModuleRegistration {
         self.registration

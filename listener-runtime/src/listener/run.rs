@@ -142,6 +142,16 @@ pub async fn run(
         |id| format!("log {id}"),
     );
     let fetcher = Fetcher::connect(&config.ldap, config.base.clone()).await?;
+    let settings = std::sync::Arc::new(crate::context::Settings {
+        base: config.base.clone(),
+        ldap_uri: config.ldap.uri.clone(),
+        bind_dn: config.ldap.bind_dn.clone(),
+        notifier: config.notifier.clone(),
+        cache_dir: config.cache_dir.clone(),
+    });
+    for module in &mut modules {
+        module.connect(fetcher.clone(), settings.clone());
+    }
 
     // The master record: whose IDs, and where we are.
     let (stored_identity, mut last) = {
