@@ -45,39 +45,45 @@ fn create_modify_rename_move_delete() {
             .any(|l| l.starts_with(&format!("{base}\t-\t")) && l.ends_with("\tn"))
     });
 
-    let s = &domain.slapd;
-    s.ldapmodify(&format!(
-        "dn: cn=visible,{base}\nobjectClass: organizationalRole\ncn: visible\n"
-    ))
-    .unwrap();
-    s.ldapmodify(&format!(
-        "dn: cn=test,{base}\nobjectClass: organizationalRole\ncn: test\n"
-    ))
-    .unwrap();
-    s.ldapmodify(&format!(
-        "dn: cn=test,{base}\nchangetype: modify\nreplace: description\ndescription: changed\n"
-    ))
-    .unwrap();
-    s.ldapmodify(&format!(
-        "dn: cn=test,{base}\nchangetype: modrdn\nnewrdn: cn=test2\ndeleteoldrdn: 1\n"
-    ))
-    .unwrap();
-    s.ldapmodify(&format!(
-        "dn: cn=test2,{base}\nchangetype: modrdn\nnewrdn: cn=test2\ndeleteoldrdn: 1\nnewsuperior: cn=visible,{base}\n"
-    ))
-    .unwrap();
-    s.ldapmodify(&format!(
-        "dn: cn=test2,cn=visible,{base}\nchangetype: delete\n"
-    ))
-    .unwrap();
-
-    let calls = domain.wait_for(Duration::from_secs(30), |calls| {
-        readable(calls, &base)
-            .iter()
-            .filter(|c| c.ends_with(",d)"))
-            .count()
-            == 1
-    });
+    // One change at a time, each processed before the next: the live case. (A listener
+    // that lags sees later states; that is the "listener stopped" suite's business.)
+    let steps: [(String, usize); 6] = [
+        (
+            format!("dn: cn=visible,{base}\nobjectClass: organizationalRole\ncn: visible\n"),
+            1,
+        ),
+        (
+            format!("dn: cn=test,{base}\nobjectClass: organizationalRole\ncn: test\n"),
+            2,
+        ),
+        (
+            format!(
+                "dn: cn=test,{base}\nchangetype: modify\nreplace: description\ndescription: changed\n"
+            ),
+            3,
+        ),
+        (
+            format!("dn: cn=test,{base}\nchangetype: modrdn\nnewrdn: cn=test2\ndeleteoldrdn: 1\n"),
+            6,
+        ),
+        (
+            format!(
+                "dn: cn=test2,{base}\nchangetype: modrdn\nnewrdn: cn=test2\ndeleteoldrdn: 1\nnewsuperior: cn=visible,{base}\n"
+            ),
+            9,
+        ),
+        (
+            format!("dn: cn=test2,cn=visible,{base}\nchangetype: delete\n"),
+            10,
+        ),
+    ];
+    for (ldif, calls_after) in &steps {
+        domain.slapd.ldapmodify(ldif).unwrap();
+        domain.wait_for(Duration::from_secs(30), |calls| {
+            readable(calls, &base).len() >= *calls_after
+        });
+    }
+    let calls = domain.calls();
     assert_eq!(
         readable(&calls, &base),
         [
@@ -100,4 +106,54 @@ fn create_modify_rename_move_delete() {
         domain.stop_listener(),
         "SIGTERM stops the listener with exit code 0"
     );
+}
+
+#[test]
+fn resync_initializes_a_module_again_at_the_next_start() {
+    let mut domain = Domain::start(tests::listener_binary!(), Slapd::builder()).unwrap();
+    let base = domain.slapd.base().to_owned();
+    let initialized = |calls: &[String]| {
+        calls
+            .iter()
+            .filter(|l| l.starts_with(&format!("{base}\t-\t")) && l.ends_with("\tn"))
+            .count()
+    };
+    domain.start_listener().unwrap();
+    domain.wait_for(Duration::from_secs(30), |calls| initialized(calls) == 1);
+    assert!(domain.stop_listener());
+
+    // A restart alone does not initialize again…
+    domain.start_listener().unwrap();
+    domain
+        .slapd
+        .ldapmodify(&format!(
+            "dn: cn=marker,{base}\nobjectClass: organizationalRole\ncn: marker\n"
+        ))
+        .unwrap();
+    domain.wait_for(Duration::from_secs(30), |calls| {
+        calls.iter().any(|l| l.starts_with("cn=marker"))
+    });
+    assert_eq!(initialized(&domain.calls()), 1);
+
+    // …`resync` does (and needs the listener stopped).
+    let cache_dir = domain.cache_dir().to_string_lossy().into_owned();
+    let resync = |module: &str| {
+        std::process::Command::new(tests::listener_binary!())
+            .args(["resync", "--cache-dir", &cache_dir, module])
+            .output()
+            .unwrap()
+    };
+    let busy = resync("printer");
+    assert!(!busy.status.success());
+    assert!(String::from_utf8_lossy(&busy.stderr).contains("in use by another listener"));
+    assert!(domain.stop_listener());
+    let unknown = resync("no_such_module");
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("no module named \"no_such_module\"")
+    );
+    let done = resync("printer");
+    assert!(done.status.success(), "{done:?}");
+    domain.start_listener().unwrap();
+    domain.wait_for(Duration::from_secs(30), |calls| initialized(calls) == 2);
+    assert!(domain.stop_listener());
 }

@@ -52,8 +52,55 @@ pub(super) fn run_listener(args: RunArgs, modules: &[&'static ModuleRegistration
         Ok(runtime) => runtime,
         Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
     };
-    match runtime.block_on(run(config, modules, shutdown_signal())) {
+    let result = runtime.block_on(async {
+        let shutdown = shutdown_signal();
+        run(config, modules, shutdown).await
+    });
+    match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e.to_string()),
+    }
+}
+
+/// `resync`: re-initialize modules at the listener's next start.
+#[derive(Debug, Args)]
+pub(super) struct ResyncArgs {
+    /// The listener's cache directory.
+    #[arg(long, env = "LISTENER_CACHE_DIR")]
+    cache_dir: PathBuf,
+    /// The modules to re-initialize.
+    #[arg(required = true)]
+    modules: Vec<String>,
+}
+
+pub(super) fn run_resync(args: ResyncArgs, modules: &[&'static ModuleRegistration]) -> ExitCode {
+    if let Some(unknown) = args
+        .modules
+        .iter()
+        .find(|name| !modules.iter().any(|m| m.name == name.as_str()))
+    {
+        let known: Vec<&str> = modules.iter().map(|m| m.name).collect();
+        return fail(&format!(
+            "no module named {unknown:?} in this binary (it has: {})",
+            known.join(", ")
+        ));
+    }
+    let result = (|| {
+        let cache = crate::listener::cache::Cache::open(&args.cache_dir)?;
+        let mut w = cache.write()?;
+        for name in &args.modules {
+            w.remove_module_state(name)?;
+        }
+        w.commit()
+    })();
+    match result {
+        Ok(()) => {
+            println!(
+                "{} will be initialized again when the listener starts",
+                args.modules.join(", ")
+            );
+            ExitCode::SUCCESS
+        }
         Err(e) => fail(&e.to_string()),
     }
 }

@@ -30,6 +30,9 @@ enum Cmd {
     },
     /// Follow the notifier, keep the cache and call the listener modules.
     Run(listener::RunArgs),
+    /// Re-initialize modules (clean, initialize, every object again) at the listener's
+    /// next start; the listener must be stopped.
+    Resync(listener::ResyncArgs),
     /// Follow slapd's accesslog, number every write as a transaction and serve them over
     /// the UCS notifier protocol.
     Notifier(notifier::NotifierArgs),
@@ -71,6 +74,7 @@ where
     match cli.command {
         Cmd::Modules { json } => modules::list_modules(&modules, json),
         Cmd::Run(args) => listener::run_listener(args, &modules),
+        Cmd::Resync(args) => listener::run_resync(args, &modules),
         Cmd::Notifier(args) => notifier::run_notifier(args),
         Cmd::Translog(args) => notifier::run_translog(args),
         Cmd::NotifierId(args) => notifier::run_notifier_id(args),

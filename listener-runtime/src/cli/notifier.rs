@@ -105,30 +105,38 @@ pub(super) fn run_notifier(args: NotifierArgs) -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
     };
-    let result = runtime.block_on(notifier::run(config, |_| {}, shutdown_signal()));
+    let result = runtime.block_on(async {
+        let shutdown = shutdown_signal();
+        notifier::run(config, |_| {}, shutdown).await
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e.to_string()),
     }
 }
 
-/// Completes on SIGTERM or SIGINT.
-pub(super) async fn shutdown_signal() {
+/// Completes on SIGTERM or SIGINT. The handlers are installed at once (call it inside the
+/// runtime, before the work starts), so a signal that comes early is not lost to the
+/// default action.
+pub(super) fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    match (
+    let handlers = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
+    );
+    async move {
+        match handlers {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
             }
-        }
-        _ => {
-            // Without signal handlers, run until killed.
-            tracing::warn!("cannot install signal handlers");
-            std::future::pending::<()>().await;
+            _ => {
+                // Without signal handlers, run until killed.
+                tracing::warn!("cannot install signal handlers");
+                std::future::pending::<()>().await;
+            }
         }
     }
 }

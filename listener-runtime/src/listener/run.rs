@@ -177,6 +177,7 @@ pub async fn run(
         });
     }
 
+    tokio::pin!(shutdown);
     // Initialize what is not READY; a module whose initialization fails gets no events.
     let mut ready = Vec::new();
     for (index, module) in modules.iter_mut().enumerate() {
@@ -190,17 +191,25 @@ pub async fn run(
         let objects = fetcher.search_all(registration.ldap_filter).await?;
         let total = objects.len();
         let name = registration.name;
-        let result = lifecycle::initialize(
+        let mut progress = Progress::new(name, total as u64);
+        let initialization = lifecycle::initialize(
             module,
             &reason,
             objects,
             &cache,
             &config.retry,
-            |done, total| {
-                tracing::debug!(module = name, done, total, "initializing");
-            },
-        )
-        .await;
+            |done, total| progress.update(done, total),
+        );
+        // Progress is committed batch by batch: stopping in the middle resumes later.
+        let result = tokio::select! {
+            result = initialization => result,
+            () = &mut shutdown => {
+                progress.finish();
+                tracing::info!(module = name, "stopped during initialization; it resumes at the next start");
+                return Ok(());
+            }
+        };
+        progress.finish();
         match result {
             Ok(done) => {
                 tracing::info!(
@@ -229,7 +238,6 @@ pub async fn run(
         policy: config.retry.clone(),
     };
 
-    tokio::pin!(shutdown);
     let mut stash: Option<Stash> = None;
     let mut idle = false;
     loop {
@@ -275,6 +283,53 @@ pub async fn run(
             if stash.is_none() {
                 last = id;
             }
+        }
+    }
+}
+
+/// A module initialization's progress: a bar on a terminal, a log line per tenth
+/// otherwise (journals and files get no bar noise).
+struct Progress {
+    name: &'static str,
+    bar: Option<indicatif::ProgressBar>,
+    logged_tenth: u64,
+}
+
+impl Progress {
+    fn new(name: &'static str, total: u64) -> Progress {
+        use std::io::IsTerminal;
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(total);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:40}] {pos}/{len} objects, {per_sec}, {eta} left",
+            ) {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            bar.set_message(format!("initializing {name}"));
+            bar
+        });
+        Progress {
+            name,
+            bar,
+            logged_tenth: 0,
+        }
+    }
+
+    fn update(&mut self, done: u64, total: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(done);
+            return;
+        }
+        let tenth = (done * 10).checked_div(total).unwrap_or(10);
+        if tenth > self.logged_tenth {
+            self.logged_tenth = tenth;
+            tracing::info!(module = self.name, done, total, "initializing");
+        }
+    }
+
+    fn finish(self) {
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
         }
     }
 }
