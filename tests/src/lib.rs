@@ -12,6 +12,7 @@
 
 pub mod daemon;
 pub mod domain;
+pub mod in_process;
 mod memcached;
 mod process;
 mod slapd;

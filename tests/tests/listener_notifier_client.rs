@@ -12,65 +12,29 @@ use listener_runtime::Command;
 use listener_runtime::listener::notifier_client::{
     Backoff, ClientError, ClientOptions, NotifierClient, TransactionRef, connect_with_backoff,
 };
+use listener_runtime::notifier::LdapSettings;
 use listener_runtime::notifier::protocol::Framer;
-use listener_runtime::notifier::{self, LdapSettings, NotifierConfig};
 use tests::Slapd;
+use tests::in_process::InProcessNotifier;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 const PATIENCE: Duration = Duration::from_secs(20);
 
-struct Running {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<(), notifier::NotifierError>>,
-}
+/// The in-process notifier.
+struct Running(InProcessNotifier);
 
 impl Running {
     async fn start(slapd: &Slapd, data_dir: &std::path::Path, listen: SocketAddr) -> Running {
-        let _ = tracing_subscriber::fmt()
-            .with_test_writer()
-            .with_env_filter("debug")
-            .try_init();
-        let mut config = NotifierConfig::new(
-            LdapSettings {
-                uri: slapd.url().to_owned(),
-                bind_dn: slapd.root_dn(),
-                bind_password: slapd.root_password().to_owned(),
-                starttls: false,
-                timeout: Duration::from_secs(5),
-            },
-            data_dir.to_owned(),
-        );
-        config.listen = listen;
-        let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(notifier::run(
-            config,
-            move |addr| {
-                let _ = addr_tx.send(addr);
-            },
-            async move {
-                let _ = stopped.await;
-            },
-        ));
-        let Ok(addr) = addr_rx.await else {
-            panic!("notifier did not start: {:?}", task.await);
-        };
-        Running {
-            addr,
-            stop: Some(stop),
-            task,
-        }
+        Running(InProcessNotifier::start(slapd, data_dir, listen).await)
     }
 
     fn addr(&self) -> String {
-        self.addr.to_string()
+        self.0.addr().to_string()
     }
 
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.await.unwrap().unwrap();
+    async fn stop(self) {
+        self.0.stop().await
     }
 }
 
@@ -306,7 +270,7 @@ async fn a_notifier_restart_is_a_clear_error_and_the_caller_reconnects() {
     let base = slapd.base().to_owned();
     let data = tempfile::tempdir().unwrap();
     let notifier = Running::start(&slapd, data.path(), any_port()).await;
-    let addr = notifier.addr;
+    let addr = notifier.0.addr();
     let mut ldap = admin(&slapd).await;
     add_role(&mut ldap, &format!("cn=one,{base}")).await;
     let mut client = NotifierClient::connect(&addr.to_string(), ClientOptions::default())

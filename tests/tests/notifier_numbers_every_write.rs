@@ -5,58 +5,26 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use ldap3::{Ldap, LdapConnAsync, Mod};
-use listener_runtime::notifier::{self, LdapSettings, NotifierConfig};
+use listener_runtime::notifier::{self, NotifierConfig};
 use tests::Slapd;
+use tests::in_process::{InProcessNotifier, expected_transactions, root_settings};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-struct Running {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<(), notifier::NotifierError>>,
-}
+/// The in-process notifier, started listening on any port.
+struct Running(InProcessNotifier);
 
 impl Running {
     async fn start(slapd: &Slapd, data_dir: &std::path::Path) -> Running {
-        let _ = tracing_subscriber::fmt()
-            .with_test_writer()
-            .with_env_filter("debug")
-            .try_init();
-        let mut config = NotifierConfig::new(
-            LdapSettings {
-                uri: slapd.url().to_owned(),
-                bind_dn: slapd.root_dn(),
-                bind_password: slapd.root_password().to_owned(),
-                starttls: false,
-                timeout: Duration::from_secs(5),
-            },
-            data_dir.to_owned(),
-        );
-        config.listen = "127.0.0.1:0".parse().unwrap();
-        let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(notifier::run(
-            config,
-            move |addr| {
-                let _ = addr_tx.send(addr);
-            },
-            async move {
-                let _ = stopped.await;
-            },
-        ));
-        let Ok(addr) = addr_rx.await else {
-            panic!("notifier did not start: {:?}", task.await);
-        };
-        Running {
-            addr,
-            stop: Some(stop),
-            task,
-        }
+        Running(InProcessNotifier::start(slapd, data_dir, "127.0.0.1:0".parse().unwrap()).await)
     }
 
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.await.unwrap().unwrap();
+    fn addr(&self) -> SocketAddr {
+        self.0.addr()
+    }
+
+    async fn stop(self) {
+        self.0.stop().await
     }
 }
 
@@ -162,7 +130,7 @@ async fn writes_become_transactions() {
     let notifier = Running::start(&slapd, data.path()).await;
     let base = slapd.base().to_owned();
     let mut ldap = admin(&slapd).await;
-    let mut client = Client::connect(notifier.addr).await;
+    let mut client = Client::connect(notifier.addr()).await;
     assert_eq!(client.get_id().await, 0);
 
     add_role(&mut ldap, &format!("cn=visible,{base}"), "visible").await;
@@ -244,7 +212,7 @@ async fn restart_resumes_without_gap_or_repeat() {
     let mut ldap = admin(&slapd).await;
 
     let notifier = Running::start(&slapd, data.path()).await;
-    let mut client = Client::connect(notifier.addr).await;
+    let mut client = Client::connect(notifier.addr()).await;
     for i in 0..5 {
         add_role(
             &mut ldap,
@@ -266,7 +234,7 @@ async fn restart_resumes_without_gap_or_repeat() {
         .await;
     }
     let notifier = Running::start(&slapd, data.path()).await;
-    let mut client = Client::connect(notifier.addr).await;
+    let mut client = Client::connect(notifier.addr()).await;
     for i in 0..5 {
         add_role(
             &mut ldap,
@@ -299,7 +267,7 @@ async fn a_fresh_notifier_starts_at_the_end_of_the_accesslog() {
     add_role(&mut ldap, &format!("cn=old,{base}"), "old").await;
     let data = tempfile::tempdir().unwrap();
     let notifier = Running::start(&slapd, data.path()).await;
-    let mut client = Client::connect(notifier.addr).await;
+    let mut client = Client::connect(notifier.addr()).await;
     add_role(&mut ldap, &format!("cn=new,{base}"), "new").await;
     assert_eq!(client.lines(1, 1).await, [format!("1 cn=new,{base} a")]);
     notifier.stop().await;
@@ -309,8 +277,6 @@ async fn a_fresh_notifier_starts_at_the_end_of_the_accesslog() {
 /// accesslog one to one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_writes_match_the_accesslog() {
-    use listener_runtime::notifier::accesslog::{ATTRIBUTES, Write};
-
     let slapd = Slapd::start().unwrap();
     let base = slapd.base().to_owned();
     let data = tempfile::tempdir().unwrap();
@@ -356,32 +322,12 @@ async fn ten_thousand_writes_match_the_accesslog() {
     }
 
     // What slapd logged, in its order, turned into transaction lines independently.
-    let (entries, _) = ldap
-        .search(
-            "cn=accesslog",
-            ldap3::Scope::OneLevel,
-            "(&(objectClass=auditWriteObject)(reqResult=0))",
-            ATTRIBUTES.to_vec(),
-        )
-        .await
-        .unwrap()
-        .success()
-        .unwrap();
-    let mut logged: Vec<Write> = entries
-        .into_iter()
-        .map(ldap3::SearchEntry::construct)
-        .map(|e| Write::from_attrs(&e.dn, &e.attrs).unwrap())
-        .collect();
-    logged.sort_by(|a, b| a.req_start.cmp(&b.req_start));
-    assert_eq!(logged.len(), writes);
-    let expected: Vec<String> = logged
-        .iter()
-        .flat_map(|w| w.transactions().unwrap())
-        .enumerate()
-        .map(|(n, (dn, command))| format!("{} {dn} {command}", n + 1))
-        .collect();
+    let expected = expected_transactions(&slapd).await;
+    // A modrdn is two transactions (r, a); every other write one.
+    let renames = expected.iter().filter(|l| l.ends_with(" r")).count();
+    assert_eq!(expected.len() - renames, writes);
 
-    let mut client = Client::connect(notifier.addr).await;
+    let mut client = Client::connect(notifier.addr()).await;
     let last = expected.len() as u64;
     let served = client.lines(1, last).await;
     assert_eq!(served.len(), expected.len());
@@ -432,7 +378,7 @@ async fn a_purged_gap_stops_the_notifier_with_a_clear_error() {
     let mut ldap = admin(&slapd).await;
 
     let notifier = Running::start(&slapd, data.path()).await;
-    let mut client = Client::connect(notifier.addr).await;
+    let mut client = Client::connect(notifier.addr()).await;
     add_role(&mut ldap, &format!("cn=a,{base}"), "a").await;
     assert_eq!(client.lines(1, 1).await.len(), 1);
     notifier.stop().await;
@@ -445,16 +391,7 @@ async fn a_purged_gap_stops_the_notifier_with_a_clear_error() {
     assert_eq!(logged.len(), 3);
     purge_accesslog(&slapd, &logged[..2]);
 
-    let mut config = NotifierConfig::new(
-        LdapSettings {
-            uri: slapd.url().to_owned(),
-            bind_dn: slapd.root_dn(),
-            bind_password: slapd.root_password().to_owned(),
-            starttls: false,
-            timeout: Duration::from_secs(5),
-        },
-        data.path().to_owned(),
-    );
+    let mut config = NotifierConfig::new(root_settings(&slapd), data.path().to_owned());
     config.listen = "127.0.0.1:0".parse().unwrap();
     let result = tokio::time::timeout(
         Duration::from_secs(20),
@@ -481,7 +418,7 @@ async fn a_purge_without_new_writes_is_no_gap() {
     let data = tempfile::tempdir().unwrap();
     let mut ldap = admin(&slapd).await;
     let notifier = Running::start(&slapd, data.path()).await;
-    let mut client = Client::connect(notifier.addr).await;
+    let mut client = Client::connect(notifier.addr()).await;
     add_role(&mut ldap, &format!("cn=a,{base}"), "a").await;
     assert_eq!(client.lines(1, 1).await.len(), 1);
     notifier.stop().await;
@@ -489,7 +426,7 @@ async fn a_purge_without_new_writes_is_no_gap() {
     let logged = accesslog_dns(&mut ldap).await;
     purge_accesslog(&slapd, &logged);
     let notifier = Running::start(&slapd, data.path()).await;
-    let mut client = Client::connect(notifier.addr).await;
+    let mut client = Client::connect(notifier.addr()).await;
     add_role(&mut ldap, &format!("cn=b,{base}"), "b").await;
     assert_eq!(client.lines(2, 2).await, [format!("2 cn=b,{base} a")]);
     notifier.stop().await;
