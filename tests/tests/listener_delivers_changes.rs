@@ -157,3 +157,30 @@ fn resync_initializes_a_module_again_at_the_next_start() {
     domain.wait_for(Duration::from_secs(30), |calls| initialized(calls) == 2);
     assert!(domain.stop_listener());
 }
+
+#[test]
+fn a_slapd_restart_is_survived_by_notifier_and_listener() {
+    let mut domain = Domain::start(tests::listener_binary!(), Slapd::builder()).unwrap();
+    let base = domain.slapd.base().to_owned();
+    domain.start_listener().unwrap();
+    let add = |domain: &Domain, cn: &str| {
+        domain
+            .slapd
+            .ldapmodify(&format!(
+                "dn: cn={cn},{base}\nobjectClass: organizationalRole\ncn: {cn}\n"
+            ))
+            .unwrap();
+    };
+    add(&domain, "before");
+    domain.wait_for(Duration::from_secs(30), |calls| {
+        calls.iter().any(|l| l.starts_with("cn=before"))
+    });
+
+    domain.slapd.kill();
+    domain.slapd.restart().unwrap();
+    add(&domain, "after");
+    domain.wait_for(Duration::from_secs(60), |calls| {
+        calls.iter().any(|l| l.starts_with("cn=after"))
+    });
+    assert!(domain.stop_listener());
+}

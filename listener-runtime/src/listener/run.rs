@@ -141,7 +141,7 @@ pub async fn run(
         || format!("notifier {}", config.notifier),
         |id| format!("log {id}"),
     );
-    let fetcher = Fetcher::connect(&config.ldap, config.base.clone()).await?;
+    let mut fetcher = connect_ldap(&config).await?;
     let settings = std::sync::Arc::new(crate::context::Settings {
         base: config.base.clone(),
         ldap_uri: config.ldap.uri.clone(),
@@ -188,7 +188,20 @@ pub async fn run(
             continue;
         };
         tracing::info!(module = registration.name, ?reason, "initializing module");
-        let objects = fetcher.search_all(registration.ldap_filter).await?;
+        let mut delay = Duration::from_millis(100);
+        let objects = loop {
+            match fetcher.search_all(registration.ldap_filter).await {
+                Ok(objects) => break objects,
+                Err(e) if e.is_transient() => {
+                    tracing::warn!(module = registration.name, error = %e, retry_in = ?delay, "lost LDAP while initializing; reconnecting");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(30));
+                    fetcher = connect_ldap(&config).await?;
+                    module.connect(fetcher.clone(), settings.clone());
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
         let total = objects.len();
         let name = registration.name;
         let mut progress = Progress::new(name, total as u64);
@@ -279,10 +292,44 @@ pub async fn run(
         idle = false;
         for t in transactions {
             let id = t.id;
-            process_one(&cache, &fetcher, &mut applier, &mut stash, t).await?;
+            let mut delay = Duration::from_millis(100);
+            loop {
+                match process_one(&cache, &fetcher, &mut applier, &mut stash, t.clone()).await {
+                    Ok(()) => break,
+                    // LDAP went away before anything was applied: reconnect and retry the
+                    // same transaction (the stash is taken only after the fetch).
+                    Err(RunError::Fetch(e)) if e.is_transient() => {
+                        tracing::warn!(id, error = %e, retry_in = ?delay, "lost LDAP; reconnecting");
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(30));
+                        fetcher = connect_ldap(&config).await?;
+                        for module in &mut applier.modules {
+                            module.connect(fetcher.clone(), settings.clone());
+                        }
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
             if stash.is_none() {
                 last = id;
             }
+        }
+    }
+}
+
+/// Connects to LDAP, retrying with backoff while it is unreachable (a wrong password is
+/// retried too: the connect error does not tell them apart; the log says which).
+async fn connect_ldap(config: &RunConfig) -> Result<Fetcher, RunError> {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match Fetcher::connect(&config.ldap, config.base.clone()).await {
+            Ok(fetcher) => return Ok(fetcher),
+            Err(e) if e.is_transient() => {
+                tracing::warn!(error = %e, retry_in = ?delay, "cannot reach LDAP; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+            Err(e) => return Err(e.into()),
         }
     }
 }
