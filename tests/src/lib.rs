@@ -12,6 +12,7 @@
 
 pub mod daemon;
 pub mod domain;
+pub mod ldif;
 mod memcached;
 mod process;
 mod slapd;
