@@ -45,6 +45,8 @@ fn row(domain: &mut Domain, name: &str, objects: &[&str]) -> Row {
 fn scenarios_with_the_listener_stopped() {
     let mut domain = Domain::start(tests::listener_binary!(), Slapd::builder()).unwrap();
     domain.start_listener().unwrap();
+    // Initialized: what follows arrives as changes.
+    domain.barrier();
 
     let mut rows = [
         row(&mut domain, "row11", &["cn=visible", "cn=test,cn=visible"]),
