@@ -140,12 +140,12 @@ impl Domain {
         self.dir.path().join("listener.log")
     }
 
-    /// The lines of [`Domain::log_file`] so far.
+    /// The lines of [`Domain::log_file`] so far, without terminal colour codes.
     pub fn log(&self) -> Vec<String> {
         std::fs::read_to_string(self.log_file())
             .unwrap_or_default()
             .lines()
-            .map(str::to_owned)
+            .map(without_colours)
             .collect()
     }
 
@@ -235,6 +235,20 @@ impl Domain {
     }
 }
 
+/// `line` without ANSI escape sequences (`ESC [ … m`).
+fn without_colours(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|&c| c == 'm');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Turns the printer's `dn⇥old⇥new⇥cmd` lines into semantics §10's `rdn(old,new,cmd)`,
 /// keeping only the objects under `scope` (not `scope` itself) and writing their DNs
 /// relative to it (`cn=test`, `cn=test,cn=visible`). entryUUIDs are named a, b, c… in
@@ -265,7 +279,12 @@ pub fn readable(calls: &[String], scope: &str) -> Vec<String> {
 }
 
 /// `dn` without `,<scope>`, if it is below `scope` (the scope is ASCII; case ignored).
-fn relative_dn<'d>(dn: &'d str, scope: &str) -> Option<&'d str> {
+///
+/// ```
+/// assert_eq!(tests::domain::relative_dn("cn=a,CN=s,dc=x", "cn=s,dc=x"), Some("cn=a"));
+/// assert_eq!(tests::domain::relative_dn("cn=s,dc=x", "cn=s,dc=x"), None);
+/// ```
+pub fn relative_dn<'d>(dn: &'d str, scope: &str) -> Option<&'d str> {
     let cut = dn.len().checked_sub(scope.len() + 1)?;
     let (relative, tail) = (dn.get(..cut)?, dn.get(cut..)?);
     (tail.starts_with(',') && tail[1..].eq_ignore_ascii_case(scope)).then_some(relative)
