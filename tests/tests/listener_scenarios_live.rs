@@ -29,12 +29,16 @@ impl Row<'_> {
         format!("{relative},{}", self.scope)
     }
 
-    /// Makes a change (LDIF with `{scope}` standing for the row's container) and waits
-    /// until the printer has delivered `call`.
+    /// Makes a change and waits until the printer has delivered `call` (once more than
+    /// before). Waiting matters: a change the listener sees only after a later change of
+    /// the same object is delivered with that one (e.g. a modify before a delete is the
+    /// delete, §10 row 16).
     fn change(&mut self, ldif: &str, call: &str) -> Vec<String> {
+        let count = |calls: &[String]| calls.iter().filter(|c| *c == call).count();
+        let before = count(&readable(&self.domain.calls(), &self.scope));
         self.domain.slapd.ldapmodify(ldif).unwrap();
         self.domain
-            .wait_for_scope(&self.scope, |calls| calls.iter().any(|c| c == call))
+            .wait_for_scope(&self.scope, |calls| count(calls) > before)
     }
 
     /// Every call of this row, after everything written so far has been processed.
@@ -58,6 +62,8 @@ fn scenarios_with_the_listener_running() {
     delete_and_recreate_at_the_same_dn(&mut domain);
     case_only_rename_keeps_the_object(&mut domain);
     rename_to_an_rdn_with_escaped_characters(&mut domain);
+    rename_to_a_multi_valued_rdn(&mut domain);
+    move_and_rename_at_once(&mut domain);
 
     assert!(domain.stop_listener(), "SIGTERM stops the listener cleanly");
 }
@@ -137,11 +143,11 @@ fn row_27_rename_to_a_non_ascii_rdn(domain: &mut Domain) {
     assert_in_order(&row.settled(), &["cn=test(a,-,r)", "cn=Unmöglich(-,a,a)"]);
 
     let upper = row.dn("cn=UNMÖGLICH");
-    row.domain
-        .slapd
-        .ldapmodify(&ldif::replace(&upper, "description", "changed"))
-        .unwrap();
-    row.domain.slapd.ldapmodify(&ldif::delete(&upper)).unwrap();
+    row.change(
+        &ldif::replace(&upper, "description", "changed"),
+        "cn=Unmöglich(a,a,m)",
+    );
+    row.change(&ldif::delete(&upper), "cn=UNMÖGLICH(a,-,d)");
     assert_eq!(
         row.settled(),
         [
@@ -213,14 +219,14 @@ fn rename_to_an_rdn_with_escaped_characters(domain: &mut Domain) {
         &format!("{renamed}(-,a,a)"),
     );
     let other_spelling = row.dn(r"cn=smith\2C john \2B \231");
-    row.domain
-        .slapd
-        .ldapmodify(&ldif::replace(&other_spelling, "description", "changed"))
-        .unwrap();
-    row.domain
-        .slapd
-        .ldapmodify(&ldif::delete(&other_spelling))
-        .unwrap();
+    row.change(
+        &ldif::replace(&other_spelling, "description", "changed"),
+        &format!("{renamed}(a,a,m)"),
+    );
+    row.change(
+        &ldif::delete(&other_spelling),
+        r"cn=smith\2C john \2B #1(a,-,d)",
+    );
     assert_eq!(
         row.settled(),
         [
@@ -232,6 +238,63 @@ fn rename_to_an_rdn_with_escaped_characters(domain: &mut Domain) {
             format!("{renamed}(a,a,m)"),
             // … the delete with the DN as the client wrote it (as slapd logs it).
             r"cn=smith\2C john \2B #1(a,-,d)".to_owned(),
+        ]
+    );
+}
+
+/// A rename to a multi-valued RDN; later changes name its values in the other order and
+/// still reach the same object (RDNs compare as sets, §5.1).
+fn rename_to_a_multi_valued_rdn(domain: &mut Domain) {
+    let mut row = Row::new(domain, "multivalued");
+    let test = row.dn("cn=test");
+    row.change(&ldif::role(&test), "cn=test(-,a,a)");
+    let calls = row.change(
+        &ldif::rename(&test, "cn=multi+description=two", None),
+        "cn=multi+description=two(a,a,m)",
+    );
+    assert_in_order(
+        &calls,
+        &["cn=test(a,-,r)", "cn=multi+description=two(-,a,a)"],
+    );
+    let reordered = row.dn("description=two+cn=MULTI");
+    row.change(
+        &ldif::replace(&reordered, "ou", "changed"),
+        "cn=multi+description=two(a,a,m)",
+    );
+    row.change(&ldif::delete(&reordered), "cn=MULTI+description=two(a,-,d)");
+    assert_eq!(
+        row.settled(),
+        [
+            "cn=test(-,a,a)",
+            "cn=test(a,-,r)",
+            "cn=multi+description=two(-,a,a)",
+            "cn=multi+description=two(a,a,m)",
+            "cn=multi+description=two(a,a,m)",
+            // slapd logs the delete's DN with the RDN's values in its own order.
+            "cn=MULTI+description=two(a,-,d)",
+        ]
+    );
+}
+
+/// A new RDN and a new superior in one modrdn: one r/a pair, old DN to new DN.
+fn move_and_rename_at_once(domain: &mut Domain) {
+    let mut row = Row::new(domain, "moverename");
+    let visible = row.dn("cn=visible");
+    let test = row.dn("cn=test,cn=visible");
+    row.change(&ldif::role(&visible), "cn=visible(-,a,a)");
+    row.change(&ldif::role(&test), "cn=test,cn=visible(-,b,a)");
+    row.change(
+        &ldif::rename(&test, "cn=moved", Some(&row.scope.clone())),
+        "cn=moved(b,b,m)",
+    );
+    assert_eq!(
+        row.settled(),
+        [
+            "cn=visible(-,a,a)",
+            "cn=test,cn=visible(-,b,a)",
+            "cn=test,cn=visible(b,-,r)",
+            "cn=moved(-,b,a)",
+            "cn=moved(b,b,m)",
         ]
     );
 }

@@ -60,12 +60,26 @@ fn scenarios_with_the_listener_stopped() {
             "movemodify",
             &["cn=visible", "cn=test,cn=visible"],
         ),
+        row(&mut domain, "renamedaway", &["cn=test"]),
+        row(&mut domain, "recreatedaway", &["cn=test"]),
+        row(&mut domain, "subtree", &["cn=box", "cn=test,cn=box"]),
     ];
     domain.barrier();
     for row in &mut rows {
         row.before = readable(&domain.calls(), &row.scope).len();
     }
-    let [row11, row14, row16, row24, created, twice, movemodify] = &rows;
+    let [
+        row11,
+        row14,
+        row16,
+        row24,
+        created,
+        twice,
+        movemodify,
+        renamed_away,
+        recreated_away,
+        subtree,
+    ] = &rows;
 
     assert!(domain.stop_listener(), "SIGTERM stops the listener cleanly");
     let changes = [
@@ -99,6 +113,16 @@ fn scenarios_with_the_listener_stopped() {
             Some(&movemodify.scope),
         ),
         ldif::replace(&movemodify.dn("cn=test"), "description", "moved"),
+        // Renamed away, and a new object created at the old DN.
+        ldif::rename(&renamed_away.dn("cn=test"), "cn=test2", None),
+        ldif::role(&renamed_away.dn("cn=test")),
+        // Deleted, recreated, and the new object renamed away.
+        ldif::delete(&recreated_away.dn("cn=test")),
+        ldif::role(&recreated_away.dn("cn=test")),
+        ldif::rename(&recreated_away.dn("cn=test"), "cn=test2", None),
+        // A subtree deleted, children first.
+        ldif::delete(&subtree.dn("cn=test,cn=box")),
+        ldif::delete(&subtree.dn("cn=box")),
     ];
     for change in &changes {
         domain.slapd.ldapmodify(change).unwrap();
@@ -173,6 +197,31 @@ fn scenarios_with_the_listener_stopped() {
             "cn=test(-,b,a)",
             "cn=test(b,b,m)",
         ]
+    );
+
+    // Renamed away, recreated at the old DN: the move of a, then the add of b.
+    assert_eq!(
+        renamed_away.after(&domain),
+        [
+            "cn=test(a,-,r)",
+            "cn=test2(-,a,a)",
+            "cn=test2(a,a,m)",
+            "cn=test(-,b,a)",
+        ]
+    );
+
+    // Deleted, recreated and renamed away: a's delete; b's add finds nothing at
+    // `cn=test` any more, and its move (from a DN the listener never had it at) is an add
+    // at `cn=test2`.
+    assert_eq!(
+        recreated_away.after(&domain),
+        ["cn=test(a,-,d)", "cn=test2(-,b,a)"]
+    );
+
+    // A subtree deleted: each object's delete, in the order of the writes.
+    assert_eq!(
+        subtree.after(&domain),
+        ["cn=test,cn=box(b,-,d)", "cn=box(a,-,d)"]
     );
 
     assert!(domain.stop_listener(), "SIGTERM stops the listener cleanly");
