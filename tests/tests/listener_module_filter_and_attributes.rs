@@ -144,5 +144,34 @@ fn objects_entering_and_leaving_a_filter_and_changes_outside_attributes() {
         ["d cn=renamed"]
     );
 
+    // Leaving and entering the filter by a rename: the RDN's `uid` value changes with it.
+    let by_uid = ldif::add(
+        &format!("uid=example,{PEOPLE}"),
+        &[
+            ("objectClass", "inetOrgPerson"),
+            ("cn", "by uid"),
+            ("sn", "Person"),
+            ("uid", "example"),
+        ],
+    );
+    assert_eq!(step(&mut domain, &by_uid, seen), ["a uid=example"]);
+    assert_eq!(
+        step(
+            &mut domain,
+            &ldif::rename(&format!("uid=example,{PEOPLE}"), "uid=nobody", None),
+            seen
+        ),
+        ["d uid=example"],
+        "the remove goes to the DN the module knew"
+    );
+    assert_eq!(
+        step(
+            &mut domain,
+            &ldif::rename(&format!("uid=nobody,{PEOPLE}"), "uid=example", None),
+            seen
+        ),
+        ["a uid=example"]
+    );
+
     assert!(domain.stop_listener(), "SIGTERM stops the listener cleanly");
 }
