@@ -24,13 +24,14 @@ pub struct Daemon {
     args: Vec<String>,
     stdout: Option<PathBuf>,
     log_filter: String,
+    stderr: Option<PathBuf>,
 }
 
 impl Daemon {
     /// Starts `<binary> <args…>` (see [`listener_binary!`]); its log (warnings and
     /// errors) goes to the test's stderr, its standard output nowhere.
     pub fn start(binary: &Path, args: &[String]) -> Result<Daemon, HarnessError> {
-        Daemon::spawn(binary, args, None, "warn")
+        Daemon::spawn(binary, args, None, "warn", None)
     }
 
     /// Like [`Daemon::start`], appending its standard output to `stdout` (a module such
@@ -40,7 +41,7 @@ impl Daemon {
         args: &[String],
         stdout: &Path,
     ) -> Result<Daemon, HarnessError> {
-        Daemon::spawn(binary, args, Some(stdout.to_owned()), "warn")
+        Daemon::spawn(binary, args, Some(stdout.to_owned()), "warn", None)
     }
 
     /// Like [`Daemon::start_with_stdout`], logging what `log_filter` (a `RUST_LOG`
@@ -51,7 +52,25 @@ impl Daemon {
         stdout: &Path,
         log_filter: &str,
     ) -> Result<Daemon, HarnessError> {
-        Daemon::spawn(binary, args, Some(stdout.to_owned()), log_filter)
+        Daemon::spawn(binary, args, Some(stdout.to_owned()), log_filter, None)
+    }
+
+    /// Like [`Daemon::start_logging`], appending the log to the file `stderr` (without
+    /// colours) instead, for a test that reads what a module logged.
+    pub fn start_logging_to(
+        binary: &Path,
+        args: &[String],
+        stdout: &Path,
+        log_filter: &str,
+        stderr: &Path,
+    ) -> Result<Daemon, HarnessError> {
+        Daemon::spawn(
+            binary,
+            args,
+            Some(stdout.to_owned()),
+            log_filter,
+            Some(stderr.to_owned()),
+        )
     }
 
     fn spawn(
@@ -59,29 +78,37 @@ impl Daemon {
         args: &[String],
         stdout: Option<PathBuf>,
         log_filter: &str,
+        stderr: Option<PathBuf>,
     ) -> Result<Daemon, HarnessError> {
+        let append = |path: &Path| -> Result<Stdio, HarnessError> {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(HarnessError::io(format!("cannot open {}", path.display())))?;
+            Ok(Stdio::from(file))
+        };
         let out = match &stdout {
-            Some(path) => Stdio::from(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .map_err(HarnessError::io(format!("cannot open {}", path.display())))?,
-            ),
+            Some(path) => append(path)?,
             None => Stdio::null(),
         };
-        let child = Guard::spawn_with(
-            Command::new(binary).args(args).env("RUST_LOG", log_filter),
-            "listener-under-test",
-            out,
-            Stdio::inherit(),
-        )?;
+        let err = match &stderr {
+            Some(path) => append(path)?,
+            None => Stdio::inherit(),
+        };
+        let mut command = Command::new(binary);
+        command.args(args).env("RUST_LOG", log_filter);
+        if stderr.is_some() {
+            command.env("NO_COLOR", "1");
+        }
+        let child = Guard::spawn_with(&mut command, "listener-under-test", out, err)?;
         Ok(Daemon {
             child,
             binary: binary.to_owned(),
             args: args.to_vec(),
             stdout,
             log_filter: log_filter.to_owned(),
+            stderr,
         })
     }
 
@@ -103,6 +130,7 @@ impl Daemon {
             &self.args,
             self.stdout.clone(),
             &self.log_filter.clone(),
+            self.stderr.clone(),
         )?;
         Ok(())
     }

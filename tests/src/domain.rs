@@ -1,7 +1,10 @@
 //! A whole domain for end-to-end tests: a throwaway slapd, our notifier and our listener
 //! (with the example modules) as separate processes. The example `printer` module writes
-//! every call it gets, `dn⇥old entryUUID⇥new entryUUID⇥command`, to a file the test reads.
+//! every call it gets, `dn⇥old entryUUID⇥new entryUUID⇥command`, to a file the test reads;
+//! [`readable`] turns those lines into semantics §10's notation and [`assert_in_order`]
+//! compares them with a row of its table.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -18,6 +21,7 @@ pub struct Domain {
     notifier_port: u16,
     binary: PathBuf,
     dir: TempDir,
+    barriers: u32,
     /// The directory server.
     pub slapd: Slapd,
 }
@@ -54,6 +58,7 @@ impl Domain {
             listener: None,
             binary: binary.to_owned(),
             dir,
+            barriers: 0,
         })
     }
 
@@ -116,6 +121,64 @@ impl Domain {
         Ok(())
     }
 
+    /// Starts the listener (as the rootDN) appending what `log_filter` selects to
+    /// [`Domain::log_file`], for a test that reads what the listener or a module logged.
+    pub fn start_listener_with_log(&mut self, log_filter: &str) -> Result<(), HarnessError> {
+        let args = self.run_args(&self.slapd.root_dn(), self.slapd.password_file());
+        self.listener = Some(Daemon::start_logging_to(
+            &self.binary,
+            &args,
+            &self.calls_file(),
+            log_filter,
+            &self.log_file(),
+        )?);
+        Ok(())
+    }
+
+    /// The file [`Domain::start_listener_with_log`] logs to.
+    pub fn log_file(&self) -> PathBuf {
+        self.dir.path().join("listener.log")
+    }
+
+    /// The lines of [`Domain::log_file`] so far, without terminal colour codes.
+    pub fn log(&self) -> Vec<String> {
+        std::fs::read_to_string(self.log_file())
+            .unwrap_or_default()
+            .lines()
+            .map(without_colours)
+            .collect()
+    }
+
+    /// Makes a change to `cn=barrier,<base>` and waits until the printer got it. The
+    /// listener processes transactions in order, so everything written before has been
+    /// processed too: what a module has not been called for by then, it never is.
+    pub fn barrier(&mut self) {
+        let dn = format!("cn=barrier,{}", self.slapd.base());
+        let ldif = if self.barriers == 0 {
+            format!("dn: {dn}\nobjectClass: organizationalRole\ncn: barrier\n")
+        } else {
+            format!(
+                "dn: {dn}\nchangetype: modify\nreplace: description\ndescription: {}\n",
+                self.barriers
+            )
+        };
+        self.barriers += 1;
+        self.slapd.ldapmodify(&ldif).expect("change the barrier");
+        let seen = self.barriers as usize;
+        let prefix = format!("{dn}\t");
+        self.wait_for(Duration::from_secs(30), |calls| {
+            calls.iter().filter(|l| l.starts_with(&prefix)).count() >= seen
+        });
+    }
+
+    /// Waits until `done` holds for the [`readable`] calls under `scope`, and returns them.
+    pub fn wait_for_scope(&mut self, scope: &str, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+        let calls = self.wait_for(Duration::from_secs(30), |calls| {
+            done(&readable(calls, scope))
+        });
+        readable(&calls, scope)
+    }
+
     /// Stops the listener (SIGTERM) and says whether it exited cleanly.
     pub fn stop_listener(&mut self) -> bool {
         self.listener
@@ -169,5 +232,79 @@ impl Domain {
             );
             std::thread::sleep(Duration::from_millis(25));
         }
+    }
+}
+
+/// `line` without ANSI escape sequences (`ESC [ … m`).
+fn without_colours(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|&c| c == 'm');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Turns the printer's `dn⇥old⇥new⇥cmd` lines into semantics §10's `rdn(old,new,cmd)`,
+/// keeping only the objects under `scope` (not `scope` itself) and writing their DNs
+/// relative to it (`cn=test`, `cn=test,cn=visible`). entryUUIDs are named a, b, c… in
+/// order of appearance, `-` is none.
+///
+/// ```
+/// let calls = ["cn=test,ou=s,dc=x\tu1\t-\tr".to_owned(), "ou=s,dc=x\t-\tu0\tm".to_owned()];
+/// assert_eq!(tests::domain::readable(&calls, "ou=s,dc=x"), ["cn=test(a,-,r)"]);
+/// ```
+pub fn readable(calls: &[String], scope: &str) -> Vec<String> {
+    let mut names: HashMap<String, char> = HashMap::new();
+    let mut name = |uuid: &str| -> String {
+        if uuid == "-" {
+            return "-".into();
+        }
+        let next = (b'a' + names.len() as u8) as char;
+        names.entry(uuid.to_owned()).or_insert(next).to_string()
+    };
+    calls
+        .iter()
+        .filter_map(|line| {
+            let mut parts = line.split('\t');
+            let (dn, old, new, cmd) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+            let relative = relative_dn(dn, scope)?;
+            Some(format!("{relative}({},{},{cmd})", name(old), name(new)))
+        })
+        .collect()
+}
+
+/// `dn` without `,<scope>`, if it is below `scope` (the scope is ASCII; case ignored).
+///
+/// ```
+/// assert_eq!(tests::domain::relative_dn("cn=a,CN=s,dc=x", "cn=s,dc=x"), Some("cn=a"));
+/// assert_eq!(tests::domain::relative_dn("cn=s,dc=x", "cn=s,dc=x"), None);
+/// ```
+pub fn relative_dn<'d>(dn: &'d str, scope: &str) -> Option<&'d str> {
+    let cut = dn.len().checked_sub(scope.len() + 1)?;
+    let (relative, tail) = (dn.get(..cut)?, dn.get(cut..)?);
+    (tail.starts_with(',') && tail[1..].eq_ignore_ascii_case(scope)).then_some(relative)
+}
+
+/// Asserts that `expected` appears in `calls` in this order, other calls allowed between
+/// (semantics §10: "calls that must appear, in this order").
+///
+/// ```
+/// let calls = ["t(-,a,a)", "t(a,a,m)", "t(a,-,d)"].map(String::from);
+/// tests::domain::assert_in_order(&calls, &["t(-,a,a)", "t(a,-,d)"]);
+/// ```
+#[track_caller]
+pub fn assert_in_order(calls: &[String], expected: &[&str]) {
+    let mut rest = calls.iter();
+    for (i, want) in expected.iter().enumerate() {
+        assert!(
+            rest.any(|c| c == want),
+            "expected {want} (#{} of {expected:?}) in order in\n{calls:#?}",
+            i + 1
+        );
     }
 }

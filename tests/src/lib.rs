@@ -13,6 +13,7 @@
 pub mod daemon;
 pub mod domain;
 pub mod in_process;
+pub mod ldif;
 mod memcached;
 mod process;
 mod slapd;

@@ -1,37 +1,11 @@
 //! The listener end to end: slapd, notifier and listener as processes; the example printer
 //! module (classic API with `modrdn`) records every call.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use tests::Slapd;
-use tests::domain::Domain;
-
-/// Turns `dn⇥old⇥new⇥cmd` lines into semantics §10's `rdn(old,new,cmd)` with entryUUIDs
-/// named a, b, c… in order of appearance; only lines about DNs under `base` except the
-/// base itself.
-fn readable(calls: &[String], base: &str) -> Vec<String> {
-    let mut names: HashMap<String, char> = HashMap::new();
-    let mut name = |uuid: &str| -> String {
-        if uuid == "-" {
-            return "-".into();
-        }
-        let next = (b'a' + names.len() as u8) as char;
-        names.entry(uuid.to_owned()).or_insert(next).to_string()
-    };
-    calls
-        .iter()
-        .filter_map(|line| {
-            let mut parts = line.split('\t');
-            let (dn, old, new, cmd) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-            if dn.eq_ignore_ascii_case(base) || !dn.to_lowercase().ends_with(&base.to_lowercase()) {
-                return None;
-            }
-            let rdn = dn.split(',').next()?;
-            Some(format!("{rdn}({},{},{cmd})", name(old), name(new)))
-        })
-        .collect()
-}
+use tests::domain::{Domain, readable};
+use tests::ldif;
 
 #[test]
 fn create_modify_rename_move_delete() {
@@ -45,47 +19,34 @@ fn create_modify_rename_move_delete() {
             .any(|l| l.starts_with(&format!("{base}\t-\t")) && l.ends_with("\tn"))
     });
 
-    // One change at a time, each processed before the next: the live case. (A listener
-    // that lags sees later states; that is the "listener stopped" suite's business.)
-    let steps: [(String, usize); 6] = [
-        (
-            format!("dn: cn=visible,{base}\nobjectClass: organizationalRole\ncn: visible\n"),
-            1,
+    // Each step waits for its call: a change the listener sees only after a later rename
+    // is delivered with that rename ("delay until moved", semantics §4), not on its own.
+    let steps = [
+        ldif::role(&format!("cn=visible,{base}")),
+        ldif::role(&format!("cn=test,{base}")),
+        ldif::replace(&format!("cn=test,{base}"), "description", "changed"),
+        ldif::rename(&format!("cn=test,{base}"), "cn=test2", None),
+        ldif::rename(
+            &format!("cn=test2,{base}"),
+            "cn=test2",
+            Some(&format!("cn=visible,{base}")),
         ),
-        (
-            format!("dn: cn=test,{base}\nobjectClass: organizationalRole\ncn: test\n"),
-            2,
-        ),
-        (
-            format!(
-                "dn: cn=test,{base}\nchangetype: modify\nreplace: description\ndescription: changed\n"
-            ),
-            3,
-        ),
-        (
-            format!("dn: cn=test,{base}\nchangetype: modrdn\nnewrdn: cn=test2\ndeleteoldrdn: 1\n"),
-            6,
-        ),
-        (
-            format!(
-                "dn: cn=test2,{base}\nchangetype: modrdn\nnewrdn: cn=test2\ndeleteoldrdn: 1\nnewsuperior: cn=visible,{base}\n"
-            ),
-            9,
-        ),
-        (
-            format!("dn: cn=test2,cn=visible,{base}\nchangetype: delete\n"),
-            10,
-        ),
+        ldif::delete(&format!("cn=test2,cn=visible,{base}")),
     ];
-    for (ldif, calls_after) in &steps {
-        domain.slapd.ldapmodify(ldif).unwrap();
-        domain.wait_for(Duration::from_secs(30), |calls| {
-            readable(calls, &base).len() >= *calls_after
-        });
+    let mut seen = 0;
+    for step in &steps {
+        domain.slapd.ldapmodify(step).unwrap();
+        seen = domain
+            .wait_for_scope(&base, |calls| calls.len() > seen)
+            .len();
     }
-    let calls = domain.calls();
+    domain.barrier();
+    let calls = readable(&domain.calls(), &base);
     assert_eq!(
-        readable(&calls, &base),
+        calls
+            .iter()
+            .filter(|c| !c.starts_with("cn=barrier"))
+            .collect::<Vec<_>>(),
         [
             "cn=visible(-,a,a)",
             "cn=test(-,b,a)",
@@ -97,9 +58,9 @@ fn create_modify_rename_move_delete() {
             "cn=test2(b,b,m)",
             // A move: the same.
             "cn=test2(b,-,r)",
-            "cn=test2(-,b,a)",
-            "cn=test2(b,b,m)",
-            "cn=test2(b,-,d)",
+            "cn=test2,cn=visible(-,b,a)",
+            "cn=test2,cn=visible(b,b,m)",
+            "cn=test2,cn=visible(b,-,d)",
         ]
     );
     assert!(

@@ -97,6 +97,8 @@ impl Applier {
                 let name = module.name().to_owned();
                 let mut failure = None;
                 for call in &plan.calls {
+                    // The DN last: it may contain spaces, and tests read it up to the end.
+                    tracing::trace!(module = %name, command = %call.command(), dn = %call.dn(), "module call");
                     match module.call(invocation(call), &self.policy).await {
                         Ok(()) => applied.calls += 1,
                         Err(f) => {

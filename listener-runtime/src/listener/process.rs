@@ -171,8 +171,13 @@ pub fn decide(
                     old: Some(old),
                 },
                 Some(fresh) => {
-                    let patched = patch(&old.entry, &old_dn, &txn.dn);
                     let fresh = here(&fresh).then_some(fresh);
+                    // The notifier takes the `a` of a move from slapd's `reqNewDN`, which
+                    // slapd normalizes (`cn=Unmöglich` is logged as `cn=unmöglich`). While
+                    // the object is still there, its DN as the server spells it is the
+                    // same DN and what modules should see (§10 row 27).
+                    let new_dn = fresh.as_ref().map_or(&txn.dn, Entry::dn);
+                    let patched = patch(&old.entry, &old_dn, new_dn);
                     Step::Move {
                         old_dn,
                         old,

@@ -137,6 +137,31 @@ fn rename_is_stashed_then_completed_by_its_add() {
 }
 
 #[test]
+fn a_move_takes_the_new_dn_as_the_server_spells_it() {
+    // slapd logs the new DN of a modrdn normalized (reqNewDN), so the notifier's `a`
+    // says `cn=unmöglich`; the module sees the object's own spelling.
+    let old = object("cn=test,dc=x", "a", "test");
+    let stash = Stash {
+        id: 1,
+        old_dn: dn("cn=test,dc=x"),
+        cached: Some(cached(&old)),
+    };
+    let fresh = object("cn=Unmöglich,dc=x", "a", "Unmöglich");
+    let step = decide(
+        &txn(2, "cn=unmöglich,dc=x", Command::Add),
+        Some(stash),
+        None,
+        Some(fresh),
+    )
+    .unwrap();
+    let Step::Move { patched, .. } = step else {
+        panic!("{step:?}")
+    };
+    assert_eq!(patched.dn().as_str(), "cn=Unmöglich,dc=x");
+    assert_eq!(patched.strs("cn").collect::<Vec<_>>(), ["Unmöglich"]);
+}
+
+#[test]
 fn a_move_whose_object_moved_on_again_uses_the_patched_state() {
     let old = object("cn=test1,dc=x", "a", "test1");
     let stash = Stash {
