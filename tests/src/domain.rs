@@ -10,6 +10,8 @@ use tempfile::TempDir;
 use crate::daemon::{Daemon, wait_for_notifier};
 use crate::{HarnessError, Slapd, SlapdBuilder};
 
+const NOTIFIER_DIR: &str = "notifier";
+
 /// slapd, the notifier and (when started) the listener.
 pub struct Domain {
     // Dropped in this order: the listener, the notifier, then slapd.
@@ -41,7 +43,7 @@ impl Domain {
             "--bind-password-file".to_owned(),
             slapd.password_file().to_string_lossy().into_owned(),
             "--data-dir".to_owned(),
-            dir.path().join("notifier").to_string_lossy().into_owned(),
+            dir.path().join(NOTIFIER_DIR).to_string_lossy().into_owned(),
             "--listen".to_owned(),
             format!("127.0.0.1:{notifier_port}"),
         ];
@@ -60,6 +62,12 @@ impl Domain {
     /// The file the printer module writes its calls to.
     pub fn calls_file(&self) -> PathBuf {
         self.dir.path().join("calls.txt")
+    }
+
+    /// The notifier's data directory (its transaction log, for
+    /// `Translog::open_read_only`).
+    pub fn notifier_dir(&self) -> PathBuf {
+        self.dir.path().join(NOTIFIER_DIR)
     }
 
     /// The listener's cache directory.

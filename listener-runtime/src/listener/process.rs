@@ -101,6 +101,15 @@ pub enum ProcessError {
     },
 }
 
+/// The ID of the next transaction to ask the notifier for: the one after the last
+/// committed (`last`), or — while an `r` waits for its `a` — the one after that `r`. (The
+/// stashed `r` is not committed, but asking for it again would hand it to the stash as its
+/// own second half: the listener failed so whenever a batch ended between an `r` and its
+/// `a`, e.g. when the `a` was not yet logged.)
+pub fn next_id(last: u64, stash: Option<&Stash>) -> u64 {
+    stash.map_or(last, |s| s.id) + 1
+}
+
 /// How to fetch the object of `txn`, or `None` when no fetch is needed (`r`, `d`).
 pub fn fetch_by(
     txn: &Transaction,

@@ -224,7 +224,7 @@ pub async fn run(
     let mut idle = false;
     loop {
         // The request runs as its own task, so going idle (post_run) does not cancel it.
-        let from = last + 1;
+        let from = process::next_id(last, stash.as_ref());
         let batch = config.batch;
         let mut request = tokio::spawn(async move {
             let result = client.next_transactions(from, batch).await;

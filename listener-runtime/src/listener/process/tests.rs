@@ -225,3 +225,15 @@ fn patch_handles_case_only_and_multi_valued_rdns() {
     assert_eq!(patched.strs("cn").collect::<Vec<_>>(), ["n"]);
     assert_eq!(patched.strs("uid").collect::<Vec<_>>(), ["t", "u"]);
 }
+
+#[test]
+fn the_next_request_follows_a_stashed_rename() {
+    assert_eq!(next_id(41, None), 42);
+    let stash = Stash {
+        id: 42,
+        old_dn: dn("cn=a,dc=x"),
+        cached: None,
+    };
+    // The `r` 42 is not committed (last stays 41), yet the next request is its `a`, 43.
+    assert_eq!(next_id(41, Some(&stash)), 43);
+}
