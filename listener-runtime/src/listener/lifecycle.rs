@@ -6,6 +6,7 @@
 //! over (UDL starts over).
 
 use std::cmp::Ordering;
+use std::ops::ControlFlow;
 use std::time::SystemTime;
 
 use listener_core::{Command, Entry};
@@ -97,6 +98,19 @@ pub enum InitError {
         /// The module's error.
         error: String,
     },
+    /// The progress callback asked to stop (the listener is shutting down). What was
+    /// delivered is committed; the initialization resumes at the next start.
+    #[error(
+        "module {module}: initialization stopped after {done} of {total} objects; it resumes at the next start"
+    )]
+    Stopped {
+        /// The module.
+        module: String,
+        /// Objects delivered (or failed) so far, this run and earlier ones.
+        done: u64,
+        /// Objects to deliver.
+        total: u64,
+    },
     /// The cache failed.
     #[error(transparent)]
     Cache(#[from] CacheError),
@@ -116,14 +130,16 @@ fn state(registration: &ModuleRegistration, phase: ModulePhase) -> ModuleState {
 }
 
 /// Initializes `module` with `objects` (everything matching its filter under the base, in
-/// any order). `progress(done, total)` is told as objects are delivered.
+/// any order). `progress(done, total)` is told after each committed batch; returning
+/// `Break` stops there with [`InitError::Stopped`] (a shutdown: nothing is lost, the next
+/// start resumes after that batch).
 pub async fn initialize(
     module: &mut Module,
     reason: &Reason,
     mut objects: Vec<Entry>,
     cache: &Cache,
     policy: &RetryPolicy,
-    mut progress: impl FnMut(u64, u64),
+    mut progress: impl FnMut(u64, u64) -> ControlFlow<()>,
 ) -> Result<Initialized, InitError> {
     let registration = module.registration();
     let name = registration.name;
@@ -233,7 +249,14 @@ pub async fn initialize(
             &state(registration, ModulePhase::Initializing { progress: last }),
         )?;
         w.commit()?;
-        progress(start as u64 + outcome.delivered + outcome.failed, total);
+        let done = start as u64 + outcome.delivered + outcome.failed;
+        if progress(done, total).is_break() {
+            return Err(InitError::Stopped {
+                module: name.to_owned(),
+                done,
+                total,
+            });
+        }
     }
     let mut w = cache.write()?;
     w.set_module_state(name, &state(registration, ModulePhase::Ready))?;

@@ -7,9 +7,11 @@
 //! module that ran gets `post_run`; so does every module at shutdown.
 
 use std::future::Future;
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use listener_core::{Dn, Schema};
 use tracing::Instrument;
 
@@ -135,13 +137,28 @@ pub async fn run(
         )?);
         modules.push(Module::load(registration));
     }
+    // The first poll installs the signal handlers: from here on SIGTERM stops the listener
+    // cleanly, also during start-up and initialization (before, a SIGTERM there killed it
+    // with the default action). Each start-up wait below gives way to it.
+    tokio::pin!(shutdown);
+    if shutdown.as_mut().now_or_never().is_some() {
+        return Ok(());
+    }
     let backoff = Backoff::default();
-    let mut client = connect_with_backoff(&config.notifier, &config.client, &backoff).await?;
+    let mut client = tokio::select! {
+        biased;
+        () = &mut shutdown => return stopped_during_start(),
+        client = connect_with_backoff(&config.notifier, &config.client, &backoff) => client?,
+    };
     let identity = client.identity().map_or_else(
         || format!("notifier {}", config.notifier),
         |id| format!("log {id}"),
     );
-    let fetcher = Fetcher::connect(&config.ldap, config.base.clone()).await?;
+    let fetcher = tokio::select! {
+        biased;
+        () = &mut shutdown => return stopped_during_start(),
+        fetcher = Fetcher::connect(&config.ldap, config.base.clone()) => fetcher?,
+    };
 
     // The master record: whose IDs, and where we are.
     let (stored_identity, mut last) = {
@@ -149,7 +166,11 @@ pub async fn run(
         r.check_notifier_identity(&identity)?;
         (r.notifier_identity()?, r.last_id()?)
     };
-    let current = client.current_id().await?;
+    let current = tokio::select! {
+        biased;
+        () = &mut shutdown => return stopped_during_start(),
+        current = client.current_id() => current?,
+    };
     if stored_identity.is_none() {
         // A new cache starts at the notifier's current ID, taken before the modules are
         // initialized: what changes meanwhile is processed afterwards (at least once).
@@ -169,7 +190,8 @@ pub async fn run(
 
     // Initialize what is not READY; a module whose initialization fails gets no events.
     let mut ready = Vec::new();
-    for (index, module) in modules.iter_mut().enumerate() {
+    for index in 0..modules.len() {
+        let module = &mut modules[index];
         let registration = module.registration();
         let state = cache.read()?.module_state(registration.name)?;
         let Some(reason) = lifecycle::needs_initialization(registration, state.as_ref()) else {
@@ -177,9 +199,14 @@ pub async fn run(
             continue;
         };
         tracing::info!(module = registration.name, ?reason, "initializing module");
-        let objects = fetcher.search_all(registration.ldap_filter).await?;
+        let objects = tokio::select! {
+            biased;
+            () = &mut shutdown => return stopped_during_start(),
+            objects = fetcher.search_all(registration.ldap_filter) => objects?,
+        };
         let total = objects.len();
         let name = registration.name;
+        // A shutdown is honoured after the batch being delivered is committed.
         let result = lifecycle::initialize(
             module,
             &reason,
@@ -188,6 +215,10 @@ pub async fn run(
             &config.retry,
             |done, total| {
                 tracing::debug!(module = name, done, total, "initializing");
+                match shutdown.as_mut().now_or_never() {
+                    Some(()) => ControlFlow::Break(()),
+                    None => ControlFlow::Continue(()),
+                }
             },
         )
         .await;
@@ -209,6 +240,17 @@ pub async fn run(
             }) => {
                 tracing::error!(%module, step, %error, "module initialization failed; it gets no events until it is initialized again");
             }
+            Err(e @ InitError::Stopped { .. }) => {
+                tracing::info!("{e}");
+                // What ran since start (pre_run) gets its post_run.
+                for module in &mut modules {
+                    if let Err(e) = module.post_run().await {
+                        tracing::warn!(module = module.name(), error = %format!("{e:#}"), "post_run failed");
+                    }
+                }
+                tracing::info!(last_id = last, "listener stopped");
+                return Ok(());
+            }
             Err(InitError::Cache(e)) => return Err(e.into()),
         }
     }
@@ -219,7 +261,6 @@ pub async fn run(
         policy: config.retry.clone(),
     };
 
-    tokio::pin!(shutdown);
     let mut stash: Option<Stash> = None;
     let mut idle = false;
     loop {
@@ -267,6 +308,11 @@ pub async fn run(
             }
         }
     }
+}
+
+fn stopped_during_start() -> Result<(), RunError> {
+    tracing::info!("listener stopped during start-up");
+    Ok(())
 }
 
 async fn post_run_all(applier: &mut Applier) {
