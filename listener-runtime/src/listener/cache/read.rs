@@ -14,7 +14,7 @@ use super::records::{CachedEntry, FailedEvent, ModuleState};
 use super::stored::{EntryRecord, FailedRecord, ModuleStateRecord, decode, entry_uuid};
 use super::tables::{
     ENTRIES, FAILED_EVENTS, META, META_LAST_ID, META_NOTIFIER_IDENTITY, META_SCHEMA_ID,
-    MODULE_STATES, QUEUE, REGISTRATIONS, UUIDS, prefix_end,
+    MODULE_STATES, QUEUE, REGISTRATIONS, REGISTRATIONS_BY_MODULE, UUIDS, prefix_end,
 };
 
 /// A consistent snapshot of the cache; writes committed after it began are not seen.
@@ -152,6 +152,22 @@ impl ReadTxn {
                 Ok((k.value().to_owned(), state))
             })
             .collect()
+    }
+
+    /// On how many cached objects `module` is registered (during its initialization: how
+    /// many objects it has taken so far).
+    pub fn registered_count(&self, module: &str) -> Result<u64> {
+        let by_module = self.table(REGISTRATIONS_BY_MODULE)?;
+        let end = prefix_end(module);
+        let range = by_module
+            .range((module, "")..(end.as_str(), ""))
+            .map_err(store_err(&self.path))?;
+        let mut n = 0;
+        for item in range {
+            item.map_err(store_err(&self.path))?;
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// A module's failed events with their sequence numbers, oldest first.
