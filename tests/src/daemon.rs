@@ -23,6 +23,7 @@ pub struct Daemon {
     binary: PathBuf,
     args: Vec<String>,
     stdout: Option<PathBuf>,
+    stderr: Option<PathBuf>,
     log_filter: String,
 }
 
@@ -30,7 +31,7 @@ impl Daemon {
     /// Starts `<binary> <args…>` (see [`listener_binary!`]); its log (warnings and
     /// errors) goes to the test's stderr, its standard output nowhere.
     pub fn start(binary: &Path, args: &[String]) -> Result<Daemon, HarnessError> {
-        Daemon::spawn(binary, args, None, "warn")
+        Daemon::spawn(binary, args, None, None, "warn")
     }
 
     /// Like [`Daemon::start`], appending its standard output to `stdout` (a module such
@@ -40,7 +41,7 @@ impl Daemon {
         args: &[String],
         stdout: &Path,
     ) -> Result<Daemon, HarnessError> {
-        Daemon::spawn(binary, args, Some(stdout.to_owned()), "warn")
+        Daemon::spawn(binary, args, Some(stdout.to_owned()), None, "warn")
     }
 
     /// Like [`Daemon::start_with_stdout`], logging what `log_filter` (a `RUST_LOG`
@@ -51,36 +52,63 @@ impl Daemon {
         stdout: &Path,
         log_filter: &str,
     ) -> Result<Daemon, HarnessError> {
-        Daemon::spawn(binary, args, Some(stdout.to_owned()), log_filter)
+        Daemon::spawn(binary, args, Some(stdout.to_owned()), None, log_filter)
+    }
+
+    /// Like [`Daemon::start_logging`], appending the log to the file `stderr` instead (a
+    /// test reads it, e.g. the lines modules log through `ctx.logger()`).
+    pub fn start_logging_to(
+        binary: &Path,
+        args: &[String],
+        stdout: &Path,
+        log_filter: &str,
+        stderr: &Path,
+    ) -> Result<Daemon, HarnessError> {
+        Daemon::spawn(
+            binary,
+            args,
+            Some(stdout.to_owned()),
+            Some(stderr.to_owned()),
+            log_filter,
+        )
     }
 
     fn spawn(
         binary: &Path,
         args: &[String],
         stdout: Option<PathBuf>,
+        stderr: Option<PathBuf>,
         log_filter: &str,
     ) -> Result<Daemon, HarnessError> {
-        let out = match &stdout {
-            Some(path) => Stdio::from(
+        let append = |path: &Path| -> Result<Stdio, HarnessError> {
+            Ok(Stdio::from(
                 std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
                     .open(path)
                     .map_err(HarnessError::io(format!("cannot open {}", path.display())))?,
-            ),
+            ))
+        };
+        let out = match &stdout {
+            Some(path) => append(path)?,
             None => Stdio::null(),
+        };
+        let err = match &stderr {
+            Some(path) => append(path)?,
+            None => Stdio::inherit(),
         };
         let child = Guard::spawn_with(
             Command::new(binary).args(args).env("RUST_LOG", log_filter),
             "listener-under-test",
             out,
-            Stdio::inherit(),
+            err,
         )?;
         Ok(Daemon {
             child,
             binary: binary.to_owned(),
             args: args.to_vec(),
             stdout,
+            stderr,
             log_filter: log_filter.to_owned(),
         })
     }
@@ -102,6 +130,7 @@ impl Daemon {
             &self.binary,
             &self.args,
             self.stdout.clone(),
+            self.stderr.clone(),
             &self.log_filter.clone(),
         )?;
         Ok(())

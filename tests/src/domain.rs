@@ -124,6 +124,30 @@ impl Domain {
         Ok(())
     }
 
+    /// The file [`Domain::start_listener_logging_to_file`] sends the listener's log to.
+    pub fn log_file(&self) -> PathBuf {
+        self.dir.path().join("listener.log")
+    }
+
+    /// Starts the listener (as the rootDN) logging what `log_filter` selects to
+    /// [`Domain::log_file`] (appended across restarts).
+    pub fn start_listener_logging_to_file(&mut self, log_filter: &str) -> Result<(), HarnessError> {
+        let args = self.run_args(&self.slapd.root_dn(), self.slapd.password_file());
+        self.listener = Some(Daemon::start_logging_to(
+            &self.binary,
+            &args,
+            &self.calls_file(),
+            log_filter,
+            &self.log_file(),
+        )?);
+        Ok(())
+    }
+
+    /// The listener's log so far (see [`Domain::start_listener_logging_to_file`]).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_file()).unwrap_or_default()
+    }
+
     /// Stops the listener (SIGTERM) and says whether it exited cleanly.
     pub fn stop_listener(&mut self) -> bool {
         self.listener
