@@ -46,7 +46,7 @@ use redb::{ReadableDatabase, TableDefinition};
 pub use error::CacheError;
 use error::{Result, io_at, store_err};
 pub use read::{Entries, ReadTxn};
-pub use records::{CachedEntry, FailedEvent, ModulePhase, ModuleState};
+pub use records::{CachedEntry, FailedEvent, ModulePhase, ModuleState, PendingCreate};
 use tables::{FORMAT_VERSION, META, META_FORMAT};
 pub use verify::VerifyReport;
 pub use write::WriteTxn;

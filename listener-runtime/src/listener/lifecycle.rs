@@ -194,6 +194,21 @@ pub async fn initialize(
         failed: 0,
     };
     for chunk in objects[start..].chunks(BATCH) {
+        // The batch's objects go into the cache with the module registered *before* the
+        // calls: after a crash during them, an object deleted meanwhile is not found again
+        // by the resumed initialization, but its delete (replayed after it) finds it
+        // cached and registered, so the module that may have got the create also gets
+        // the remove. (Registered after the calls, it was silently left behind.)
+        let mut w = cache.write()?;
+        for entry in chunk {
+            let mut modules = match w.entry(entry.dn())? {
+                Some(cached) => cached.modules,
+                None => Default::default(),
+            };
+            modules.insert(name.to_owned());
+            w.put_entry(entry, modules)?;
+        }
+        w.commit()?;
         let mut results = Vec::with_capacity(chunk.len());
         for entry in chunk {
             let invocation = match registration.kind {
@@ -210,19 +225,12 @@ pub async fn initialize(
             };
             results.push(module.call(invocation, policy).await);
         }
-        // One cache transaction per batch: the objects, their registrations and the
-        // progress token together.
+        // Then the failures (unregistered again, recorded as failed events) and the
+        // progress token, together.
         let mut w = cache.write()?;
         for (entry, result) in chunk.iter().zip(results) {
-            let mut modules = match w.entry(entry.dn())? {
-                Some(cached) => cached.modules,
-                None => Default::default(),
-            };
             match result {
-                Ok(()) => {
-                    modules.insert(name.to_owned());
-                    outcome.delivered += 1;
-                }
+                Ok(()) => outcome.delivered += 1,
                 Err(failure) => {
                     w.add_failed_event(
                         name,
@@ -238,10 +246,15 @@ pub async fn initialize(
                             time: SystemTime::now(),
                         },
                     )?;
+                    let mut modules = match w.entry(entry.dn())? {
+                        Some(cached) => cached.modules,
+                        None => Default::default(),
+                    };
+                    modules.remove(name);
+                    w.set_registrations(entry.dn(), modules)?;
                     outcome.failed += 1;
                 }
             }
-            w.put_entry(entry, modules)?;
         }
         let last = chunk.last().map(token);
         w.set_module_state(

@@ -346,7 +346,10 @@ async fn process_one(
         Some(FetchBy::Uuid(uuid)) => fetcher.fetch_by_uuid(&uuid).await?,
         Some(FetchBy::Dn(dn)) => fetcher.fetch_by_dn(&dn).await?,
     };
-    let step = process::decide(&txn, stash.take(), cached, fetched)?;
+    let mut step = process::decide(&txn, stash.take(), cached, fetched)?;
+    if step == Step::Nothing {
+        step = process::replay_pending_create(step, txn.id, cache.read()?.pending_create()?);
+    }
     if let Step::Stash(s) = step {
         *stash = Some(s);
         return Ok(());
