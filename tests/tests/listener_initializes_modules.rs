@@ -54,6 +54,22 @@ fn initialization_of_20000_entries_resumes_after_kill_9() {
         "the first run finished before the kill ({first} entries); nothing was resumed"
     );
 
+    // `modules` shows where it stopped (the cache a killed listener left needs redb's
+    // repair, which `modules` does by opening it normally).
+    let out = std::process::Command::new(tests::listener_binary!())
+        .args(["modules", "--cache-dir"])
+        .arg(domain.cache_dir())
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    let printer = table
+        .lines()
+        .find(|l| l.starts_with("printer "))
+        .unwrap_or_else(|| panic!("{table}{}", String::from_utf8_lossy(&out.stderr)));
+    eprintln!("{printer}");
+    assert!(printer.contains(" INITIALIZING ("), "{table}");
+
     // The second run resumes.
     let started = Instant::now();
     domain.listener().unwrap().restart().unwrap();
