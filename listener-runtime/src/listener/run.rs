@@ -191,8 +191,7 @@ pub async fn run(
     // Initialize what is not READY; a module whose initialization fails gets no events.
     let mut ready = Vec::new();
     for index in 0..modules.len() {
-        let module = &mut modules[index];
-        let registration = module.registration();
+        let registration = modules[index].registration();
         let state = cache.read()?.module_state(registration.name)?;
         let Some(reason) = lifecycle::needs_initialization(registration, state.as_ref()) else {
             ready.push(index);
@@ -201,9 +200,14 @@ pub async fn run(
         tracing::info!(module = registration.name, ?reason, "initializing module");
         let objects = tokio::select! {
             biased;
-            () = &mut shutdown => return stopped_during_start(),
+            () = &mut shutdown => {
+                // Modules initialized before this one may have run (pre_run).
+                post_run_modules(&mut modules).await;
+                return stopped_during_start();
+            }
             objects = fetcher.search_all(registration.ldap_filter) => objects?,
         };
+        let module = &mut modules[index];
         let total = objects.len();
         let name = registration.name;
         // A shutdown is honoured after the batch being delivered is committed.
@@ -243,11 +247,7 @@ pub async fn run(
             Err(e @ InitError::Stopped { .. }) => {
                 tracing::info!("{e}");
                 // What ran since start (pre_run) gets its post_run.
-                for module in &mut modules {
-                    if let Err(e) = module.post_run().await {
-                        tracing::warn!(module = module.name(), error = %format!("{e:#}"), "post_run failed");
-                    }
-                }
+                post_run_modules(&mut modules).await;
                 tracing::info!(last_id = last, "listener stopped");
                 return Ok(());
             }
@@ -316,7 +316,12 @@ fn stopped_during_start() -> Result<(), RunError> {
 }
 
 async fn post_run_all(applier: &mut Applier) {
-    for module in &mut applier.modules {
+    post_run_modules(&mut applier.modules).await;
+}
+
+/// `post_run` for every module that ran (`pre_run`) since start or its last `post_run`.
+async fn post_run_modules(modules: &mut [Module]) {
+    for module in modules {
         if let Err(e) = module.post_run().await {
             tracing::warn!(module = module.name(), error = %format!("{e:#}"), "post_run failed");
         }
