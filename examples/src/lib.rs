@@ -1,8 +1,9 @@
-//! Example listener modules: the seed's two templates ported to Rust, and a classic module
-//! that prints what it receives.
+//! Example listener modules: the seed's two templates ported to Rust, a classic module
+//! that prints what it receives, and a module that fails on request (failed events).
 //!
 //! A binary links them with `use examples as _;` (see `src/bin/demo-listener.rs`).
 
 pub mod async_template;
+pub mod failing_on_demand;
 pub mod printer;
 pub mod template;

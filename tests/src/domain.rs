@@ -67,6 +67,12 @@ impl Domain {
         self.dir.path().join("calls.txt")
     }
 
+    /// The notifier's data directory (its transaction log, for
+    /// `Translog::open_read_only`).
+    pub fn notifier_dir(&self) -> PathBuf {
+        self.dir.path().join("notifier")
+    }
+
     /// The listener's cache directory.
     pub fn cache_dir(&self) -> PathBuf {
         self.dir.path().join("cache")

@@ -22,11 +22,16 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// List the listener modules linked into this binary, in the order they are called:
-    /// name, API, priority, workers, attributes, filter.
+    /// name, API, priority, workers, attributes, filter; with `--cache-dir`, also each
+    /// module's state in that cache (NEW, INITIALIZING, READY or FAILED with the error).
     Modules {
         /// Print a JSON array of the modules' configurations instead of a table.
         #[arg(long)]
         json: bool,
+        /// The listener cache whose module states to show (read-only; the listener must
+        /// not be running on it).
+        #[arg(long, env = "LISTENER_CACHE_DIR")]
+        cache_dir: Option<std::path::PathBuf>,
     },
     /// Follow the notifier, keep the cache and call the listener modules.
     Run(listener::RunArgs),
@@ -72,7 +77,9 @@ where
         return ExitCode::FAILURE;
     }
     match cli.command {
-        Cmd::Modules { json } => modules::list_modules(&modules, json),
+        Cmd::Modules { json, cache_dir } => {
+            modules::list_modules(&modules, json, cache_dir.as_deref())
+        }
         Cmd::Run(args) => listener::run_listener(args, &modules),
         Cmd::Resync(args) => listener::run_resync(args, &modules),
         Cmd::Notifier(args) => notifier::run_notifier(args),

@@ -1,7 +1,11 @@
-//! `modules`: the listener modules linked into the binary, in call order.
+//! `modules`: the listener modules linked into the binary, in call order; with
+//! `--cache-dir`, each module's state in that listener cache (semantics §6).
 
+use std::path::Path;
 use std::process::ExitCode;
 
+use crate::listener::cache::{Cache, CacheError, ModulePhase, ModuleState};
+use crate::listener::lifecycle::{Reason, needs_initialization};
 use crate::registry::ModuleRegistration;
 
 const NO_MODULES_HINT: &str = "no listener modules are registered in this binary.\n\
@@ -9,29 +13,83 @@ const NO_MODULES_HINT: &str = "no listener modules are registered in this binary
     are silently missing; add `use my_modules as _;` (your module crate's name) to the \
     binary's main.rs";
 
-pub(super) fn list_modules(modules: &[&ModuleRegistration], json: bool) -> ExitCode {
+pub(super) fn list_modules(
+    modules: &[&ModuleRegistration],
+    json: bool,
+    cache_dir: Option<&Path>,
+) -> ExitCode {
     if modules.is_empty() {
         eprintln!("{NO_MODULES_HINT}");
     }
+    let states = match cache_dir.map(|dir| module_states(modules, dir)) {
+        None => None,
+        Some(Ok(states)) => Some(states),
+        Some(Err(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     if json {
-        println!("{}", module_json(modules));
+        println!("{}", module_json(modules, states.as_deref()));
     } else if !modules.is_empty() {
-        print!("{}", module_table(modules));
+        print!("{}", module_table(modules, states.as_deref()));
     }
     ExitCode::SUCCESS
 }
 
-/// The `modules --json` listing: an array of objects, one per module, in call order.
-fn module_json(modules: &[&ModuleRegistration]) -> String {
-    let objects: Vec<String> = modules
+/// Each module's state in the cache in `dir`, as [`state_text`] shows it.
+fn module_states(modules: &[&ModuleRegistration], dir: &Path) -> Result<Vec<String>, CacheError> {
+    let Some(cache) = Cache::open_read_only(dir)? else {
+        eprintln!(
+            "warning: there is no listener cache in {} (yet): every module is NEW",
+            dir.display()
+        );
+        return Ok(modules.iter().map(|m| state_text(m, None, 0)).collect());
+    };
+    let r = cache.read()?;
+    modules
         .iter()
         .map(|m| {
+            let state = r.module_state(m.name)?;
+            let registered = r.registered_count(m.name)?;
+            Ok(state_text(m, state.as_ref(), registered))
+        })
+        .collect()
+}
+
+/// A module's state for the listing: `NEW` (no state: never initialized, or reset by
+/// `resync`), `INITIALIZING (<n> done)`, `READY`, `FAILED: <error>`; a READY module whose
+/// filter or attributes changed since is re-initialized at the next start, and says so.
+fn state_text(module: &ModuleRegistration, state: Option<&ModuleState>, registered: u64) -> String {
+    let Some(state) = state else {
+        return "NEW".to_owned();
+    };
+    match (&state.phase, needs_initialization(module, Some(state))) {
+        (ModulePhase::Ready, Some(Reason::ConfigChanged)) => {
+            "READY (filter or attributes changed: re-initialized at the next start)".to_owned()
+        }
+        (ModulePhase::Ready, _) => "READY".to_owned(),
+        (ModulePhase::Initializing { .. }, _) => format!("INITIALIZING ({registered} done)"),
+        (ModulePhase::Failed { error }, _) => format!("FAILED: {error}"),
+    }
+}
+
+/// The `modules --json` listing: an array of objects, one per module, in call order; with
+/// `states`, each has a `state`.
+fn module_json(modules: &[&ModuleRegistration], states: Option<&[String]>) -> String {
+    let objects: Vec<String> = modules
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let state = states
+                .and_then(|s| s.get(i))
+                .map_or_else(String::new, |s| format!("\"state\":{},", json_string(s)));
             let attributes: Vec<String> = m.attributes.iter().map(|a| json_string(a)).collect();
             let workers = m
                 .workers()
                 .map_or_else(|| "null".to_owned(), |n| n.to_string());
             format!(
-                "{{\"name\":{},\"description\":{},\"api\":{},\"priority\":{:?},\
+                "{{\"name\":{},{state}\"description\":{},\"api\":{},\"priority\":{:?},\
                  \"workers\":{workers},\"handle_every_delete\":{},\"modrdn\":{},\
                  \"attributes\":[{}],\"ldap_filter\":{},\"source\":{{\"item\":{},\
                  \"file\":{},\"line\":{}}}}}",
@@ -71,13 +129,18 @@ fn json_string(text: &str) -> String {
     out
 }
 
-/// The `modules` listing: one aligned row per module, the filter last (it is the longest).
-fn module_table(modules: &[&ModuleRegistration]) -> String {
-    let header = ["NAME", "API", "PRIORITY", "WORKERS", "ATTRIBUTES", "FILTER"];
-    let rows: Vec<[String; 6]> = modules
+/// The `modules` listing: one aligned row per module, the filter last (it is the longest);
+/// with `states`, a STATE column after the name.
+fn module_table(modules: &[&ModuleRegistration], states: Option<&[String]>) -> String {
+    let mut header = vec!["NAME", "API", "PRIORITY", "WORKERS", "ATTRIBUTES", "FILTER"];
+    if states.is_some() {
+        header.insert(1, "STATE");
+    }
+    let rows: Vec<Vec<String>> = modules
         .iter()
-        .map(|m| {
-            [
+        .enumerate()
+        .map(|(i, m)| {
+            let mut row = vec![
                 m.name.to_owned(),
                 m.kind.to_string(),
                 format!("{:?}", m.priority),
@@ -89,10 +152,14 @@ fn module_table(modules: &[&ModuleRegistration]) -> String {
                     m.attributes.join(",")
                 },
                 m.ldap_filter.to_owned(),
-            ]
+            ];
+            if let Some(states) = states {
+                row.insert(1, states.get(i).cloned().unwrap_or_default());
+            }
+            row
         })
         .collect();
-    let mut widths = header.map(str::len);
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
@@ -114,7 +181,7 @@ fn module_table(modules: &[&ModuleRegistration]) -> String {
     };
     push_row(&header);
     for row in &rows {
-        push_row(&row.each_ref().map(String::as_str));
+        push_row(&row.iter().map(String::as_str).collect::<Vec<_>>());
     }
     out
 }
@@ -165,7 +232,7 @@ mod tests {
 
     #[test]
     fn table_is_aligned() {
-        let table = module_table(&[&SYNC, &ASYNC]);
+        let table = module_table(&[&SYNC, &ASYNC], None);
         let expected = "\
 NAME                            API    PRIORITY  WORKERS  ATTRIBUTES    FILTER
 unique_name                     new    12.5      -        sn,givenName  (&(objectClass=inetOrgPerson)(uid=example))
@@ -176,7 +243,7 @@ listener_module_template_async  async  50.0      4        (all)         (objectC
 
     #[test]
     fn json_lists_every_field() {
-        let json = module_json(&[&SYNC, &ASYNC]);
+        let json = module_json(&[&SYNC, &ASYNC], None);
         assert!(json.starts_with(r#"[{"name":"unique_name","description":"d","api":"new","priority":12.5,"workers":null,"#), "{json}");
         assert!(json.contains(r#""attributes":["sn","givenName"],"ldap_filter":"(&(objectClass=inetOrgPerson)(uid=example))""#), "{json}");
         assert!(
@@ -187,7 +254,84 @@ listener_module_template_async  async  50.0      4        (all)         (objectC
             json.contains(r#""source":{"item":"x::A","file":"a.rs","line":1}}]"#),
             "{json}"
         );
-        assert_eq!(module_json(&[]), "[]");
+        assert_eq!(module_json(&[], None), "[]");
+    }
+
+    fn state(phase: ModulePhase, filter: &str, attributes: &[&str]) -> ModuleState {
+        ModuleState {
+            phase,
+            filter: filter.to_owned(),
+            attributes: attributes.iter().map(|a| (*a).to_owned()).collect(),
+            changed: std::time::SystemTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn states_read_like_the_lifecycle() {
+        let filter = SYNC.ldap_filter;
+        let attrs = ["sn", "givenName"];
+        assert_eq!(state_text(&SYNC, None, 0), "NEW");
+        assert_eq!(
+            state_text(&SYNC, Some(&state(ModulePhase::Ready, filter, &attrs)), 3),
+            "READY"
+        );
+        assert_eq!(
+            state_text(
+                &SYNC,
+                Some(&state(
+                    ModulePhase::Initializing { progress: None },
+                    filter,
+                    &attrs
+                )),
+                1200
+            ),
+            "INITIALIZING (1200 done)"
+        );
+        let failed = ModulePhase::Failed {
+            error: "clean failed: no such file".into(),
+        };
+        assert_eq!(
+            state_text(&SYNC, Some(&state(failed, filter, &attrs)), 0),
+            "FAILED: clean failed: no such file"
+        );
+        assert!(
+            state_text(
+                &SYNC,
+                Some(&state(ModulePhase::Ready, "(cn=other)", &attrs)),
+                0
+            )
+            .starts_with("READY (filter or attributes changed")
+        );
+    }
+
+    #[test]
+    fn table_and_json_show_states() {
+        let states = ["READY".to_owned(), "NEW".to_owned()];
+        let table = module_table(&[&SYNC, &ASYNC], Some(&states));
+        let mut lines = table.lines();
+        assert!(
+            lines
+                .next()
+                .unwrap()
+                .starts_with("NAME                            STATE  API")
+        );
+        assert!(
+            lines
+                .next()
+                .unwrap()
+                .starts_with("unique_name                     READY  new")
+        );
+        assert!(
+            lines
+                .next()
+                .unwrap()
+                .starts_with("listener_module_template_async  NEW    async")
+        );
+        let json = module_json(&[&SYNC], Some(&states[..1]));
+        assert!(
+            json.starts_with(r#"[{"name":"unique_name","state":"READY","description""#),
+            "{json}"
+        );
     }
 
     #[test]

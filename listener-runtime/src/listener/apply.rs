@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use listener_core::{Command, Dn, Entry};
 
-use super::cache::{Cache, CacheError, CachedEntry, FailedEvent};
+use super::cache::{Cache, CacheError, CachedEntry, FailedEvent, PendingCreate};
 use super::dispatch::{self, Call, Change, DeleteCause, ModuleSpec, Registration};
 use super::invoke::{Failure, Invocation, Module, RetryPolicy};
 use super::process::Step;
@@ -92,7 +92,32 @@ impl Applier {
         let mut modules = registered.clone();
         let mut failed = Vec::new();
         if let Some(change) = &change {
-            for plan in dispatch::plan(change, registered, &self.specs) {
+            let plans = dispatch::plan(change, registered, &self.specs);
+            // Modules about to get this object as new: noted durably first, so a crash
+            // before the commit below cannot leave them holding an object the replay no
+            // longer finds (see PendingCreate; process::replay_pending_create).
+            let creates: BTreeSet<String> = plans
+                .iter()
+                .filter(|p| p.on_success == Registration::Register && !p.calls.is_empty())
+                .map(|p| self.modules[p.module].name().to_owned())
+                .filter(|name| !registered.contains(name))
+                .collect();
+            let target = match &write {
+                Write::Put(entry) | Write::Move(_, entry) => Some(*entry),
+                Write::Nothing | Write::Remove(_) => None,
+            };
+            if let Some(entry) = target
+                && !creates.is_empty()
+            {
+                let mut w = cache.write()?;
+                w.set_pending_create(&PendingCreate {
+                    transaction_id: id,
+                    entry: entry.clone(),
+                    modules: creates,
+                })?;
+                w.commit()?;
+            }
+            for plan in plans {
                 let module = &mut self.modules[plan.module];
                 let name = module.name().to_owned();
                 let mut failure = None;
@@ -143,6 +168,7 @@ impl Applier {
         for (module, event) in &failed {
             w.add_failed_event(module, event)?;
         }
+        w.clear_pending_create()?;
         w.set_last_id(id)?;
         w.commit()?;
         Ok(applied)

@@ -46,7 +46,7 @@ use redb::{ReadableDatabase, TableDefinition};
 pub use error::CacheError;
 use error::{Result, io_at, store_err};
 pub use read::{Entries, ReadTxn};
-pub use records::{CachedEntry, FailedEvent, ModulePhase, ModuleState};
+pub use records::{CachedEntry, FailedEvent, ModulePhase, ModuleState, PendingCreate};
 use tables::{FORMAT_VERSION, META, META_FORMAT};
 pub use verify::VerifyReport;
 pub use write::WriteTxn;
@@ -95,6 +95,36 @@ impl Cache {
         };
         cache.prepare()?;
         Ok(cache)
+    }
+
+    /// Opens an existing cache in `dir` for reading only (for `modules`, `status` and
+    /// tests), without its lock and without changing it. `Ok(None)` when `dir` holds no
+    /// cache. While a listener has the cache open this fails with [`CacheError::InUse`]:
+    /// redb lets a read-only handle share the file only with a writer opened in its
+    /// multi-process (`SingleWriter`) mode, and the listener uses the default exclusive
+    /// one. A cache left by a killed listener needs redb's repair, which a read-only
+    /// handle cannot do; then it is opened normally (taking the lock) and repaired.
+    pub fn open_read_only(dir: &Path) -> Result<Option<ReadOnlyCache>> {
+        let path: Arc<Path> = dir.join(DB_FILE).into();
+        if !path.exists() {
+            return Ok(None);
+        }
+        let db = match redb::ReadOnlyDatabase::open(&*path) {
+            Ok(db) => ReadOnlyDb::Shared(db),
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                return Err(CacheError::InUse {
+                    path: path.to_path_buf(),
+                });
+            }
+            Err(redb::DatabaseError::RepairAborted) => ReadOnlyDb::Repaired(Cache::open(dir)?),
+            Err(source) => {
+                return Err(CacheError::Open {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        };
+        Ok(Some(ReadOnlyCache { db, path }))
     }
 
     /// The database file.
@@ -157,6 +187,33 @@ impl Cache {
             }
         }
         w.commit()
+    }
+}
+
+/// A cache opened by [`Cache::open_read_only`].
+pub struct ReadOnlyCache {
+    db: ReadOnlyDb,
+    path: Arc<Path>,
+}
+
+enum ReadOnlyDb {
+    /// No lock taken; redb's shared file lock keeps a listener from starting meanwhile.
+    Shared(redb::ReadOnlyDatabase),
+    /// Needed repair: opened (and locked) like a listener would.
+    Repaired(Cache),
+}
+
+impl ReadOnlyCache {
+    /// A consistent snapshot for reading.
+    pub fn read(&self) -> Result<ReadTxn> {
+        let txn = match &self.db {
+            ReadOnlyDb::Shared(db) => db.begin_read().map_err(store_err(&self.path))?,
+            ReadOnlyDb::Repaired(cache) => return cache.read(),
+        };
+        Ok(ReadTxn {
+            txn,
+            path: self.path.clone(),
+        })
     }
 }
 

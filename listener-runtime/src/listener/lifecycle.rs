@@ -6,6 +6,7 @@
 //! over (UDL starts over).
 
 use std::cmp::Ordering;
+use std::ops::ControlFlow;
 use std::time::SystemTime;
 
 use listener_core::{Command, Entry};
@@ -97,6 +98,19 @@ pub enum InitError {
         /// The module's error.
         error: String,
     },
+    /// The progress callback asked to stop (the listener is shutting down). What was
+    /// delivered is committed; the initialization resumes at the next start.
+    #[error(
+        "module {module}: initialization stopped after {done} of {total} objects; it resumes at the next start"
+    )]
+    Stopped {
+        /// The module.
+        module: String,
+        /// Objects delivered (or failed) so far, this run and earlier ones.
+        done: u64,
+        /// Objects to deliver.
+        total: u64,
+    },
     /// The cache failed.
     #[error(transparent)]
     Cache(#[from] CacheError),
@@ -116,14 +130,16 @@ fn state(registration: &ModuleRegistration, phase: ModulePhase) -> ModuleState {
 }
 
 /// Initializes `module` with `objects` (everything matching its filter under the base, in
-/// any order). `progress(done, total)` is told as objects are delivered.
+/// any order). `progress(done, total)` is told after each committed batch; returning
+/// `Break` stops there with [`InitError::Stopped`] (a shutdown: nothing is lost, the next
+/// start resumes after that batch).
 pub async fn initialize(
     module: &mut Module,
     reason: &Reason,
     mut objects: Vec<Entry>,
     cache: &Cache,
     policy: &RetryPolicy,
-    mut progress: impl FnMut(u64, u64),
+    mut progress: impl FnMut(u64, u64) -> ControlFlow<()>,
 ) -> Result<Initialized, InitError> {
     let registration = module.registration();
     let name = registration.name;
@@ -178,6 +194,21 @@ pub async fn initialize(
         failed: 0,
     };
     for chunk in objects[start..].chunks(BATCH) {
+        // The batch's objects go into the cache with the module registered *before* the
+        // calls: after a crash during them, an object deleted meanwhile is not found again
+        // by the resumed initialization, but its delete (replayed after it) finds it
+        // cached and registered, so the module that may have got the create also gets
+        // the remove. (Registered after the calls, it was silently left behind.)
+        let mut w = cache.write()?;
+        for entry in chunk {
+            let mut modules = match w.entry(entry.dn())? {
+                Some(cached) => cached.modules,
+                None => Default::default(),
+            };
+            modules.insert(name.to_owned());
+            w.put_entry(entry, modules)?;
+        }
+        w.commit()?;
         let mut results = Vec::with_capacity(chunk.len());
         for entry in chunk {
             let invocation = match registration.kind {
@@ -194,19 +225,12 @@ pub async fn initialize(
             };
             results.push(module.call(invocation, policy).await);
         }
-        // One cache transaction per batch: the objects, their registrations and the
-        // progress token together.
+        // Then the failures (unregistered again, recorded as failed events) and the
+        // progress token, together.
         let mut w = cache.write()?;
         for (entry, result) in chunk.iter().zip(results) {
-            let mut modules = match w.entry(entry.dn())? {
-                Some(cached) => cached.modules,
-                None => Default::default(),
-            };
             match result {
-                Ok(()) => {
-                    modules.insert(name.to_owned());
-                    outcome.delivered += 1;
-                }
+                Ok(()) => outcome.delivered += 1,
                 Err(failure) => {
                     w.add_failed_event(
                         name,
@@ -222,10 +246,15 @@ pub async fn initialize(
                             time: SystemTime::now(),
                         },
                     )?;
+                    let mut modules = match w.entry(entry.dn())? {
+                        Some(cached) => cached.modules,
+                        None => Default::default(),
+                    };
+                    modules.remove(name);
+                    w.set_registrations(entry.dn(), modules)?;
                     outcome.failed += 1;
                 }
             }
-            w.put_entry(entry, modules)?;
         }
         let last = chunk.last().map(token);
         w.set_module_state(
@@ -233,7 +262,14 @@ pub async fn initialize(
             &state(registration, ModulePhase::Initializing { progress: last }),
         )?;
         w.commit()?;
-        progress(start as u64 + outcome.delivered + outcome.failed, total);
+        let done = start as u64 + outcome.delivered + outcome.failed;
+        if progress(done, total).is_break() {
+            return Err(InitError::Stopped {
+                module: name.to_owned(),
+                done,
+                total,
+            });
+        }
     }
     let mut w = cache.write()?;
     w.set_module_state(name, &state(registration, ModulePhase::Ready))?;

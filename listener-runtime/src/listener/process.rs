@@ -13,7 +13,7 @@
 
 use listener_core::{Command, Dn, Entry, Schema};
 
-use super::cache::CachedEntry;
+use super::cache::{CachedEntry, PendingCreate};
 
 /// One transaction as the listener gets it from the notifier.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +99,15 @@ pub enum ProcessError {
         /// The ID the `a` should have had.
         expected: u64,
     },
+}
+
+/// The ID of the next transaction to ask the notifier for: the one after the last
+/// committed (`last`), or — while an `r` waits for its `a` — the one after that `r`. (The
+/// stashed `r` is not committed, but asking for it again would hand it to the stash as its
+/// own second half: the listener failed so whenever a batch ended between an `r` and its
+/// `a`, e.g. when the `a` was not yet logged.)
+pub fn next_id(last: u64, stash: Option<&Stash>) -> u64 {
+    stash.map_or(last, |s| s.id) + 1
 }
 
 /// How to fetch the object of `txn`, or `None` when no fetch is needed (`r`, `d`).
@@ -202,6 +211,23 @@ fn update(txn: &Transaction, cached: Option<CachedEntry>, fetched: Option<Entry>
         },
         // Neither cached nor visible: nothing any module has seen.
         None => Step::Nothing,
+    }
+}
+
+/// A replayed transaction (`id`) whose modules got creates before a crash (`pending`, see
+/// [`PendingCreate`]) and that now finds nothing to do — the object is gone or lives
+/// elsewhere, and the cache never recorded it — is a removal for those modules: without
+/// it they would keep an object the listener no longer tells them about.
+pub fn replay_pending_create(step: Step, id: u64, pending: Option<PendingCreate>) -> Step {
+    match (step, pending) {
+        (Step::Nothing, Some(pending)) if pending.transaction_id == id => Step::Delete {
+            dn: pending.entry.dn().clone(),
+            old: Some(CachedEntry {
+                entry: pending.entry,
+                modules: pending.modules,
+            }),
+        },
+        (step, _) => step,
     }
 }
 

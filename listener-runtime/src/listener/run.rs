@@ -7,9 +7,11 @@
 //! module that ran gets `post_run`; so does every module at shutdown.
 
 use std::future::Future;
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use listener_core::{Dn, Schema};
 use tracing::Instrument;
 
@@ -135,13 +137,28 @@ pub async fn run(
         )?);
         modules.push(Module::load(registration));
     }
+    // The first poll installs the signal handlers: from here on SIGTERM stops the listener
+    // cleanly, also during start-up and initialization (before, a SIGTERM there killed it
+    // with the default action). Each start-up wait below gives way to it.
+    tokio::pin!(shutdown);
+    if shutdown.as_mut().now_or_never().is_some() {
+        return Ok(());
+    }
     let backoff = Backoff::default();
-    let mut client = connect_with_backoff(&config.notifier, &config.client, &backoff).await?;
+    let mut client = tokio::select! {
+        biased;
+        () = &mut shutdown => return stopped_during_start(),
+        client = connect_with_backoff(&config.notifier, &config.client, &backoff) => client?,
+    };
     let identity = client.identity().map_or_else(
         || format!("notifier {}", config.notifier),
         |id| format!("log {id}"),
     );
-    let mut fetcher = connect_ldap(&config).await?;
+    let mut fetcher = tokio::select! {
+        biased;
+        () = &mut shutdown => return stopped_during_start(),
+        fetcher = connect_ldap(&config) => fetcher?,
+    };
     let settings = std::sync::Arc::new(crate::context::Settings {
         base: config.base.clone(),
         ldap_uri: config.ldap.uri.clone(),
@@ -159,7 +176,11 @@ pub async fn run(
         r.check_notifier_identity(&identity)?;
         (r.notifier_identity()?, r.last_id()?)
     };
-    let current = client.current_id().await?;
+    let current = tokio::select! {
+        biased;
+        () = &mut shutdown => return stopped_during_start(),
+        current = client.current_id() => current?,
+    };
     if stored_identity.is_none() {
         // A new cache starts at the notifier's current ID, taken before the modules are
         // initialized: what changes meanwhile is processed afterwards (at least once).
@@ -177,51 +198,49 @@ pub async fn run(
         });
     }
 
-    tokio::pin!(shutdown);
     // Initialize what is not READY; a module whose initialization fails gets no events.
     let mut ready = Vec::new();
-    for (index, module) in modules.iter_mut().enumerate() {
-        let registration = module.registration();
+    for index in 0..modules.len() {
+        let registration = modules[index].registration();
         let state = cache.read()?.module_state(registration.name)?;
         let Some(reason) = lifecycle::needs_initialization(registration, state.as_ref()) else {
             ready.push(index);
             continue;
         };
         tracing::info!(module = registration.name, ?reason, "initializing module");
-        let mut delay = Duration::from_millis(100);
-        let objects = loop {
-            match fetcher.search_all(registration.ldap_filter).await {
-                Ok(objects) => break objects,
-                Err(e) if e.is_transient() => {
-                    tracing::warn!(module = registration.name, error = %e, retry_in = ?delay, "lost LDAP while initializing; reconnecting");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(30));
-                    fetcher = connect_ldap(&config).await?;
-                    module.connect(fetcher.clone(), settings.clone());
-                }
-                Err(e) => return Err(e.into()),
+        let objects = tokio::select! {
+            biased;
+            () = &mut shutdown => {
+                // Modules initialized before this one may have run (pre_run).
+                post_run_modules(&mut modules).await;
+                return stopped_during_start();
             }
+            objects = search_with_retry(&mut fetcher, &config, registration.ldap_filter) => objects?,
         };
+        // The search may have reconnected: every module uses the current connection.
+        for module in &mut modules {
+            module.connect(fetcher.clone(), settings.clone());
+        }
+        let module = &mut modules[index];
         let total = objects.len();
         let name = registration.name;
         let mut progress = Progress::new(name, total as u64);
-        let initialization = lifecycle::initialize(
+        // A shutdown is honoured after the batch being delivered is committed.
+        let result = lifecycle::initialize(
             module,
             &reason,
             objects,
             &cache,
             &config.retry,
-            |done, total| progress.update(done, total),
-        );
-        // Progress is committed batch by batch: stopping in the middle resumes later.
-        let result = tokio::select! {
-            result = initialization => result,
-            () = &mut shutdown => {
-                progress.finish();
-                tracing::info!(module = name, "stopped during initialization; it resumes at the next start");
-                return Ok(());
-            }
-        };
+            |done, total| {
+                progress.update(done, total);
+                match shutdown.as_mut().now_or_never() {
+                    Some(()) => ControlFlow::Break(()),
+                    None => ControlFlow::Continue(()),
+                }
+            },
+        )
+        .await;
         progress.finish();
         match result {
             Ok(done) => {
@@ -241,6 +260,13 @@ pub async fn run(
             }) => {
                 tracing::error!(%module, step, %error, "module initialization failed; it gets no events until it is initialized again");
             }
+            Err(e @ InitError::Stopped { .. }) => {
+                tracing::info!("{e}");
+                // What ran since start (pre_run) gets its post_run.
+                post_run_modules(&mut modules).await;
+                tracing::info!(last_id = last, "listener stopped");
+                return Ok(());
+            }
             Err(InitError::Cache(e)) => return Err(e.into()),
         }
     }
@@ -255,7 +281,7 @@ pub async fn run(
     let mut idle = false;
     loop {
         // The request runs as its own task, so going idle (post_run) does not cancel it.
-        let from = last + 1;
+        let from = process::next_id(last, stash.as_ref());
         let batch = config.batch;
         let mut request = tokio::spawn(async move {
             let result = client.next_transactions(from, batch).await;
@@ -334,6 +360,27 @@ async fn connect_ldap(config: &RunConfig) -> Result<Fetcher, RunError> {
     }
 }
 
+/// `search_all`, reconnecting with backoff while LDAP is unreachable.
+async fn search_with_retry(
+    fetcher: &mut Fetcher,
+    config: &RunConfig,
+    filter: &str,
+) -> Result<Vec<listener_core::Entry>, RunError> {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match fetcher.search_all(filter).await {
+            Ok(objects) => return Ok(objects),
+            Err(e) if e.is_transient() => {
+                tracing::warn!(%filter, error = %e, retry_in = ?delay, "lost LDAP while initializing; reconnecting");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+                *fetcher = connect_ldap(config).await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// A module initialization's progress: a bar on a terminal, a log line per tenth
 /// otherwise (journals and files get no bar noise).
 struct Progress {
@@ -381,8 +428,18 @@ impl Progress {
     }
 }
 
+fn stopped_during_start() -> Result<(), RunError> {
+    tracing::info!("listener stopped during start-up");
+    Ok(())
+}
+
 async fn post_run_all(applier: &mut Applier) {
-    for module in &mut applier.modules {
+    post_run_modules(&mut applier.modules).await;
+}
+
+/// `post_run` for every module that ran (`pre_run`) since start or its last `post_run`.
+async fn post_run_modules(modules: &mut [Module]) {
+    for module in modules {
         if let Err(e) = module.post_run().await {
             tracing::warn!(module = module.name(), error = %format!("{e:#}"), "post_run failed");
         }
@@ -412,7 +469,10 @@ async fn process_one(
         Some(FetchBy::Uuid(uuid)) => fetcher.fetch_by_uuid(&uuid).await?,
         Some(FetchBy::Dn(dn)) => fetcher.fetch_by_dn(&dn).await?,
     };
-    let step = process::decide(&txn, stash.take(), cached, fetched)?;
+    let mut step = process::decide(&txn, stash.take(), cached, fetched)?;
+    if step == Step::Nothing {
+        step = process::replay_pending_create(step, txn.id, cache.read()?.pending_create()?);
+    }
     if let Step::Stash(s) = step {
         *stash = Some(s);
         return Ok(());

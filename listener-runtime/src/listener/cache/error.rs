@@ -25,6 +25,16 @@ pub enum CacheError {
         /// The cache directory.
         path: PathBuf,
     },
+    /// A read-only open found the database open in a running listener (redb's default,
+    /// exclusive-writer mode keeps every other process out while it runs).
+    #[error(
+        "cache in use: the listener cache {path} is open in a running listener; stop the \
+         listener (SIGTERM) to read it"
+    )]
+    InUse {
+        /// The database file.
+        path: PathBuf,
+    },
     /// The database file cannot be opened.
     #[error("cannot open the listener cache {path}: {source}")]
     Open {

@@ -10,11 +10,14 @@ use redb::{ReadOnlyTable, ReadableTable, ReadableTableMetadata};
 use serde::Deserialize;
 
 use super::error::{CacheError, Result, store_err};
-use super::records::{CachedEntry, FailedEvent, ModuleState};
-use super::stored::{EntryRecord, FailedRecord, ModuleStateRecord, decode, entry_uuid};
+use super::records::{CachedEntry, FailedEvent, ModuleState, PendingCreate};
+use super::stored::{
+    EntryRecord, FailedRecord, ModuleStateRecord, PendingRecord, decode, entry_uuid,
+};
 use super::tables::{
-    ENTRIES, FAILED_EVENTS, META, META_LAST_ID, META_NOTIFIER_IDENTITY, META_SCHEMA_ID,
-    MODULE_STATES, QUEUE, REGISTRATIONS, UUIDS, prefix_end,
+    ENTRIES, FAILED_EVENTS, META, META_LAST_ID, META_NOTIFIER_IDENTITY, META_PENDING_CREATE,
+    META_SCHEMA_ID, MODULE_STATES, QUEUE, REGISTRATIONS, REGISTRATIONS_BY_MODULE, UUIDS,
+    prefix_end,
 };
 
 /// A consistent snapshot of the cache; writes committed after it began are not seen.
@@ -108,6 +111,22 @@ impl ReadTxn {
         Ok(meta(&self.path, &self.table(META)?, META_LAST_ID)?.unwrap_or(0))
     }
 
+    /// The creates noted before their transaction's module calls and not yet committed
+    /// with it: after a crash, those of the transaction to replay.
+    pub fn pending_create(&self) -> Result<Option<PendingCreate>> {
+        let meta = self.table(META)?;
+        let Some(bytes) = meta
+            .get(META_PENDING_CREATE)
+            .map_err(store_err(&self.path))?
+        else {
+            return Ok(None);
+        };
+        decode::<PendingRecord<'_>>(bytes.value())
+            .and_then(|r| r.to_pending())
+            .map(Some)
+            .map_err(|reason| damaged(&self.path, "meta", META_PENDING_CREATE, reason))
+    }
+
     /// The schema ID last seen from the notifier (0 for a new cache).
     pub fn schema_id(&self) -> Result<u64> {
         Ok(meta(&self.path, &self.table(META)?, META_SCHEMA_ID)?.unwrap_or(0))
@@ -152,6 +171,22 @@ impl ReadTxn {
                 Ok((k.value().to_owned(), state))
             })
             .collect()
+    }
+
+    /// On how many cached objects `module` is registered (during its initialization: how
+    /// many objects it has taken so far).
+    pub fn registered_count(&self, module: &str) -> Result<u64> {
+        let by_module = self.table(REGISTRATIONS_BY_MODULE)?;
+        let end = prefix_end(module);
+        let range = by_module
+            .range((module, "")..(end.as_str(), ""))
+            .map_err(store_err(&self.path))?;
+        let mut n = 0;
+        for item in range {
+            item.map_err(store_err(&self.path))?;
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// A module's failed events with their sequence numbers, oldest first.

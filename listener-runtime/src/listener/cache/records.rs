@@ -71,3 +71,19 @@ pub struct FailedEvent {
     /// When the event was given up on.
     pub time: SystemTime,
 }
+
+/// Modules about to be called with a create for an object the cache does not record them
+/// on, noted durably before the calls: the cache's commit (semantics §4 step 4) follows
+/// the calls, so after a crash in between the cache does not show that those modules may
+/// have seen the object. When the replayed transaction then finds the object gone (or
+/// moved on), the listener delivers them a remove instead of nothing, so no module is
+/// left holding an object that no longer exists there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingCreate {
+    /// The transaction being processed.
+    pub transaction_id: u64,
+    /// The object as the modules are given it.
+    pub entry: Entry,
+    /// The modules that get the create.
+    pub modules: BTreeSet<String>,
+}

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use listener_core::{Command, Dn, Entry};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::records::{FailedEvent, ModulePhase, ModuleState};
+use super::records::{FailedEvent, ModulePhase, ModuleState, PendingCreate};
 
 /// An attribute value, written as a postcard byte string (length + bytes) rather than a
 /// sequence of `u8` elements, which serde would otherwise make of a `[u8]`.
@@ -208,4 +208,32 @@ fn to_micros(time: SystemTime) -> u64 {
 
 fn from_micros(us: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_micros(us)
+}
+
+/// A [`PendingCreate`] as stored in `meta`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct PendingRecord<'a> {
+    transaction_id: u64,
+    #[serde(borrow)]
+    entry: EntryRecord<'a>,
+    #[serde(borrow)]
+    modules: Vec<&'a str>,
+}
+
+impl<'a> PendingRecord<'a> {
+    pub fn new(pending: &'a PendingCreate) -> PendingRecord<'a> {
+        PendingRecord {
+            transaction_id: pending.transaction_id,
+            entry: EntryRecord::new(&pending.entry, None),
+            modules: pending.modules.iter().map(String::as_str).collect(),
+        }
+    }
+
+    pub fn to_pending(&self) -> Result<PendingCreate, String> {
+        Ok(PendingCreate {
+            transaction_id: self.transaction_id,
+            entry: self.entry.to_entry()?,
+            modules: self.modules.iter().map(|m| (*m).to_owned()).collect(),
+        })
+    }
 }

@@ -3,7 +3,7 @@
 //!
 //! | table | key | value |
 //! |---|---|---|
-//! | `meta` | name: `format`, `last_id`, `schema_id`, `notifier_identity` | postcard `u32`/`u64`/`u64`/`String` |
+//! | `meta` | name: `format`, `last_id`, `schema_id`, `notifier_identity`, `pending_create` | postcard `u32`/`u64`/`u64`/`String`/[`PendingRecord`](super::stored::PendingRecord) |
 //! | `entries` | normalized DN | postcard [`EntryRecord`](super::stored::EntryRecord) |
 //! | `uuid_index` | (lower-cased entryUUID, normalized DN) | `()` |
 //! | `registrations` | (normalized DN, module) | `()` |
@@ -47,6 +47,7 @@ pub(super) const META_FORMAT: &str = "format";
 pub(super) const META_LAST_ID: &str = "last_id";
 pub(super) const META_SCHEMA_ID: &str = "schema_id";
 pub(super) const META_NOTIFIER_IDENTITY: &str = "notifier_identity";
+pub(super) const META_PENDING_CREATE: &str = "pending_create";
 
 /// The first string greater than every string starting with `prefix`: `prefix` + NUL.
 /// `(prefix, "")..(prefix_end(prefix), "")` is then exactly the keys whose first part is

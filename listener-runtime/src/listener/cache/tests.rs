@@ -533,3 +533,30 @@ fn non_durable_commits_are_visible_at_once_and_kept_by_a_clean_close() {
     let cache = Cache::open(dir.path()).unwrap();
     assert_eq!(cache.read().unwrap().last_id().unwrap(), 3);
 }
+
+#[test]
+fn a_pending_create_round_trips_and_clears() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(dir.path()).unwrap();
+    assert_eq!(cache.read().unwrap().pending_create().unwrap(), None);
+    let pending = PendingCreate {
+        transaction_id: 12,
+        entry: entry("cn=Ünïcode,dc=x", Some("u1")),
+        modules: modules(&["printer", "replication"]),
+    };
+    let mut w = cache.write().unwrap();
+    w.set_pending_create(&pending).unwrap();
+    w.commit().unwrap();
+    drop(cache);
+    // Durable: still there after a reopen.
+    let cache = Cache::open(dir.path()).unwrap();
+    assert_eq!(
+        cache.read().unwrap().pending_create().unwrap(),
+        Some(pending)
+    );
+    let mut w = cache.write().unwrap();
+    w.clear_pending_create().unwrap();
+    w.clear_pending_create().unwrap();
+    w.commit().unwrap();
+    assert_eq!(cache.read().unwrap().pending_create().unwrap(), None);
+}

@@ -10,13 +10,15 @@ use serde::Serialize;
 
 use super::error::{CacheError, Result, store_err};
 use super::read::{count, load_entry, meta, modules_of};
-use super::records::{CachedEntry, FailedEvent, ModuleState};
+use super::records::{CachedEntry, FailedEvent, ModuleState, PendingCreate};
 use super::stored::{
-    EntryHead, EntryRecord, FailedRecord, ModuleStateRecord, decode_prefix, encode, entry_uuid,
+    EntryHead, EntryRecord, FailedRecord, ModuleStateRecord, PendingRecord, decode_prefix, encode,
+    entry_uuid,
 };
 use super::tables::{
-    ENTRIES, FAILED_EVENTS, META, META_LAST_ID, META_NOTIFIER_IDENTITY, META_SCHEMA_ID,
-    MODULE_STATES, QUEUE, REGISTRATIONS, REGISTRATIONS_BY_MODULE, SEQUENCES, UUIDS, prefix_end,
+    ENTRIES, FAILED_EVENTS, META, META_LAST_ID, META_NOTIFIER_IDENTITY, META_PENDING_CREATE,
+    META_SCHEMA_ID, MODULE_STATES, QUEUE, REGISTRATIONS, REGISTRATIONS_BY_MODULE, SEQUENCES, UUIDS,
+    prefix_end,
 };
 
 /// A write transaction over the whole cache. Nothing it does is visible to readers or
@@ -222,6 +224,30 @@ impl WriteTxn {
     /// Records the last fully processed transaction ID.
     pub fn set_last_id(&mut self, id: u64) -> Result<()> {
         self.guarded(|w| w.set_meta(META_LAST_ID, &id))
+    }
+
+    /// Notes the creates about to be delivered (see [`PendingCreate`]); commit it durably
+    /// before calling the modules.
+    pub fn set_pending_create(&mut self, pending: &PendingCreate) -> Result<()> {
+        self.guarded(|w| {
+            let record = PendingRecord::new(pending);
+            let bytes = encode(&record)
+                .map_err(|reason| w.encode_err(META_PENDING_CREATE.to_owned(), reason))?;
+            w.table(META)?
+                .insert(META_PENDING_CREATE, bytes.as_slice())
+                .map_err(store_err(&w.path))?;
+            Ok(())
+        })
+    }
+
+    /// Forgets the pending create (with the commit of its transaction).
+    pub fn clear_pending_create(&mut self) -> Result<()> {
+        self.guarded(|w| {
+            w.table(META)?
+                .remove(META_PENDING_CREATE)
+                .map_err(store_err(&w.path))?;
+            Ok(())
+        })
     }
 
     /// Records the notifier's current schema ID.

@@ -144,7 +144,8 @@ async fn initialization_delivers_parents_first_resumes_and_fails_cleanly() {
 
     let mut seen = Vec::new();
     let done = initialize(&mut module, &reason, objects(), &cache, &quick(), |d, t| {
-        seen.push((d, t))
+        seen.push((d, t));
+        ControlFlow::Continue(())
     })
     .await
     .unwrap();
@@ -187,7 +188,7 @@ async fn initialization_delivers_parents_first_resumes_and_fails_cleanly() {
         objects(),
         &cache,
         &quick(),
-        |_, _| {},
+        |_, _| ControlFlow::Continue(()),
     )
     .await
     .unwrap_err();
@@ -217,5 +218,42 @@ async fn initialization_delivers_parents_first_resumes_and_fails_cleanly() {
             .unwrap()
             .modules
             .contains("recorder")
+    );
+    drop(r);
+
+    // 3. A shutdown (the callback says Break) stops after the committed batch, resumable.
+    let e = initialize(
+        &mut module,
+        &Reason::Retry,
+        objects(),
+        &cache,
+        &quick(),
+        |_, _| ControlFlow::Break(()),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            InitError::Stopped {
+                done: 200,
+                total: 453,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let s = cache
+        .read()
+        .unwrap()
+        .module_state("recorder")
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(
+            needs_initialization(&RECORDER, Some(&s)),
+            Some(Reason::Resume(Some(_)))
+        ),
+        "{s:?}"
     );
 }

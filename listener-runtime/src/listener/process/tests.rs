@@ -250,3 +250,47 @@ fn patch_handles_case_only_and_multi_valued_rdns() {
     assert_eq!(patched.strs("cn").collect::<Vec<_>>(), ["n"]);
     assert_eq!(patched.strs("uid").collect::<Vec<_>>(), ["t", "u"]);
 }
+
+#[test]
+fn the_next_request_follows_a_stashed_rename() {
+    assert_eq!(next_id(41, None), 42);
+    let stash = Stash {
+        id: 42,
+        old_dn: dn("cn=a,dc=x"),
+        cached: None,
+    };
+    // The `r` 42 is not committed (last stays 41), yet the next request is its `a`, 43.
+    assert_eq!(next_id(41, Some(&stash)), 43);
+}
+
+#[test]
+fn a_replayed_create_that_finds_nothing_becomes_a_removal() {
+    let seen = object("cn=a,dc=x", "u1", "a");
+    let pending = PendingCreate {
+        transaction_id: 7,
+        entry: seen.clone(),
+        modules: BTreeSet::from(["printer".to_owned()]),
+    };
+    // The object is gone (or elsewhere): the modules that may have got it get a remove.
+    assert_eq!(
+        replay_pending_create(Step::Nothing, 7, Some(pending.clone())),
+        Step::Delete {
+            dn: dn("cn=a,dc=x"),
+            old: Some(cached(&seen)),
+        }
+    );
+    // Another transaction's note, no note, or something to do anyway: unchanged.
+    assert_eq!(
+        replay_pending_create(Step::Nothing, 8, Some(pending.clone())),
+        Step::Nothing
+    );
+    assert_eq!(replay_pending_create(Step::Nothing, 7, None), Step::Nothing);
+    let update = Step::Update {
+        old: None,
+        new: seen.clone(),
+    };
+    assert_eq!(
+        replay_pending_create(update.clone(), 7, Some(pending)),
+        update
+    );
+}
