@@ -15,6 +15,7 @@
 
 mod cli;
 pub mod context;
+mod dir_lock;
 pub mod error;
 pub mod handler;
 pub mod listener;

@@ -37,14 +37,14 @@ mod tables;
 mod verify;
 mod write;
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
 use redb::{ReadableDatabase, TableDefinition};
 
 pub use error::CacheError;
-use error::{Result, io_at, store_err};
+use error::{Result, store_err};
 pub use read::{Entries, ReadTxn};
 pub use records::{CachedEntry, FailedEvent, ModulePhase, ModuleState, PendingCreate};
 use tables::{FORMAT_VERSION, META, META_FORMAT};
@@ -52,7 +52,6 @@ pub use verify::VerifyReport;
 pub use write::WriteTxn;
 
 const DB_FILE: &str = "cache.redb";
-const LOCK_FILE: &str = "lock";
 
 /// An open listener cache (holding its directory's lock until dropped).
 pub struct Cache {
@@ -66,23 +65,12 @@ impl Cache {
     /// Opens the cache in `dir`, creating the directory and an empty cache if needed.
     /// Fails with [`CacheError::Locked`] while another listener has it open.
     pub fn open(dir: &Path) -> Result<Cache> {
-        std::fs::create_dir_all(dir).map_err(io_at(dir))?;
-        let lock_path = dir.join(LOCK_FILE);
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io_at(&lock_path))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(CacheError::Locked {
-                    path: dir.to_owned(),
-                });
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(io_at(&lock_path)(e)),
-        }
+        let lock = crate::dir_lock::lock(dir).map_err(|e| match e {
+            crate::dir_lock::LockError::Held => CacheError::Locked {
+                path: dir.to_owned(),
+            },
+            crate::dir_lock::LockError::Io(path, source) => CacheError::Io { path, source },
+        })?;
         let path: Arc<Path> = dir.join(DB_FILE).into();
         let db = redb::Database::create(&*path).map_err(|source| CacheError::Open {
             path: path.to_path_buf(),

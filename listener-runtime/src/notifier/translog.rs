@@ -23,7 +23,6 @@ use listener_core::Command;
 
 const DATA_FILE: &str = "translog.dat";
 const INDEX_FILE: &str = "translog.idx";
-const LOCK_FILE: &str = "lock";
 const IDENTITY_FILE: &str = "log-id";
 const INDEX_MAGIC: &[u8; 8] = b"LSTNIDX1";
 const INDEX_HEADER: u64 = 16;
@@ -139,23 +138,12 @@ impl Translog {
     /// Opens (or creates) the log in `dir`, takes the lock, cuts a torn tail and brings
     /// the index in line with the log.
     pub fn open(dir: &Path) -> Result<Translog> {
-        std::fs::create_dir_all(dir).map_err(io_at(dir))?;
-        let lock_path = dir.join(LOCK_FILE);
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io_at(&lock_path))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(TranslogError::Locked {
-                    path: dir.to_owned(),
-                });
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(io_at(&lock_path)(e)),
-        }
+        let lock = crate::dir_lock::lock(dir).map_err(|e| match e {
+            crate::dir_lock::LockError::Held => TranslogError::Locked {
+                path: dir.to_owned(),
+            },
+            crate::dir_lock::LockError::Io(path, source) => TranslogError::Io { path, source },
+        })?;
         let data = open_rw(&dir.join(DATA_FILE))?;
         let index = open_rw(&dir.join(INDEX_FILE))?;
         Translog::recovered(dir, data, index, Some(lock))

@@ -136,10 +136,3 @@ pub(super) fn store_err<E: Into<redb::Error>>(path: &Path) -> impl FnOnce(E) -> 
         source: e.into(),
     }
 }
-
-pub(super) fn io_at(path: &Path) -> impl FnOnce(io::Error) -> CacheError + '_ {
-    move |source| CacheError::Io {
-        path: path.to_owned(),
-        source,
-    }
-}
