@@ -362,6 +362,14 @@ mod tests {
                 .message
                 .contains("INTEGER")
         );
+        // INTEGER has no leading zeros and no `-0` (RFC 4517); slapd makes these Undefined.
+        for text in [
+            "(uidNumber=007)",
+            "(gidNumber>=-0)",
+            "(uidNumber:integerMatch:=01)",
+        ] {
+            assert!(compile_err(text).message.contains("integerMatch"), "{text}");
+        }
         let e = compile_err("(cn:noSuchMatch:=a)");
         assert_eq!(e.item, "(cn:noSuchMatch:=a)");
         assert!(
