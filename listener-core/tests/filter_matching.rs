@@ -161,8 +161,8 @@ fn ordering() {
 #[test]
 fn three_valued_logic() {
     // integerBitAndMatch on a non-integer value is Undefined.
-    let e = entry("cn=x", &[("description", &["abc"]), ("cn", &["x"])]);
-    let undefined = "(description:integerBitAndMatch:=1)";
+    let e = entry("cn=x", &[("uidNumber", &["abc"]), ("cn", &["x"])]);
+    let undefined = "(uidNumber:integerBitAndMatch:=1)";
     assert_eq!(eval(undefined, &e), Undefined);
     assert_eq!(eval(&format!("(!{undefined})"), &e), Undefined);
     assert_eq!(eval(&format!("(&{undefined}(cn=x))"), &e), Undefined);
@@ -175,7 +175,7 @@ fn three_valued_logic() {
         .unwrap();
     assert!(!compiled.matches(&e));
     // One matching value decides, even next to an undecidable one.
-    let e = entry("cn=x", &[("description", &["abc", "3"])]);
+    let e = entry("cn=x", &[("uidNumber", &["abc", "3"])]);
     assert_eq!(eval(undefined, &e), True);
 }
 

@@ -237,7 +237,17 @@ fn extensible(
         }
     };
     match (attr, resolved) {
-        (Some(attr), Some(rule)) => Ok((Target::attribute(attr, schema), test(rule)?)),
+        (Some(attr), Some(rule)) => {
+            if !rule.applies_to(&schema.rules(attr.type_key())) {
+                return Err(format!(
+                    "the matching rule {} does not apply to the attribute {} (its syntax \
+                     differs), so no value can match it",
+                    rule_name(rule),
+                    attr.as_str()
+                ));
+            }
+            Ok((Target::attribute(attr, schema), test(rule)?))
+        }
         (Some(attr), None) => {
             let rule = rule_of(attr, schema, |r| r.equality, "equality")?;
             Ok((Target::attribute(attr, schema), equality(rule, value)?))
@@ -301,18 +311,11 @@ impl Target {
         Target::new(keys, None, options)
     }
 
-    /// Every attribute type whose matching rules contain `rule` (for an extensible match
-    /// without an attribute), including types unknown to the schema when `rule` is the
-    /// default (caseIgnore).
+    /// Every attribute type `rule` applies to (for an extensible match without an
+    /// attribute), including types unknown to the schema when it applies to their default
+    /// (caseIgnore).
     fn fitting(rule: ExtensibleRule, schema: &Schema) -> Target {
-        let fits = |rules: &Rules| match rule {
-            ExtensibleRule::Equality(r) => rules.equality == Some(r),
-            ExtensibleRule::Ordering(r) => rules.ordering == Some(r),
-            ExtensibleRule::Substrings(r) => rules.substr == Some(r),
-            ExtensibleRule::BitAnd | ExtensibleRule::BitOr => {
-                rules.equality == Some(MatchingRule::Integer)
-            }
-        };
+        let fits = |rules: &Rules| rule.applies_to(rules);
         let mut keys = Vec::new();
         let mut known = HashSet::new();
         for at in schema.attribute_types() {
@@ -358,10 +361,21 @@ mod tests {
         // rule is unknown): rejected either way.
         compile_err("(cn:caseIgnoreSubstringsMatch:=a)");
         assert!(
-            compile_err("(cn:integerBitAndMatch:=x)")
+            compile_err("(uidNumber:integerBitAndMatch:=x)")
                 .message
                 .contains("INTEGER")
         );
+        // A rule for another syntax: slapd makes the item Undefined.
+        for text in [
+            "(cn:integerBitAndMatch:=1)",
+            "(uidNumber:caseIgnoreMatch:=1)",
+            "(mail:caseExactMatch:=a)",
+        ] {
+            assert!(
+                compile_err(text).message.contains("does not apply"),
+                "{text}"
+            );
+        }
         // INTEGER has no leading zeros and no `-0` (RFC 4517); slapd makes these Undefined.
         for text in [
             "(uidNumber=007)",

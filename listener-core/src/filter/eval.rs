@@ -48,12 +48,12 @@ impl CompiledFilter {
     /// use listener_core::{Dn, Entry, Filter, Schema};
     ///
     /// let mut entry = Entry::new(Dn::parse("cn=x,dc=example").unwrap());
-    /// entry.insert("description", ["not a number"]).unwrap();
-    /// let bits = Filter::parse("(description:integerBitAndMatch:=4)").unwrap();
+    /// entry.insert("uidNumber", ["not a number"]).unwrap();
+    /// let bits = Filter::parse("(uidNumber:integerBitAndMatch:=4)").unwrap();
     /// let bits = bits.compile(Schema::builtin()).unwrap();
     /// // The value is no INTEGER: Undefined, and so is its negation.
     /// assert_eq!(bits.evaluate(&entry), Truth::Undefined);
-    /// let not = Filter::parse("(!(description:integerBitAndMatch:=4))").unwrap();
+    /// let not = Filter::parse("(!(uidNumber:integerBitAndMatch:=4))").unwrap();
     /// assert!(!not.compile(Schema::builtin()).unwrap().matches(&entry));
     /// ```
     pub fn evaluate(&self, entry: &Entry) -> Truth {
