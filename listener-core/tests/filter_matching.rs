@@ -275,3 +275,40 @@ fn real_rules() {
     assert_eq!(eval("(uidNumber=1)", &bad), Undefined);
     assert_eq!(eval("(!(uidNumber=1))", &bad), Undefined);
 }
+
+#[test]
+fn object_classes_match_their_superclasses() {
+    // As slapd's objectSubClassMatch (found by tests/tests/matcher_agrees_with_slapd.rs):
+    // an entry listing only inetOrgPerson is a person and an organizationalPerson.
+    let e = entry(
+        "uid=a,dc=x",
+        &[
+            ("objectClass", &["inetOrgPerson", "univentionObject"]),
+            ("structuralObjectClass", &["inetOrgPerson"]),
+        ],
+    );
+    for text in [
+        "(objectClass=person)",
+        "(objectClass=organizationalPerson)",
+        "(objectClass=2.5.6.6)",
+        "(objectClass~=PERSON)",
+        "(objectClass=top)",
+        "(objectClass=univentionObject)",
+        "(structuralObjectClass=person)",
+        "(objectClass:=organizationalPerson)",
+    ] {
+        assert_eq!(eval(text, &e), True, "{text}");
+    }
+    for text in [
+        "(objectClass=residentialPerson)",
+        "(objectClass=posixAccount)",
+        "(!(objectClass=person))",
+    ] {
+        assert_eq!(eval(text, &e), False, "{text}");
+    }
+    let by_oid = entry("cn=x", &[("objectClass", &["2.16.840.1.113730.3.2.2"])]);
+    assert_eq!(eval("(objectClass=person)", &by_oid), True);
+    // Only the classes as listed for other OID attributes.
+    let other = entry("cn=x", &[("supportedControl", &["inetOrgPerson"])]);
+    assert_eq!(eval("(supportedControl=person)", &other), False);
+}

@@ -67,7 +67,11 @@ fn node(filter: &Filter, schema: &Schema) -> Result<Node, CompileError> {
         // do when no phonetic rule is configured.
         Filter::Equality(attr, value) | Filter::Approx(attr, value) => {
             let rule = rule_of(attr, schema, |r| r.equality, "equality").map_err(fail)?;
-            let test = equality(rule, value).map_err(fail)?;
+            let test = if holds_object_classes(attr, schema) {
+                object_class_equality(value).map_err(fail)?
+            } else {
+                equality(rule, value).map_err(fail)?
+            };
             Node::item(Target::attribute(attr, schema), test, false)
         }
         Filter::GreaterOrEqual(attr, value) | Filter::LessOrEqual(attr, value) => {
@@ -167,6 +171,40 @@ fn equality(rule: MatchingRule, value: &[u8]) -> Result<Test, String> {
     })
 }
 
+/// Whether `attr` is objectClass or structuralObjectClass, whose equality slapd decides
+/// with objectSubClassMatch: `(objectClass=person)` matches an inetOrgPerson (RFC 4512
+/// §2.4.1: the superclasses of an entry's classes are implicitly present).
+fn holds_object_classes(attr: &AttributeDescription, schema: &Schema) -> bool {
+    schema
+        .attribute(attr.type_key())
+        .is_some_and(|at| matches!(at.oid, "2.5.4.0" | "2.5.21.9"))
+}
+
+/// Equality on object classes: the class or any of its subclasses. `top` is every class,
+/// so it is presence.
+fn object_class_equality(value: &[u8]) -> Result<Test, String> {
+    let rule = MatchingRule::ObjectIdentifier;
+    let normal = normalized(rule, value)?;
+    if &*normal == b"2.5.6.0" {
+        return Ok(Test::Present);
+    }
+    let class = String::from_utf8_lossy(&normal);
+    let mut names: Vec<Box<[u8]>> = oid_names(&normal).into_vec();
+    for sub in crate::schema::object_class_names() {
+        if crate::schema::is_object_subclass(sub, &class) {
+            let oid = crate::schema::object_class_oid(sub).unwrap_or(sub);
+            names.extend(oid_names(oid.as_bytes()).into_vec());
+            names.push(oid.as_bytes().into());
+        }
+    }
+    names.sort();
+    names.dedup();
+    Ok(Test::OidEquality {
+        value: normal,
+        names: names.into_boxed_slice(),
+    })
+}
+
 /// Every lower-case name the objectIdentifier rule normalizes to `normal`: the object
 /// class and attribute type names with that OID, or the name itself when `normal` is a
 /// name no table knows.
@@ -237,6 +275,12 @@ fn extensible(
         }
     };
     match (attr, resolved) {
+        (Some(attr), Some(_)) if holds_object_classes(attr, schema) => Err(format!(
+            "slapd evaluates no matching rule named in an extensible match on {} (it \
+             matches object classes with objectSubClassMatch); use ({}=…)",
+            attr.as_str(),
+            attr.as_str()
+        )),
         (Some(attr), Some(rule)) => {
             if !rule.applies_to(&schema.rules(attr.type_key())) {
                 return Err(format!(
@@ -250,7 +294,12 @@ fn extensible(
         }
         (Some(attr), None) => {
             let rule = rule_of(attr, schema, |r| r.equality, "equality")?;
-            Ok((Target::attribute(attr, schema), equality(rule, value)?))
+            let test = if holds_object_classes(attr, schema) {
+                object_class_equality(value)?
+            } else {
+                equality(rule, value)?
+            };
+            Ok((Target::attribute(attr, schema), test))
         }
         (None, Some(rule)) => {
             let target = Target::fitting(rule, schema);
@@ -364,6 +413,12 @@ mod tests {
             compile_err("(uidNumber:integerBitAndMatch:=x)")
                 .message
                 .contains("INTEGER")
+        );
+        // slapd makes these Undefined (tests/tests/matcher_agrees_with_slapd.rs).
+        assert!(
+            compile_err("(objectClass:objectIdentifierMatch:=device)")
+                .message
+                .contains("objectSubClassMatch")
         );
         // A rule for another syntax: slapd makes the item Undefined.
         for text in [

@@ -31,6 +31,10 @@
 //!
 //! Matching decisions (see `compile.rs` and `eval.rs`):
 //! * `~=` is equality (no phonetic matching).
+//! * Equality on objectClass and structuralObjectClass matches subclasses, as slapd's
+//!   objectSubClassMatch does (RFC 4512 §2.4.1): `(objectClass=person)` matches an entry
+//!   listing only `inetOrgPerson`, `(objectClass=top)` every entry with a class. A rule
+//!   named in an extensible match on them is rejected (slapd evaluates it as Undefined).
 //! * A filter attribute without options sees the values of that type with any options; with
 //!   options, only values carrying at least those options. A supertype sees its subtypes
 //!   (`(name=x)` reads `cn` and `sn`). Assertions use the filter attribute's rules.
