@@ -953,6 +953,10 @@ mod tests {
         let r = MatchingRule::CaseIgnoreList;
         assert!(eq(r, "1 Main  St $ Springfield", "1 main st$SPRINGFIELD"));
         assert!(!eq(r, "a$b", "ab"));
+        // In a substrings piece `$` is a plain character and the spaces next to it count,
+        // as slapd has it for `any` pieces (tests/tests/matcher_agrees_with_slapd.rs).
+        assert!(sub(r, "1 Main  St $ Bremen", "*st$bre*"));
+        assert!(!sub(r, "1 Main St$Bremen", "*st $ bre*"));
     }
 
     #[test]
