@@ -180,6 +180,28 @@ fn three_valued_logic() {
 }
 
 #[test]
+fn a_substring_prepared_to_nothing_matches_nothing() {
+    // As slapd (found by tests/tests/matcher_agrees_with_slapd.rs): FALSE, not Undefined,
+    // and not "matches anything".
+    let e = entry(
+        "cn=x",
+        &[
+            ("telephoneNumber", &["+49 421 1"]),
+            ("cn", &["zero\u{200B}width"]),
+        ],
+    );
+    for text in [
+        "(telephoneNumber=+49* *)",
+        "(telephoneNumber=*-)",
+        "(cn=*\\e2\\80\\8b*)",
+    ] {
+        assert_eq!(eval(text, &e), False, "{text}");
+        assert_eq!(eval(&format!("(!{text})"), &e), True, "{text}");
+    }
+    assert_eq!(eval("(telephoneNumber=+49*1)", &e), True);
+}
+
+#[test]
 fn absolute_true_and_false() {
     let e = alice();
     let empty = Entry::new(Dn::parse("dc=example").unwrap());

@@ -96,16 +96,27 @@ fn node(filter: &Filter, schema: &Schema) -> Result<Node, CompileError> {
                     .map(|n| n.into_owned().into_boxed_slice())
                     .ok_or_else(|| invalid(rule, p))
             };
+            let initial = initial.as_ref().map(piece).transpose().map_err(fail)?;
+            let any: Vec<Vec<u8>> = any
+                .iter()
+                .map(|p| piece(p).map(Vec::from))
+                .collect::<Result<_, _>>()
+                .map_err(fail)?;
+            let final_ = final_.as_ref().map(piece).transpose().map_err(fail)?;
+            // A piece the rule prepares to nothing (` ` or `-` for telephoneNumber, a
+            // zero-width space) asserts nothing that can be found: slapd makes the item
+            // FALSE for every entry, and so do we.
+            let empty = initial.iter().chain(final_.iter()).any(|p| p.is_empty())
+                || any.iter().any(Vec::is_empty);
+            if empty {
+                return Ok(Node::Const(Truth::False));
+            }
             let test = Test::Substrings {
                 rule,
                 fast: Fast::probe(rule),
-                initial: initial.as_ref().map(piece).transpose().map_err(fail)?,
-                any: any
-                    .iter()
-                    .map(|p| piece(p).map(Vec::from))
-                    .collect::<Result<_, _>>()
-                    .map_err(fail)?,
-                final_: final_.as_ref().map(piece).transpose().map_err(fail)?,
+                initial,
+                any,
+                final_,
             };
             Node::item(Target::attribute(attr, schema), test, false)
         }
