@@ -1122,6 +1122,9 @@ fn time_variant(rng: &mut Rng, value: &str) -> String {
     }
 }
 
+/// Hand-written edge cases (each rule's corners, each documented difference, the findings
+/// fixed in listener-core), then generated nested filters, approximate matches, and items
+/// our compile must reject.
 fn generate_filters(rng: Rng, pool: &Pool) -> Vec<(String, Expect)> {
     let mut g = Gen { rng, pool };
     let mut filters = Vec::new();
@@ -1273,10 +1276,14 @@ fn generate_filters(rng: Rng, pool: &Pool) -> Vec<(String, Expect)> {
     filters
 }
 
+/// What a generated filter is for (the comparison itself is the same for all).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Expect {
+    /// Both sides can evaluate it.
     Evaluable,
+    /// `~=`, only at the top level, where slapd's phonetic match is easiest to read.
     Approx,
+    /// Our compile must reject it, and slapd must select nothing.
     Rejected,
 }
 
