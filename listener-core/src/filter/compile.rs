@@ -274,7 +274,7 @@ fn extensible(
             ExtensibleRule::BitAnd | ExtensibleRule::BitOr => {
                 let mask = rules::parse_integer(value).ok_or_else(|| {
                     format!(
-                        "the assertion value {:?} is not an INTEGER",
+                        "the assertion value {:?} is not a 64-bit INTEGER",
                         String::from_utf8_lossy(value)
                     )
                 })?;

@@ -108,16 +108,9 @@ pub(super) fn resolve(name: &str) -> Option<ExtensibleRule> {
     )
 }
 
-/// A rule family's name for messages, derived from the variant (`CaseIgnore` →
-/// `caseIgnoreMatch`) so that new variants need no change here; until `MatchingRule`
-/// names itself.
+/// A rule family's name for messages (`caseIgnoreIA5Match`, `UUIDMatch`).
 pub(super) fn name(rule: MatchingRule) -> String {
-    let variant = format!("{rule:?}");
-    let mut chars = variant.chars();
-    match chars.next() {
-        Some(first) => format!("{}{}Match", first.to_ascii_lowercase(), chars.as_str()),
-        None => variant,
-    }
+    rule.name().to_owned()
 }
 
 /// Parses an INTEGER value (RFC 4517 §3.3.16: `0` or an optional `-` and digits without
@@ -168,6 +161,7 @@ mod tests {
     fn names_for_messages() {
         assert_eq!(name(MatchingRule::CaseIgnore), "caseIgnoreMatch");
         assert_eq!(name(MatchingRule::Integer), "integerMatch");
+        assert_eq!(name(MatchingRule::CaseIgnoreIa5), "caseIgnoreIA5Match");
     }
 
     #[test]
