@@ -285,7 +285,7 @@ mod tests {
     fn diff_uses_matching_rules() {
         let old = entry(&[
             ("member", &["uid=Alice,dc=X", "uid=bob,dc=x"]),
-            ("uidNumber", &["0042"]),
+            ("uidNumber", &["42"]),
             ("mail", &["A@Example.com"]),
             ("userPassword", &["secret"]),
             ("description", &["two  spaces"]),

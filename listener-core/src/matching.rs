@@ -283,7 +283,8 @@ impl MatchingRule {
     /// use listener_core::MatchingRule;
     /// let n = MatchingRule::CaseIgnore.normalize("  Jürgen   MÜLLER ".as_bytes()).unwrap();
     /// assert_eq!(&*n, "jürgen müller".as_bytes());
-    /// assert_eq!(&*MatchingRule::Integer.normalize(b"-007").unwrap(), b"-7");
+    /// assert_eq!(&*MatchingRule::Integer.normalize(b"-7").unwrap(), b"-7");
+    /// assert!(MatchingRule::Integer.normalize(b"-007").is_none());
     /// assert!(MatchingRule::Integer.normalize(b"12a").is_none());
     /// ```
     pub fn normalize(self, value: &[u8]) -> Option<Cow<'_, [u8]>> {
@@ -572,30 +573,20 @@ fn normalize_list(value: &[u8]) -> Option<Cow<'_, [u8]>> {
     Some(Cow::Owned(out))
 }
 
-/// integer = ( HYPHEN LDIGIT *DIGIT ) / number; we also accept leading zeros (and strip
-/// them), as slapd does.
+/// integer = ( HYPHEN LDIGIT *DIGIT ) / number (RFC 4517 §3.3.16): no leading zeros, no
+/// `-0`. slapd rejects those forms too, in values and in assertions (where the item is then
+/// Undefined), so `(uidNumber=007)` matches nothing rather than `uidNumber: 7`.
 fn normalize_integer(value: &[u8]) -> Option<Cow<'_, [u8]>> {
-    let (neg, digits) = match value.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        _ => (false, value),
+    let digits = match value.split_first() {
+        Some((b'-', rest)) => rest,
+        _ => value,
     };
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let zeros = digits.iter().take_while(|&&b| b == b'0').count();
-    let significant = digits.get(zeros..).unwrap_or_default();
-    if significant.is_empty() {
-        return Some(Cow::Borrowed(b"0"));
-    }
-    if zeros == 0 {
-        return Some(Cow::Borrowed(value));
-    }
-    let mut out = Vec::with_capacity(significant.len() + 1);
-    if neg {
-        out.push(b'-');
-    }
-    out.extend_from_slice(significant);
-    Some(Cow::Owned(out))
+    let valid = match digits {
+        [] => false,
+        [b'0'] => digits.len() == value.len(),
+        [first, ..] => *first != b'0' && digits.iter().all(u8::is_ascii_digit),
+    };
+    valid.then_some(Cow::Borrowed(value))
 }
 
 fn compare_integers(a: &[u8], b: &[u8]) -> Ordering {
@@ -962,16 +953,23 @@ mod tests {
         let r = MatchingRule::CaseIgnoreList;
         assert!(eq(r, "1 Main  St $ Springfield", "1 main st$SPRINGFIELD"));
         assert!(!eq(r, "a$b", "ab"));
+        // In a substrings piece `$` is a plain character and the spaces next to it count,
+        // as slapd has it for `any` pieces (tests/tests/matcher_agrees_with_slapd.rs).
+        assert!(sub(r, "1 Main  St $ Bremen", "*st$bre*"));
+        assert!(!sub(r, "1 Main St$Bremen", "*st $ bre*"));
     }
 
     #[test]
     fn integers() {
         let r = MatchingRule::Integer;
-        assert_eq!(norm(r, "0042"), Some("42".into()));
-        assert_eq!(norm(r, "-0"), Some("0".into()));
-        assert_eq!(norm(r, "-000"), Some("0".into()));
+        assert_eq!(norm(r, "0"), Some("0".into()));
+        assert_eq!(norm(r, "-42"), Some("-42".into()));
         assert!(matches!(r.normalize(b"17"), Some(Cow::Borrowed(_))));
-        for bad in ["", "-", "1.5", " 1", "+1", "1e3", "--1"] {
+        // Leading zeros and `-0` are invalid (RFC 4517 §3.3.16); slapd agrees
+        // (tests/tests/matcher_agrees_with_slapd.rs).
+        for bad in [
+            "", "-", "1.5", " 1", "+1", "1e3", "--1", "0042", "-0", "-000", "00",
+        ] {
             assert_eq!(norm(r, bad), None, "{bad:?}");
         }
         let mut values = ["10", "-3", "2", "0", "-20", "100", "-1"];

@@ -150,6 +150,52 @@ pub fn object_class_oid(name: &str) -> Option<&'static str> {
     }
 }
 
+/// Whether the standard object class `class` is `ancestor` or one of its subclasses, both
+/// by name or OID, case-insensitively; every class is a subclass of `top`. Classes this
+/// table does not know are only their own subclass.
+///
+/// ```
+/// use listener_core::schema::is_object_subclass;
+/// assert!(is_object_subclass("inetOrgPerson", "person"));
+/// assert!(is_object_subclass("2.16.840.1.113730.3.2.2", "2.5.6.6"));
+/// assert!(is_object_subclass("univentionObject", "top"));
+/// assert!(!is_object_subclass("person", "inetOrgPerson"));
+/// ```
+pub fn is_object_subclass(class: &str, ancestor: &str) -> bool {
+    let oid = |name: &str| {
+        object_class_oid(name)
+            .map(str::to_owned)
+            .unwrap_or_else(|| {
+                // A numeric OID stands for itself; an unknown name for itself, lower-cased.
+                name.to_ascii_lowercase()
+            })
+    };
+    let ancestor = oid(ancestor);
+    if ancestor == "2.5.6.0" {
+        return true;
+    }
+    let mut current = vec![oid(class)];
+    // Bounded: the table has no cycles and is shallow.
+    for _ in 0..8 {
+        if current.contains(&ancestor) {
+            return true;
+        }
+        current = table::OBJECT_CLASS_SUPERIORS
+            .iter()
+            .filter(|(sub, _)| {
+                current
+                    .iter()
+                    .any(|c| object_class_oid(sub) == Some(c.as_str()))
+            })
+            .map(|(_, sup)| oid(sup))
+            .collect();
+        if current.is_empty() {
+            return false;
+        }
+    }
+    false
+}
+
 /// The names of the standard object classes [`object_class_oid`] knows.
 pub fn object_class_names() -> impl Iterator<Item = &'static str> {
     table::OBJECT_CLASSES.iter().map(|(name, _)| *name)
@@ -227,6 +273,17 @@ mod tests {
             }
         }
         assert_eq!(object_class_oid("top"), Some("2.5.6.0"));
+        for (sub, sup) in table::OBJECT_CLASS_SUPERIORS {
+            assert!(object_class_oid(sub).is_some(), "{sub}");
+            assert!(object_class_oid(sup).is_some(), "{sup}");
+        }
+        assert!(is_object_subclass(
+            "pilotOrganization",
+            "organizationalUnit"
+        ));
+        assert!(is_object_subclass("auditModify", "auditObject"));
+        assert!(is_object_subclass("PERSON", "2.5.6.6"));
+        assert!(!is_object_subclass("auditModify", "auditReadObject"));
         assert_eq!(object_class_oid("posixAccount"), Some("1.3.6.1.1.1.2.0"));
         assert_eq!(
             object_class_oid("auditModify"),

@@ -161,8 +161,8 @@ fn ordering() {
 #[test]
 fn three_valued_logic() {
     // integerBitAndMatch on a non-integer value is Undefined.
-    let e = entry("cn=x", &[("description", &["abc"]), ("cn", &["x"])]);
-    let undefined = "(description:integerBitAndMatch:=1)";
+    let e = entry("cn=x", &[("uidNumber", &["abc"]), ("cn", &["x"])]);
+    let undefined = "(uidNumber:integerBitAndMatch:=1)";
     assert_eq!(eval(undefined, &e), Undefined);
     assert_eq!(eval(&format!("(!{undefined})"), &e), Undefined);
     assert_eq!(eval(&format!("(&{undefined}(cn=x))"), &e), Undefined);
@@ -175,8 +175,30 @@ fn three_valued_logic() {
         .unwrap();
     assert!(!compiled.matches(&e));
     // One matching value decides, even next to an undecidable one.
-    let e = entry("cn=x", &[("description", &["abc", "3"])]);
+    let e = entry("cn=x", &[("uidNumber", &["abc", "3"])]);
     assert_eq!(eval(undefined, &e), True);
+}
+
+#[test]
+fn a_substring_prepared_to_nothing_matches_nothing() {
+    // As slapd (found by tests/tests/matcher_agrees_with_slapd.rs): FALSE, not Undefined,
+    // and not "matches anything".
+    let e = entry(
+        "cn=x",
+        &[
+            ("telephoneNumber", &["+49 421 1"]),
+            ("cn", &["zero\u{200B}width"]),
+        ],
+    );
+    for text in [
+        "(telephoneNumber=+49* *)",
+        "(telephoneNumber=*-)",
+        "(cn=*\\e2\\80\\8b*)",
+    ] {
+        assert_eq!(eval(text, &e), False, "{text}");
+        assert_eq!(eval(&format!("(!{text})"), &e), True, "{text}");
+    }
+    assert_eq!(eval("(telephoneNumber=+49*1)", &e), True);
 }
 
 #[test]
@@ -274,4 +296,41 @@ fn real_rules() {
     let bad = entry("cn=x", &[("uidNumber", &["abc"])]);
     assert_eq!(eval("(uidNumber=1)", &bad), Undefined);
     assert_eq!(eval("(!(uidNumber=1))", &bad), Undefined);
+}
+
+#[test]
+fn object_classes_match_their_superclasses() {
+    // As slapd's objectSubClassMatch (found by tests/tests/matcher_agrees_with_slapd.rs):
+    // an entry listing only inetOrgPerson is a person and an organizationalPerson.
+    let e = entry(
+        "uid=a,dc=x",
+        &[
+            ("objectClass", &["inetOrgPerson", "univentionObject"]),
+            ("structuralObjectClass", &["inetOrgPerson"]),
+        ],
+    );
+    for text in [
+        "(objectClass=person)",
+        "(objectClass=organizationalPerson)",
+        "(objectClass=2.5.6.6)",
+        "(objectClass~=PERSON)",
+        "(objectClass=top)",
+        "(objectClass=univentionObject)",
+        "(structuralObjectClass=person)",
+        "(objectClass:=organizationalPerson)",
+    ] {
+        assert_eq!(eval(text, &e), True, "{text}");
+    }
+    for text in [
+        "(objectClass=residentialPerson)",
+        "(objectClass=posixAccount)",
+        "(!(objectClass=person))",
+    ] {
+        assert_eq!(eval(text, &e), False, "{text}");
+    }
+    let by_oid = entry("cn=x", &[("objectClass", &["2.16.840.1.113730.3.2.2"])]);
+    assert_eq!(eval("(objectClass=person)", &by_oid), True);
+    // Only the classes as listed for other OID attributes.
+    let other = entry("cn=x", &[("supportedControl", &["inetOrgPerson"])]);
+    assert_eq!(eval("(supportedControl=person)", &other), False);
 }

@@ -67,7 +67,11 @@ fn node(filter: &Filter, schema: &Schema) -> Result<Node, CompileError> {
         // do when no phonetic rule is configured.
         Filter::Equality(attr, value) | Filter::Approx(attr, value) => {
             let rule = rule_of(attr, schema, |r| r.equality, "equality").map_err(fail)?;
-            let test = equality(rule, value).map_err(fail)?;
+            let test = if holds_object_classes(attr, schema) {
+                object_class_equality(value).map_err(fail)?
+            } else {
+                equality(rule, value).map_err(fail)?
+            };
             Node::item(Target::attribute(attr, schema), test, false)
         }
         Filter::GreaterOrEqual(attr, value) | Filter::LessOrEqual(attr, value) => {
@@ -92,16 +96,27 @@ fn node(filter: &Filter, schema: &Schema) -> Result<Node, CompileError> {
                     .map(|n| n.into_owned().into_boxed_slice())
                     .ok_or_else(|| invalid(rule, p))
             };
+            let initial = initial.as_ref().map(piece).transpose().map_err(fail)?;
+            let any: Vec<Vec<u8>> = any
+                .iter()
+                .map(|p| piece(p).map(Vec::from))
+                .collect::<Result<_, _>>()
+                .map_err(fail)?;
+            let final_ = final_.as_ref().map(piece).transpose().map_err(fail)?;
+            // A piece the rule prepares to nothing (` ` or `-` for telephoneNumber, a
+            // zero-width space) asserts nothing that can be found: slapd makes the item
+            // FALSE for every entry, and so do we.
+            let empty = initial.iter().chain(final_.iter()).any(|p| p.is_empty())
+                || any.iter().any(Vec::is_empty);
+            if empty {
+                return Ok(Node::Const(Truth::False));
+            }
             let test = Test::Substrings {
                 rule,
                 fast: Fast::probe(rule),
-                initial: initial.as_ref().map(piece).transpose().map_err(fail)?,
-                any: any
-                    .iter()
-                    .map(|p| piece(p).map(Vec::from))
-                    .collect::<Result<_, _>>()
-                    .map_err(fail)?,
-                final_: final_.as_ref().map(piece).transpose().map_err(fail)?,
+                initial,
+                any,
+                final_,
             };
             Node::item(Target::attribute(attr, schema), test, false)
         }
@@ -167,6 +182,40 @@ fn equality(rule: MatchingRule, value: &[u8]) -> Result<Test, String> {
     })
 }
 
+/// Whether `attr` is objectClass or structuralObjectClass, whose equality slapd decides
+/// with objectSubClassMatch: `(objectClass=person)` matches an inetOrgPerson (RFC 4512
+/// §2.4.1: the superclasses of an entry's classes are implicitly present).
+fn holds_object_classes(attr: &AttributeDescription, schema: &Schema) -> bool {
+    schema
+        .attribute(attr.type_key())
+        .is_some_and(|at| matches!(at.oid, "2.5.4.0" | "2.5.21.9"))
+}
+
+/// Equality on object classes: the class or any of its subclasses. `top` is every class,
+/// so it is presence.
+fn object_class_equality(value: &[u8]) -> Result<Test, String> {
+    let rule = MatchingRule::ObjectIdentifier;
+    let normal = normalized(rule, value)?;
+    if &*normal == b"2.5.6.0" {
+        return Ok(Test::Present);
+    }
+    let class = String::from_utf8_lossy(&normal);
+    let mut names: Vec<Box<[u8]>> = oid_names(&normal).into_vec();
+    for sub in crate::schema::object_class_names() {
+        if crate::schema::is_object_subclass(sub, &class) {
+            let oid = crate::schema::object_class_oid(sub).unwrap_or(sub);
+            names.extend(oid_names(oid.as_bytes()).into_vec());
+            names.push(oid.as_bytes().into());
+        }
+    }
+    names.sort();
+    names.dedup();
+    Ok(Test::OidEquality {
+        value: normal,
+        names: names.into_boxed_slice(),
+    })
+}
+
 /// Every lower-case name the objectIdentifier rule normalizes to `normal`: the object
 /// class and attribute type names with that OID, or the name itself when `normal` is a
 /// name no table knows.
@@ -225,7 +274,7 @@ fn extensible(
             ExtensibleRule::BitAnd | ExtensibleRule::BitOr => {
                 let mask = rules::parse_integer(value).ok_or_else(|| {
                     format!(
-                        "the assertion value {:?} is not an INTEGER",
+                        "the assertion value {:?} is not a 64-bit INTEGER",
                         String::from_utf8_lossy(value)
                     )
                 })?;
@@ -237,10 +286,31 @@ fn extensible(
         }
     };
     match (attr, resolved) {
-        (Some(attr), Some(rule)) => Ok((Target::attribute(attr, schema), test(rule)?)),
+        (Some(attr), Some(_)) if holds_object_classes(attr, schema) => Err(format!(
+            "slapd evaluates no matching rule named in an extensible match on {} (it \
+             matches object classes with objectSubClassMatch); use ({}=…)",
+            attr.as_str(),
+            attr.as_str()
+        )),
+        (Some(attr), Some(rule)) => {
+            if !rule.applies_to(&schema.rules(attr.type_key())) {
+                return Err(format!(
+                    "the matching rule {} does not apply to the attribute {} (its syntax \
+                     differs), so no value can match it",
+                    rule_name(rule),
+                    attr.as_str()
+                ));
+            }
+            Ok((Target::attribute(attr, schema), test(rule)?))
+        }
         (Some(attr), None) => {
             let rule = rule_of(attr, schema, |r| r.equality, "equality")?;
-            Ok((Target::attribute(attr, schema), equality(rule, value)?))
+            let test = if holds_object_classes(attr, schema) {
+                object_class_equality(value)?
+            } else {
+                equality(rule, value)?
+            };
+            Ok((Target::attribute(attr, schema), test))
         }
         (None, Some(rule)) => {
             let target = Target::fitting(rule, schema);
@@ -301,18 +371,11 @@ impl Target {
         Target::new(keys, None, options)
     }
 
-    /// Every attribute type whose matching rules contain `rule` (for an extensible match
-    /// without an attribute), including types unknown to the schema when `rule` is the
-    /// default (caseIgnore).
+    /// Every attribute type `rule` applies to (for an extensible match without an
+    /// attribute), including types unknown to the schema when it applies to their default
+    /// (caseIgnore).
     fn fitting(rule: ExtensibleRule, schema: &Schema) -> Target {
-        let fits = |rules: &Rules| match rule {
-            ExtensibleRule::Equality(r) => rules.equality == Some(r),
-            ExtensibleRule::Ordering(r) => rules.ordering == Some(r),
-            ExtensibleRule::Substrings(r) => rules.substr == Some(r),
-            ExtensibleRule::BitAnd | ExtensibleRule::BitOr => {
-                rules.equality == Some(MatchingRule::Integer)
-            }
-        };
+        let fits = |rules: &Rules| rule.applies_to(rules);
         let mut keys = Vec::new();
         let mut known = HashSet::new();
         for at in schema.attribute_types() {
@@ -358,10 +421,35 @@ mod tests {
         // rule is unknown): rejected either way.
         compile_err("(cn:caseIgnoreSubstringsMatch:=a)");
         assert!(
-            compile_err("(cn:integerBitAndMatch:=x)")
+            compile_err("(uidNumber:integerBitAndMatch:=x)")
                 .message
                 .contains("INTEGER")
         );
+        // slapd makes these Undefined (tests/tests/matcher_agrees_with_slapd.rs).
+        assert!(
+            compile_err("(objectClass:objectIdentifierMatch:=device)")
+                .message
+                .contains("objectSubClassMatch")
+        );
+        // A rule for another syntax: slapd makes the item Undefined.
+        for text in [
+            "(cn:integerBitAndMatch:=1)",
+            "(uidNumber:caseIgnoreMatch:=1)",
+            "(mail:caseExactMatch:=a)",
+        ] {
+            assert!(
+                compile_err(text).message.contains("does not apply"),
+                "{text}"
+            );
+        }
+        // INTEGER has no leading zeros and no `-0` (RFC 4517); slapd makes these Undefined.
+        for text in [
+            "(uidNumber=007)",
+            "(gidNumber>=-0)",
+            "(uidNumber:integerMatch:=01)",
+        ] {
+            assert!(compile_err(text).message.contains("integerMatch"), "{text}");
+        }
         let e = compile_err("(cn:noSuchMatch:=a)");
         assert_eq!(e.item, "(cn:noSuchMatch:=a)");
         assert!(

@@ -48,12 +48,12 @@ impl CompiledFilter {
     /// use listener_core::{Dn, Entry, Filter, Schema};
     ///
     /// let mut entry = Entry::new(Dn::parse("cn=x,dc=example").unwrap());
-    /// entry.insert("description", ["not a number"]).unwrap();
-    /// let bits = Filter::parse("(description:integerBitAndMatch:=4)").unwrap();
+    /// entry.insert("uidNumber", ["not a number"]).unwrap();
+    /// let bits = Filter::parse("(uidNumber:integerBitAndMatch:=4)").unwrap();
     /// let bits = bits.compile(Schema::builtin()).unwrap();
     /// // The value is no INTEGER: Undefined, and so is its negation.
     /// assert_eq!(bits.evaluate(&entry), Truth::Undefined);
-    /// let not = Filter::parse("(!(description:integerBitAndMatch:=4))").unwrap();
+    /// let not = Filter::parse("(!(uidNumber:integerBitAndMatch:=4))").unwrap();
     /// assert!(!not.compile(Schema::builtin()).unwrap().matches(&entry));
     /// ```
     pub fn evaluate(&self, entry: &Entry) -> Truth {
@@ -154,7 +154,8 @@ pub(super) enum Test {
     OidEquality {
         /// The assertion's normal form.
         value: Box<[u8]>,
-        /// Lower-case names normalizing to `value`.
+        /// Lower-case names normalizing to `value`; for objectClass also the names and
+        /// OIDs of its subclasses.
         names: Box<[Box<[u8]>]>,
     },
     /// integerBitAndMatch (`all`) and integerBitOrMatch.
@@ -353,9 +354,11 @@ impl Test {
                 if descr {
                     Some(names.iter().any(|n| n.eq_ignore_ascii_case(value)))
                 } else {
+                    // A numeric OID: the assertion's, or one of `names` (the OIDs of
+                    // subclasses, for objectClass).
                     MatchingRule::ObjectIdentifier
                         .normalize(value)
-                        .map(|n| *n == **assertion)
+                        .map(|n| *n == **assertion || names.iter().any(|m| **m == *n))
                 }
             }
             Test::Bits { mask, all } => rules::parse_integer(value).map(|v| {

@@ -31,13 +31,18 @@
 //!
 //! Matching decisions (see `compile.rs` and `eval.rs`):
 //! * `~=` is equality (no phonetic matching).
+//! * Equality on objectClass and structuralObjectClass matches subclasses, as slapd's
+//!   objectSubClassMatch does (RFC 4512 §2.4.1): `(objectClass=person)` matches an entry
+//!   listing only `inetOrgPerson`, `(objectClass=top)` every entry with a class. A rule
+//!   named in an extensible match on them is rejected (slapd evaluates it as Undefined).
 //! * A filter attribute without options sees the values of that type with any options; with
 //!   options, only values carrying at least those options. A supertype sees its subtypes
 //!   (`(name=x)` reads `cn` and `sn`). Assertions use the filter attribute's rules.
-//! * An extensible match without an attribute applies its rule to every attribute whose
-//!   rules contain it (and to attributes unknown to the schema when the rule is
-//!   caseIgnore, their default); an ordering rule there means "value less than assertion";
-//!   substrings rules are rejected; integerBitAndMatch and integerBitOrMatch are supported.
+//! * An extensible match applies its rule to attributes of the rule's syntax, as slapd does:
+//!   `(:caseExactMatch:=x)` reads every directoryString attribute (and attributes unknown
+//!   to the schema, caseIgnore by default), `(cn:integerBitAndMatch:=1)` is rejected. An
+//!   ordering rule there means "value less than assertion"; substrings rules are rejected;
+//!   integerBitAndMatch and integerBitOrMatch are supported.
 //! * What cannot be evaluated is a [`CompileError`], never a guess: a missing rule of the
 //!   needed kind, an assertion value invalid for the rule, an unknown rule, an extensible
 //!   match that fits no attribute type.

@@ -5,6 +5,7 @@
 //! (Private helpers until `matching.rs` offers them; see the report on the filter issue.)
 
 use crate::matching::MatchingRule;
+use crate::schema::Rules;
 
 /// The matching rule named in an extensible match, resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +20,49 @@ pub(super) enum ExtensibleRule {
     BitAnd,
     /// integerBitOrMatch: some bit of the assertion is set in the value.
     BitOr,
+}
+
+impl ExtensibleRule {
+    /// The rule family (the bitwise rules belong to integerMatch's).
+    pub(super) fn family(self) -> MatchingRule {
+        match self {
+            ExtensibleRule::BitAnd | ExtensibleRule::BitOr => MatchingRule::Integer,
+            ExtensibleRule::Equality(r)
+            | ExtensibleRule::Ordering(r)
+            | ExtensibleRule::Substrings(r) => r,
+        }
+    }
+
+    /// Whether the rule applies to an attribute type with these rules (RFC 4511
+    /// §4.5.1.7.7: a rule is compared against the attributes that support it).
+    ///
+    /// slapd decides by syntax (`mr_usable_with_at`): caseExactMatch applies to every
+    /// directoryString attribute, not only to those whose EQUALITY it is. The table has
+    /// no syntaxes, so the syntax is read off the attribute's rules: the caseIgnore and
+    /// caseExact families share directoryString, their IA5 forms IA5String, and every
+    /// other family has a syntax of its own.
+    pub(super) fn applies_to(self, rules: &Rules) -> bool {
+        let own = rules.equality.or(rules.ordering).or(rules.substr);
+        let wanted = syntax_of(self.family());
+        own.is_some_and(|r| {
+            let syntax = syntax_of(r);
+            // slapd lists telephoneNumber among the syntaxes compatible with the
+            // directoryString rules (`directoryStringSyntaxes` in schema_init.c).
+            syntax == wanted
+                || (wanted == MatchingRule::CaseIgnore && syntax == MatchingRule::TelephoneNumber)
+        })
+    }
+}
+
+/// A stand-in for the assertion syntax of a rule family (see
+/// [`ExtensibleRule::applies_to`]).
+fn syntax_of(rule: MatchingRule) -> MatchingRule {
+    match rule {
+        MatchingRule::CaseExact => MatchingRule::CaseIgnore,
+        MatchingRule::CaseExactIa5 => MatchingRule::CaseIgnoreIa5,
+        MatchingRule::IntegerBitAnd | MatchingRule::IntegerBitOr => MatchingRule::Integer,
+        r => r,
+    }
 }
 
 /// Ordering rules by OID (by name they end in `OrderingMatch`).
@@ -64,16 +108,9 @@ pub(super) fn resolve(name: &str) -> Option<ExtensibleRule> {
     )
 }
 
-/// A rule family's name for messages, derived from the variant (`CaseIgnore` →
-/// `caseIgnoreMatch`) so that new variants need no change here; until `MatchingRule`
-/// names itself.
+/// A rule family's name for messages (`caseIgnoreIA5Match`, `UUIDMatch`).
 pub(super) fn name(rule: MatchingRule) -> String {
-    let variant = format!("{rule:?}");
-    let mut chars = variant.chars();
-    match chars.next() {
-        Some(first) => format!("{}{}Match", first.to_ascii_lowercase(), chars.as_str()),
-        None => variant,
-    }
+    rule.name().to_owned()
 }
 
 /// Parses an INTEGER value (RFC 4517 §3.3.16: `0` or an optional `-` and digits without
@@ -124,6 +161,37 @@ mod tests {
     fn names_for_messages() {
         assert_eq!(name(MatchingRule::CaseIgnore), "caseIgnoreMatch");
         assert_eq!(name(MatchingRule::Integer), "integerMatch");
+        assert_eq!(name(MatchingRule::CaseIgnoreIa5), "caseIgnoreIA5Match");
+    }
+
+    #[test]
+    fn rules_apply_by_syntax() {
+        let rules = |equality| Rules {
+            equality: Some(equality),
+            ordering: None,
+            substr: None,
+        };
+        let exact = resolve("caseExactMatch").unwrap();
+        // Found by tests/tests/matcher_agrees_with_slapd.rs: slapd applies
+        // caseExactMatch to every directoryString attribute (cn), not only labeledURI.
+        assert!(exact.applies_to(&rules(MatchingRule::CaseIgnore)));
+        assert!(exact.applies_to(&rules(MatchingRule::CaseExact)));
+        assert!(!exact.applies_to(&rules(MatchingRule::CaseIgnoreIa5)));
+        assert!(!exact.applies_to(&rules(MatchingRule::Integer)));
+        assert!(exact.applies_to(&rules(MatchingRule::TelephoneNumber)));
+        let phone = resolve("telephoneNumberMatch").unwrap();
+        assert!(!phone.applies_to(&rules(MatchingRule::CaseIgnore)));
+        let ia5 = resolve("caseIgnoreIA5Match").unwrap();
+        assert!(ia5.applies_to(&rules(MatchingRule::CaseExactIa5)));
+        assert!(!ia5.applies_to(&rules(MatchingRule::CaseIgnore)));
+        let bits = resolve("integerBitAndMatch").unwrap();
+        assert!(bits.applies_to(&rules(MatchingRule::Integer)));
+        assert!(!bits.applies_to(&rules(MatchingRule::CaseIgnore)));
+        assert!(!bits.applies_to(&Rules {
+            equality: None,
+            ordering: None,
+            substr: None
+        }));
     }
 
     #[test]

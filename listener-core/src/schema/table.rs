@@ -323,3 +323,34 @@ pub(super) static OBJECT_CLASSES: &[(&str, &str)] = &[
     ("auditSearch", "1.3.6.1.4.1.4203.666.11.5.2.11"),
     ("auditExtended", "1.3.6.1.4.1.4203.666.11.5.2.12"),
 ];
+
+/// Each standard object class's superclasses other than `top` (every class but `top` is a
+/// subclass of `top`), by name, from the same schemas (the accesslog classes from slapd's
+/// overlay): slapd matches `(objectClass=person)` on an `inetOrgPerson` entry.
+#[rustfmt::skip]
+pub(super) static OBJECT_CLASS_SUPERIORS: &[(&str, &str)] = &[
+    ("organizationalPerson", "person"),
+    ("residentialPerson", "person"),
+    ("dSA", "applicationEntity"),
+    ("certificationAuthority-V2", "certificationAuthority"),
+    ("pilotPerson", "person"),
+    ("newPilotPerson", "person"),
+    ("RFC822localPart", "domain"),
+    ("dNSDomain", "domain"),
+    ("friendlyCountry", "country"),
+    ("pilotOrganization", "organization"),
+    ("pilotOrganization", "organizationalUnit"),
+    ("pilotDSA", "dSA"),
+    ("inetOrgPerson", "organizationalPerson"),
+    ("auditReadObject", "auditObject"),
+    ("auditWriteObject", "auditObject"),
+    ("auditAbandon", "auditObject"),
+    ("auditAdd", "auditWriteObject"),
+    ("auditBind", "auditObject"),
+    ("auditCompare", "auditObject"),
+    ("auditDelete", "auditWriteObject"),
+    ("auditModify", "auditWriteObject"),
+    ("auditModRDN", "auditWriteObject"),
+    ("auditSearch", "auditReadObject"),
+    ("auditExtended", "auditObject"),
+];
