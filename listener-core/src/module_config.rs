@@ -29,6 +29,10 @@ pub struct ModuleConfig {
     pub attributes: Vec<String>,
     pub priority: f64,
     pub handle_every_delete: bool,
+    /// A failing call halts processing (retried until it succeeds) instead of going to
+    /// the failed events: for modules that must not miss or reorder a change
+    /// (replication).
+    pub blocking: bool,
     pub modrdn: bool,
     pub run_asynchronously: bool,
     /// Worker processes; `None` means the key was not given (1 for async modules).
@@ -46,6 +50,7 @@ impl ModuleConfig {
             attributes: Vec::new(),
             priority: DEFAULT_PRIORITY,
             handle_every_delete: false,
+            blocking: false,
             modrdn: false,
             run_asynchronously: false,
             parallelism: None,

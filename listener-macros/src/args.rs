@@ -13,6 +13,7 @@ pub const LDAP_FILTER: &str = "ldap_filter";
 pub const ATTRIBUTES: &str = "attributes";
 pub const PRIORITY: &str = "priority";
 pub const HANDLE_EVERY_DELETE: &str = "handle_every_delete";
+pub const BLOCKING: &str = "blocking";
 pub const MODRDN: &str = "modrdn";
 pub const RUN_ASYNCHRONOUSLY: &str = "run_asynchronously";
 pub const PARALLELISM: &str = "parallelism";
@@ -25,6 +26,7 @@ pub const KEYS: &[&str] = &[
     ATTRIBUTES,
     PRIORITY,
     HANDLE_EVERY_DELETE,
+    BLOCKING,
     MODRDN,
     RUN_ASYNCHRONOUSLY,
     PARALLELISM,
@@ -37,6 +39,7 @@ mod kw {
     syn::custom_keyword!(attributes);
     syn::custom_keyword!(priority);
     syn::custom_keyword!(handle_every_delete);
+    syn::custom_keyword!(blocking);
     syn::custom_keyword!(modrdn);
     syn::custom_keyword!(run_asynchronously);
     syn::custom_keyword!(parallelism);
@@ -66,6 +69,7 @@ pub struct Args {
     pub attributes: Option<AttributeList>,
     pub priority: Option<Value<f64>>,
     pub handle_every_delete: Option<Value<bool>>,
+    pub blocking: Option<Value<bool>>,
     pub modrdn: Option<Value<bool>>,
     pub run_asynchronously: Option<Value<bool>>,
     pub parallelism: Option<Value<u32>>,
@@ -136,6 +140,11 @@ impl Args {
             let first = self.first_time(HANDLE_EVERY_DELETE, key);
             let value = self.flag(input, HANDLE_EVERY_DELETE, key)?;
             self.set(first, |a| &mut a.handle_every_delete, value);
+        } else if lookahead.peek(kw::blocking) {
+            let key = input.parse::<kw::blocking>()?.span;
+            let first = self.first_time(BLOCKING, key);
+            let value = self.flag(input, BLOCKING, key)?;
+            self.set(first, |a| &mut a.blocking, value);
         } else if lookahead.peek(kw::modrdn) {
             let key = input.parse::<kw::modrdn>()?.span;
             let first = self.first_time(MODRDN, key);

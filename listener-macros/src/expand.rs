@@ -157,6 +157,7 @@ fn check_config(
         config.priority = p.value;
     }
     config.handle_every_delete = flag(&args.handle_every_delete);
+    config.blocking = flag(&args.blocking);
     config.modrdn = flag(&args.modrdn);
     config.run_asynchronously = flag(&args.run_asynchronously);
     config.parallelism = args.parallelism.as_ref().map(|p| p.value);
@@ -229,6 +230,7 @@ fn registration(config: &ModuleConfig, module: &Module) -> TokenStream {
         attributes,
         priority,
         handle_every_delete,
+        blocking,
         modrdn,
         parallelism,
         ..
@@ -286,6 +288,7 @@ fn registration(config: &ModuleConfig, module: &Module) -> TokenStream {
                 attributes: &[#(#attributes),*],
                 priority: #priority,
                 handle_every_delete: #handle_every_delete,
+                blocking: #blocking,
                 modrdn: #modrdn,
                 parallelism: #parallelism,
                 kind: #private::ApiKind::#kind,

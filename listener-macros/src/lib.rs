@@ -136,6 +136,24 @@ use proc_macro::TokenStream;
 /// # impl Handler for Early {}
 /// ```
 ///
+/// ## `blocking`
+///
+/// A flag: when a call of the module fails every retry, processing halts and the same
+/// transaction is tried again (with backoff) until the module takes it, instead of the
+/// change going to the module's failed events. For modules that must never miss or
+/// reorder a change, such as replication. `blocking = true` / `false` also work.
+///
+/// ```
+/// use listener_runtime::prelude::*;
+///
+/// #[listener_module(name = "replica", description = "d", ldap_filter = "(objectClass=*)",
+///                   priority = 0.0, blocking)]
+/// #[derive(Default)]
+/// pub struct Replica;
+/// impl Handler for Replica {}
+/// # fn main() {}
+/// ```
+///
 /// ## `handle_every_delete`
 ///
 /// Also call `remove` for deleted objects the module never saw (`old` may then be empty).

@@ -90,6 +90,8 @@ pub struct ModuleRegistration {
     pub priority: f64,
     /// `handle_every_delete`.
     pub handle_every_delete: bool,
+    /// `blocking`: a failing call halts processing instead of becoming a failed event.
+    pub blocking: bool,
     /// `modrdn` (classic modules).
     pub modrdn: bool,
     /// `parallelism` as written (`None` when absent; asynchronous modules then run one
@@ -116,6 +118,7 @@ impl ModuleRegistration {
         config.attributes = self.attributes.iter().map(|a| (*a).to_owned()).collect();
         config.priority = self.priority;
         config.handle_every_delete = self.handle_every_delete;
+        config.blocking = self.blocking;
         config.modrdn = self.modrdn;
         config.run_asynchronously = self.kind == ApiKind::Async;
         config.parallelism = self.parallelism;
@@ -212,6 +215,7 @@ mod tests {
             attributes: &[],
             priority,
             handle_every_delete: false,
+            blocking: false,
             modrdn: false,
             parallelism: None,
             kind: ApiKind::Classic,

@@ -27,6 +27,7 @@ const fn module(item: &'static str, line: u32) -> ModuleRegistration {
         attributes: &[],
         priority: 50.0,
         handle_every_delete: false,
+        blocking: false,
         modrdn: true,
         parallelism: None,
         kind: ApiKind::Classic,

@@ -30,6 +30,9 @@ pub struct Applied {
     pub calls: usize,
     /// Module calls that failed every attempt (now failed events).
     pub failures: usize,
+    /// A `blocking` module failed every attempt: nothing was committed, and the caller
+    /// must not go on before the transaction is applied (module name, error).
+    pub halted: Option<(String, String)>,
 }
 
 impl Applier {
@@ -142,6 +145,12 @@ impl Applier {
                         }
                         Registration::Keep => {}
                     },
+                    Some((_, failure)) if module.registration().blocking => {
+                        // A blocking module must not miss or reorder a change: nothing is
+                        // committed and the transaction is tried again (semantics §5.4).
+                        applied.halted = Some((name, failure.error));
+                        return Ok(applied);
+                    }
                     Some((call, failure)) => {
                         // Unregistered, so the module's next change of the object reaches
                         // it as new (semantics §5 rule 4).

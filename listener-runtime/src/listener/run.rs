@@ -97,6 +97,18 @@ pub enum RunError {
         /// Why.
         message: String,
     },
+    /// A `blocking` module failed every attempt: processing waits and tries again.
+    #[error(
+        "processing is halted at transaction {id}: the blocking module {module} failed: {error}"
+    )]
+    Halted {
+        /// The transaction.
+        id: u64,
+        /// The module.
+        module: String,
+        /// Its error.
+        error: String,
+    },
     /// A bug in the listener itself.
     #[error("internal error: {0}")]
     Internal(String),
@@ -319,11 +331,26 @@ pub async fn run(
         for t in transactions {
             let id = t.id;
             let mut delay = Duration::from_millis(100);
+            let mut halt_delay = Duration::from_secs(1);
             loop {
                 match process_one(&cache, &fetcher, &mut applier, &mut stash, t.clone()).await {
                     Ok(()) => break,
                     // LDAP went away before anything was applied: reconnect and retry the
                     // same transaction (the stash is taken only after the fetch).
+                    // Nothing was committed: wait (a SIGTERM still stops the listener) and
+                    // apply the same transaction again, until the module takes it.
+                    Err(e @ RunError::Halted { .. }) => {
+                        tracing::error!(error = %e, retry_in = ?halt_delay, "processing halted by a blocking module; retrying");
+                        tokio::select! {
+                            () = tokio::time::sleep(halt_delay) => {}
+                            () = &mut shutdown => {
+                                post_run_all(&mut applier).await;
+                                tracing::info!(last_id = last, "listener stopped while halted");
+                                return Ok(());
+                            }
+                        }
+                        halt_delay = (halt_delay * 2).min(Duration::from_secs(60));
+                    }
                     Err(RunError::Fetch(e)) if e.is_transient() => {
                         tracing::warn!(id, error = %e, retry_in = ?delay, "lost LDAP; reconnecting");
                         tokio::time::sleep(delay).await;
@@ -469,6 +496,8 @@ async fn process_one(
         Some(FetchBy::Uuid(uuid)) => fetcher.fetch_by_uuid(&uuid).await?,
         Some(FetchBy::Dn(dn)) => fetcher.fetch_by_dn(&dn).await?,
     };
+    // Kept to try the transaction again if a blocking module halts processing.
+    let saved_stash = stash.clone();
     let mut step = process::decide(&txn, stash.take(), cached, fetched)?;
     if step == Step::Nothing {
         step = process::replay_pending_create(step, txn.id, cache.read()?.pending_create()?);
@@ -483,6 +512,14 @@ async fn process_one(
         .apply(cache, txn.id, txn.command, step)
         .instrument(span)
         .await?;
+    if let Some((module, error)) = applied.halted {
+        *stash = saved_stash;
+        return Err(RunError::Halted {
+            id: txn.id,
+            module,
+            error,
+        });
+    }
     tracing::debug!(
         id = txn.id,
         calls = applied.calls,

@@ -41,6 +41,7 @@ static RECORDER: ModuleRegistration = ModuleRegistration {
     attributes: &[],
     priority: 50.0,
     handle_every_delete: false,
+    blocking: false,
     modrdn: true,
     parallelism: None,
     kind: ApiKind::Classic,
@@ -171,4 +172,91 @@ fn cached_at(cache: &Cache, dn: &str) -> Option<CachedEntry> {
 
 fn apply_cached(cache: &Cache, dn: &str) -> CachedEntry {
     cached_at(cache, dn).unwrap_or_else(|| panic!("{dn} cached"))
+}
+
+/// Like `recorder`, without recording (the tests run in parallel and share CALLS).
+fn replica(
+    _ctx: &mut Context,
+    dn: &Dn,
+    _new: Option<&Entry>,
+    _old: Option<&Entry>,
+    _command: Command,
+) -> HandlerResult {
+    if dn.as_str().contains("explode") {
+        return Err(HandlerError::msg("boom"));
+    }
+    Ok(())
+}
+
+static BLOCKING: ModuleRegistration = ModuleRegistration {
+    name: "replica",
+    description: "test",
+    ldap_filter: "(objectClass=*)",
+    attributes: &[],
+    priority: 0.0,
+    handle_every_delete: false,
+    blocking: true,
+    modrdn: true,
+    parallelism: None,
+    kind: ApiKind::Classic,
+    constructor: || ModuleInstance::Classic(replica),
+    source: SourceLocation {
+        item: "replica",
+        file: file!(),
+        line: line!(),
+    },
+};
+
+#[tokio::test]
+async fn a_failing_blocking_module_halts_with_nothing_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(dir.path()).unwrap();
+    let mut a = Applier {
+        modules: vec![Module::load(&BLOCKING)],
+        specs: vec![ModuleSpec::from_registration(&BLOCKING, Schema::builtin()).unwrap()],
+        policy: RetryPolicy {
+            attempts: 2,
+            first_delay: std::time::Duration::from_millis(1),
+            max_delay: std::time::Duration::from_millis(1),
+        },
+    };
+    let fine = object("cn=fine,dc=x", "f", "x");
+    a.apply(
+        &cache,
+        1,
+        Command::Add,
+        Step::Update {
+            old: None,
+            new: fine,
+        },
+    )
+    .await
+    .unwrap();
+    let bad = object("cn=explode,dc=x", "b", "x");
+    let applied = a
+        .apply(
+            &cache,
+            2,
+            Command::Add,
+            Step::Update {
+                old: None,
+                new: bad,
+            },
+        )
+        .await
+        .unwrap();
+    let (module, error) = applied.halted.expect("halted");
+    assert_eq!((module.as_str(), error.as_str()), ("replica", "boom"));
+    let r = cache.read().unwrap();
+    assert_eq!(r.last_id().unwrap(), 1, "the transaction is not committed");
+    assert_eq!(
+        r.failed_count("replica").unwrap(),
+        0,
+        "no failed event: it is retried"
+    );
+    assert!(
+        r.entry(&Dn::parse("cn=explode,dc=x").unwrap())
+            .unwrap()
+            .is_none()
+    );
 }

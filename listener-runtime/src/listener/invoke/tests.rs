@@ -115,6 +115,7 @@ macro_rules! registration {
             attributes: &[],
             priority: 50.0,
             handle_every_delete: false,
+            blocking: false,
             modrdn: true,
             parallelism: None,
             kind: $kind,

@@ -38,6 +38,7 @@ static RECORDER: ModuleRegistration = ModuleRegistration {
     attributes: &["cn"],
     priority: 50.0,
     handle_every_delete: false,
+    blocking: false,
     modrdn: false,
     parallelism: None,
     kind: ApiKind::New,
