@@ -19,8 +19,10 @@ mod dir_lock;
 pub mod error;
 pub mod handler;
 pub mod listener;
+pub mod module_log;
 pub mod notifier;
 pub mod registry;
+mod utc;
 
 pub use listener_core::{AttributeDescription, Command, Dn, Entry};
 pub use listener_macros::listener_module;

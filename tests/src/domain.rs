@@ -130,7 +130,17 @@ impl Domain {
     /// Starts the listener (as the rootDN) appending what `log_filter` selects to
     /// [`Domain::log_file`], for a test that reads what the listener or a module logged.
     pub fn start_listener_with_log(&mut self, log_filter: &str) -> Result<(), HarnessError> {
-        let args = self.run_args(&self.slapd.root_dn(), self.slapd.password_file());
+        self.start_listener_with_log_and(log_filter, &[])
+    }
+
+    /// [`Domain::start_listener_with_log`] with more `run` arguments.
+    pub fn start_listener_with_log_and(
+        &mut self,
+        log_filter: &str,
+        extra: &[String],
+    ) -> Result<(), HarnessError> {
+        let mut args = self.run_args(&self.slapd.root_dn(), self.slapd.password_file());
+        args.extend_from_slice(extra);
         self.listener = Some(Daemon::start_logging_to(
             &self.binary,
             &args,

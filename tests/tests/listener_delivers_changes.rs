@@ -145,3 +145,39 @@ fn a_slapd_restart_is_survived_by_notifier_and_listener() {
     });
     assert!(domain.stop_listener());
 }
+
+#[test]
+fn each_module_can_log_to_its_own_file() {
+    let mut domain = Domain::start(tests::listener_binary!(), Slapd::builder()).unwrap();
+    let base = domain.slapd.base().to_owned();
+    let logs = tempfile::tempdir().unwrap();
+    let dir = logs.path().join("modules");
+    domain
+        .start_listener_with_log_and(
+            "warn,listener_module=debug",
+            &["--log-dir".to_owned(), dir.to_string_lossy().into_owned()],
+        )
+        .unwrap();
+    domain
+        .slapd
+        .ldapmodify(&format!(
+            "dn: uid=example,{base}\nobjectClass: inetOrgPerson\nuid: example\ncn: E\nsn: X\n"
+        ))
+        .unwrap();
+    domain.wait_for(Duration::from_secs(30), |calls| {
+        calls.iter().any(|l| l.starts_with("uid=example"))
+    });
+    assert!(domain.stop_listener());
+    let template = std::fs::read_to_string(dir.join("unique_name.log")).unwrap();
+    assert!(
+        template.contains(&format!("DEBUG dn: Dn(\"uid=example,{base}\")")),
+        "{template}"
+    );
+    let async_template =
+        std::fs::read_to_string(dir.join("listener_module_template_async.log")).unwrap();
+    assert!(async_template.contains("uid=example"), "{async_template}");
+    assert!(
+        !template.contains("async"),
+        "each module only its own lines"
+    );
+}

@@ -31,6 +31,16 @@ pub(super) struct RunArgs {
     /// Seconds without a transaction after which modules get `post_run`.
     #[arg(long, default_value_t = 15)]
     idle: u64,
+    /// Also write each module's log lines to `<DIR>/<module>.log` (as UCS does).
+    #[arg(long, env = "LISTENER_LOG_DIR", value_name = "DIR")]
+    log_dir: Option<PathBuf>,
+}
+
+impl RunArgs {
+    /// Where per-module log files go, if anywhere.
+    pub(super) fn log_dir(&self) -> Option<PathBuf> {
+        self.log_dir.clone()
+    }
 }
 
 pub(super) fn run_listener(args: RunArgs, modules: &[&'static ModuleRegistration]) -> ExitCode {

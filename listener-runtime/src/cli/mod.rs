@@ -70,7 +70,10 @@ where
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
         }
     };
-    init_logging();
+    init_logging(match &cli.command {
+        Cmd::Run(args) => args.log_dir(),
+        _ => None,
+    });
     let modules = registry::registered_modules();
     if let Err(e) = registry::check_unique_names(&modules) {
         eprintln!("error: {e}");
@@ -88,13 +91,23 @@ where
     }
 }
 
-fn init_logging() {
+/// Logging on stderr filtered by `RUST_LOG` (default `info`); with `module_logs`, every
+/// module's lines (same filter) also go to `<dir>/<module>.log`.
+fn init_logging(module_logs: Option<std::path::PathBuf>) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    // A second initialization (e.g. a test calling main twice) keeps the first subscriber.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        .with_filter(filter());
+    let files =
+        module_logs.map(|dir| crate::module_log::ModuleFiles::new(dir).with_filter(filter()));
+    // A second initialization (e.g. a test calling main twice) keeps the first subscriber.
+    let _ = tracing_subscriber::registry()
+        .with(stderr)
+        .with(files)
         .try_init();
 }
 
