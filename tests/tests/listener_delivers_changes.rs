@@ -158,14 +158,20 @@ fn each_module_can_log_to_its_own_file() {
             &["--log-dir".to_owned(), dir.to_string_lossy().into_owned()],
         )
         .unwrap();
+    // Past every module's initialization: the user below arrives as a transaction.
+    domain.barrier();
     domain
         .slapd
         .ldapmodify(&format!(
             "dn: uid=example,{base}\nobjectClass: inetOrgPerson\nuid: example\ncn: E\nsn: X\n"
         ))
         .unwrap();
+    // The printer's call; the template modules are called in the same transaction, which
+    // a SIGTERM lets finish.
     domain.wait_for(Duration::from_secs(30), |calls| {
-        calls.iter().any(|l| l.starts_with("uid=example"))
+        calls
+            .iter()
+            .any(|l| l.starts_with("uid=example") && l.ends_with("\ta"))
     });
     assert!(domain.stop_listener());
     let template = std::fs::read_to_string(dir.join("unique_name.log")).unwrap();
