@@ -16,6 +16,7 @@ pub mod in_process;
 pub mod ldif;
 mod memcached;
 mod process;
+pub mod rng;
 mod slapd;
 
 pub use memcached::Memcached;

@@ -32,6 +32,7 @@ use listener_runtime::notifier::LdapSettings;
 use listener_runtime::notifier::translog::Translog;
 use tests::Slapd;
 use tests::domain::Domain;
+use tests::rng::Lcg;
 
 /// What the test marks in the printer's output before each restart.
 const RESTART: &str = "#restart";
@@ -40,19 +41,6 @@ const RESTART: &str = "#restart";
 /// cache cannot follow them: `hasSubordinates` (derived from the children) and
 /// `contextCSN` (syncprov's checkpoint on the suffix).
 const IGNORED: &[&str] = &["hassubordinates", "contextcsn"];
-
-/// A small deterministic PRNG (the seed is printed, so a failure can be replayed).
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self, below: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % below
-    }
-}
 
 /// The object `k` of a DN `cn=o<k>-v<version>,…`.
 fn object_of(dn: &str) -> Option<u64> {
@@ -112,7 +100,7 @@ async fn write_changes(
         .unwrap()
         .success()
         .unwrap();
-    let mut rng = Lcg(seed ^ 0x5eed_0fba_5e00);
+    let mut rng = Lcg::new(seed ^ 0x5eed_0fba_5e00);
     let box_dn = format!("ou=box,{base}");
     let dn = |k: u64, version: u64, in_box: bool| {
         format!(
@@ -195,17 +183,8 @@ async fn write_changes(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_change_reaches_the_modules_in_order_across_kill_9() {
-    let seed = std::env::var("KILL9_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-        });
-    eprintln!("KILL9_SEED={seed}");
-    let mut rng = Lcg(seed);
+    let mut rng = Lcg::from_env("KILL9_SEED");
+    let seed = rng.seed();
 
     let base = "dc=example,dc=com";
     let mut domain = Domain::start(

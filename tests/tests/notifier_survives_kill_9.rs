@@ -8,33 +8,11 @@ use listener_runtime::notifier::translog::Translog;
 use tests::Slapd;
 use tests::daemon::{Daemon, notifier_id, wait_for_notifier};
 use tests::in_process::expected_transactions;
-
-/// A small deterministic PRNG (the seed is printed, so a failure can be replayed).
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self, below: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % below
-    }
-}
+use tests::rng::Lcg;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_write_exactly_once_across_kill_9() {
-    let seed = std::env::var("KILL9_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-        });
-    eprintln!("KILL9_SEED={seed}");
-    let mut rng = Lcg(seed);
+    let mut rng = Lcg::from_env("KILL9_SEED");
 
     let slapd = Slapd::start().unwrap();
     let base = slapd.base().to_owned();
