@@ -122,6 +122,8 @@ pub struct Module {
     ctx: Context,
     /// Whether `pre_run` ran since start or since the last `post_run`.
     running: bool,
+    /// Where calls are counted, if anywhere.
+    stats: Option<std::sync::Arc<super::stats::ModuleStats>>,
 }
 
 impl std::fmt::Debug for Module {
@@ -141,7 +143,13 @@ impl Module {
             instance: registration.instantiate(),
             ctx: Context::new(registration.name),
             running: false,
+            stats: None,
         }
+    }
+
+    /// Counts this module's calls, errors and call latency in `stats`.
+    pub fn set_stats(&mut self, stats: std::sync::Arc<super::stats::ModuleStats>) {
+        self.stats = Some(stats);
     }
 
     /// Gives the module's context the listener's LDAP connection and settings.
@@ -215,7 +223,12 @@ impl Module {
             self.guarded(Lifecycle::PreRun).await?;
             self.running = true;
         }
-        self.guarded(Lifecycle::Call(invocation)).await
+        let started = std::time::Instant::now();
+        let result = self.guarded(Lifecycle::Call(invocation)).await;
+        if let Some(stats) = &self.stats {
+            stats.record(started.elapsed(), result.is_ok());
+        }
+        result
     }
 
     /// `post_run`, if `pre_run` ran since the last one.

@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod cache;
+pub mod control;
 pub mod dispatch;
 pub mod fetch;
 pub mod invoke;
@@ -10,3 +11,4 @@ pub mod lifecycle;
 pub mod notifier_client;
 pub mod process;
 pub mod run;
+pub mod stats;

@@ -7,8 +7,11 @@
 //! module that ran gets `post_run`; so does every module at shutdown.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures_util::FutureExt;
@@ -17,6 +20,7 @@ use tracing::Instrument;
 
 use super::apply::Applier;
 use super::cache::{Cache, CacheError};
+use super::control;
 use super::dispatch::{ModuleSpec, SpecError};
 use super::fetch::{FetchError, Fetcher};
 use super::invoke::{Module, RetryPolicy};
@@ -25,6 +29,7 @@ use super::notifier_client::{
     Backoff, ClientError, ClientOptions, TransactionRef, connect_with_backoff,
 };
 use super::process::{self, FetchBy, ProcessError, Stash, Step, Transaction};
+use super::stats::{Halt, Stats};
 use crate::notifier::LdapSettings;
 use crate::registry::ModuleRegistration;
 
@@ -47,6 +52,8 @@ pub struct RunConfig {
     pub idle: Duration,
     /// Most transactions asked for at once.
     pub batch: usize,
+    /// Where to serve Prometheus metrics, if anywhere.
+    pub metrics: Option<SocketAddr>,
 }
 
 impl RunConfig {
@@ -61,6 +68,7 @@ impl RunConfig {
             retry: RetryPolicy::default(),
             idle: Duration::from_secs(15),
             batch: 100,
+            metrics: None,
         }
     }
 }
@@ -139,7 +147,8 @@ pub async fn run(
     if registrations.is_empty() {
         return Err(RunError::NoModules);
     }
-    let cache = Cache::open(&config.cache_dir)?;
+    let cache = Arc::new(Cache::open(&config.cache_dir)?);
+    let stats = Arc::new(Stats::new(registrations.iter().map(|r| r.name)));
     let mut specs = Vec::new();
     let mut modules = Vec::new();
     for registration in registrations {
@@ -147,8 +156,16 @@ pub async fn run(
             registration,
             Schema::builtin(),
         )?);
-        modules.push(Module::load(registration));
+        let mut module = Module::load(registration);
+        if let Some(counters) = stats.module(registration.name) {
+            module.set_stats(counters.clone());
+        }
+        modules.push(module);
     }
+    // Requests of the administrator's tools (control socket) that change the cache or the
+    // modules are carried out by this loop, between transactions.
+    let (control_tx, mut control_rx) = tokio::sync::mpsc::channel::<control::Request>(16);
+    control::spawn_server(&config, cache.clone(), stats.clone(), control_tx);
     // The first poll installs the signal handlers: from here on SIGTERM stops the listener
     // cleanly, also during start-up and initialization (before, a SIGTERM there killed it
     // with the default action). Each start-up wait below gives way to it.
@@ -209,6 +226,9 @@ pub async fn run(
             cache_id: last,
         });
     }
+    stats.saw_notifier_id(current);
+    stats.set_durable(last);
+    stats.applied_id.store(last, Ordering::Relaxed);
 
     // Initialize what is not READY; a module whose initialization fails gets no events.
     let mut ready = Vec::new();
@@ -309,6 +329,9 @@ pub async fn run(
                     idle = true;
                     post_run_all(&mut applier).await;
                 }
+                Some(request) = control_rx.recv() => {
+                    control::handle(request, &mut applier, &cache, &stats).await;
+                }
                 () = &mut shutdown => {
                     request.abort();
                     post_run_all(&mut applier).await;
@@ -328,18 +351,41 @@ pub async fn run(
             Err(e) => return Err(e.into()),
         };
         idle = false;
+        if let Some(newest) = transactions.last() {
+            stats.saw_notifier_id(newest.id);
+        }
         for t in transactions {
             let id = t.id;
             let mut delay = Duration::from_millis(100);
             let mut halt_delay = Duration::from_secs(1);
             loop {
                 match process_one(&cache, &fetcher, &mut applier, &mut stash, t.clone()).await {
-                    Ok(()) => break,
+                    Ok(change_time) => {
+                        stats.set_halted(None);
+                        if stash.is_none() {
+                            stats.applied(id, change_time);
+                            stats.set_durable(id);
+                        }
+                        break;
+                    }
                     // LDAP went away before anything was applied: reconnect and retry the
                     // same transaction (the stash is taken only after the fetch).
                     // Nothing was committed: wait (a SIGTERM still stops the listener) and
                     // apply the same transaction again, until the module takes it.
                     Err(e @ RunError::Halted { .. }) => {
+                        if let RunError::Halted { id, module, error } = &e {
+                            // `since` stays that of the first failure of this halt.
+                            let since = stats
+                                .halted()
+                                .filter(|h| h.id == *id && h.module == *module)
+                                .map_or_else(std::time::SystemTime::now, |h| h.since);
+                            stats.set_halted(Some(Halt {
+                                id: *id,
+                                module: module.clone(),
+                                error: error.clone(),
+                                since,
+                            }));
+                        }
                         tracing::error!(error = %e, retry_in = ?halt_delay, "processing halted by a blocking module; retrying");
                         tokio::select! {
                             () = tokio::time::sleep(halt_delay) => {}
@@ -365,6 +411,9 @@ pub async fn run(
             }
             if stash.is_none() {
                 last = id;
+            }
+            while let Ok(request) = control_rx.try_recv() {
+                control::handle(request, &mut applier, &cache, &stats).await;
             }
         }
     }
@@ -480,7 +529,7 @@ async fn process_one(
     applier: &mut Applier,
     stash: &mut Option<Stash>,
     t: TransactionRef,
-) -> Result<(), RunError> {
+) -> Result<Option<std::time::SystemTime>, RunError> {
     let dn = Dn::parse(&t.dn).map_err(|e| RunError::BadDn {
         id: t.id,
         message: e.to_string(),
@@ -504,8 +553,9 @@ async fn process_one(
     }
     if let Step::Stash(s) = step {
         *stash = Some(s);
-        return Ok(());
+        return Ok(None);
     }
+    let change_time = step_entry(&step).and_then(super::stats::change_time);
     let span =
         tracing::debug_span!("transaction", id = txn.id, dn = %txn.dn, command = %txn.command);
     let applied = applier
@@ -526,5 +576,15 @@ async fn process_one(
         failures = applied.failures,
         "transaction processed"
     );
-    Ok(())
+    Ok(change_time)
+}
+
+/// The object's state a step leaves (or its last one, for a delete).
+fn step_entry(step: &Step) -> Option<&listener_core::Entry> {
+    match step {
+        Step::Update { new, .. } => Some(new),
+        Step::Delete { old, .. } => old.as_ref().map(|c| &c.entry),
+        Step::Move { patched, fresh, .. } => Some(fresh.as_ref().unwrap_or(patched)),
+        Step::Stash(_) | Step::Nothing => None,
+    }
 }
