@@ -8,7 +8,7 @@ use clap::Args;
 use listener_core::Dn;
 
 use super::notifier::{Bind, fail, shutdown_signal};
-use crate::listener::run::{RunConfig, run};
+use crate::listener::run::{Durability, RunConfig, run};
 use crate::registry::ModuleRegistration;
 
 /// `run`: follow the notifier and call the modules.
@@ -31,6 +31,21 @@ pub(super) struct RunArgs {
     /// Seconds without a transaction after which modules get `post_run`.
     #[arg(long, default_value_t = 15)]
     idle: u64,
+    /// Transactions whose objects are fetched from LDAP ahead of the one being applied
+    /// (1: fetch each object only when its transaction is applied, as UDL does).
+    /// Modules see the same calls either way.
+    #[arg(
+        long,
+        env = "LISTENER_FETCH_WINDOW",
+        default_value_t = 64,
+        value_name = "N"
+    )]
+    fetch_window: usize,
+    /// When cache commits are made durable (fsync): `each` transaction, or in groups
+    /// (when caught up, or every 1,000 transactions / 200 ms). A transaction is reported
+    /// as processed only once durable; after a crash the rest is processed again.
+    #[arg(long, env = "LISTENER_DURABILITY", value_enum, default_value_t = Durability::Group)]
+    durability: Durability,
     /// Also write each module's log lines to `<DIR>/<module>.log` (as UCS does).
     #[arg(long, env = "LISTENER_LOG_DIR", value_name = "DIR")]
     log_dir: Option<PathBuf>,
@@ -55,6 +70,8 @@ pub(super) fn run_listener(args: RunArgs, modules: &[&'static ModuleRegistration
     let mut config = RunConfig::new(ldap, base, args.notifier, args.cache_dir);
     config.retry.attempts = args.attempts.max(1);
     config.idle = Duration::from_secs(args.idle.max(1));
+    config.window = args.fetch_window.max(1);
+    config.durability = args.durability;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -21,6 +21,9 @@ pub struct Applier {
     pub specs: Vec<ModuleSpec>,
     /// Retries of a failing call.
     pub policy: RetryPolicy,
+    /// Commit transactions non-durably; the caller makes them durable in groups
+    /// ([`Cache::sync`]).
+    pub group_commit: bool,
 }
 
 /// What one applied transaction did, for logs and tests.
@@ -179,6 +182,9 @@ impl Applier {
         }
         w.clear_pending_create()?;
         w.set_last_id(id)?;
+        if self.group_commit {
+            w.set_durable(false)?;
+        }
         w.commit()?;
         Ok(applied)
     }

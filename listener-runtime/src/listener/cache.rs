@@ -129,6 +129,13 @@ impl Cache {
         })
     }
 
+    /// Makes every commit so far durable (after non-durable ones of a group commit).
+    pub fn sync(&self) -> Result<()> {
+        let mut w = self.write()?;
+        w.set_durable(true)?;
+        w.commit()
+    }
+
     /// A write transaction, durable on commit unless [`WriteTxn::set_durable`] says
     /// otherwise. Only one exists at a time; this waits for the previous one to finish.
     pub fn write(&self) -> Result<WriteTxn> {

@@ -9,6 +9,7 @@ pub mod fetch;
 pub mod invoke;
 pub mod lifecycle;
 pub mod notifier_client;
+pub mod pipeline;
 pub mod process;
 pub mod run;
 pub mod stats;

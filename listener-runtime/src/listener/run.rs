@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use listener_core::{Dn, Schema};
+use listener_core::{Command, Dn, Schema};
 use tracing::Instrument;
 
 use super::apply::Applier;
@@ -26,9 +26,10 @@ use super::fetch::{FetchError, Fetcher};
 use super::invoke::{Module, RetryPolicy};
 use super::lifecycle::{self, InitError};
 use super::notifier_client::{
-    Backoff, ClientError, ClientOptions, TransactionRef, connect_with_backoff,
+    Backoff, ClientError, ClientOptions, NotifierClient, TransactionRef, connect_with_backoff,
 };
-use super::process::{self, FetchBy, ProcessError, Stash, Step, Transaction};
+use super::pipeline::Window;
+use super::process::{self, FetchBy, ProcessError, Stash, Step};
 use super::stats::{Halt, Stats};
 use crate::notifier::LdapSettings;
 use crate::registry::ModuleRegistration;
@@ -54,6 +55,23 @@ pub struct RunConfig {
     pub batch: usize,
     /// Where to serve Prometheus metrics, if anywhere.
     pub metrics: Option<SocketAddr>,
+    /// Transactions whose objects are fetched ahead of the one being applied (1: none).
+    pub window: usize,
+    /// When commits of the cache are made durable.
+    pub durability: Durability,
+}
+
+/// When the listener makes its cache commits durable (fsync). Either way a transaction
+/// ID is reported as processed (`status`, metrics) only once it is durable, and a crash
+/// replays what was not: modules see every change at least once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Durability {
+    /// Every transaction's commit, as UDL does: one fsync per transaction.
+    Each,
+    /// Group commit: durable when the listener has caught up, after 1,000 transactions
+    /// or after 200 ms, whichever comes first.
+    #[default]
+    Group,
 }
 
 impl RunConfig {
@@ -69,6 +87,8 @@ impl RunConfig {
             idle: Duration::from_secs(15),
             batch: 100,
             metrics: None,
+            window: 64,
+            durability: Durability::default(),
         }
     }
 }
@@ -307,23 +327,56 @@ pub async fn run(
         modules: ready.iter().filter_map(|&i| loaded[i].take()).collect(),
         specs: ready.iter().map(|&i| specs[i].clone()).collect(),
         policy: config.retry.clone(),
+        group_commit: false,
     };
 
+    applier.group_commit = config.durability == Durability::Group;
+
+    // The notifier is read by its own task, batch after batch, into a queue that the
+    // window below takes from: waiting for the notifier never stalls applying, and going
+    // idle (post_run) never cancels a request.
+    let (queue_tx, mut queue) = tokio::sync::mpsc::channel(config.batch.max(1) * 2);
+    let _reader = AbortOnDrop(tokio::spawn(read_notifier(
+        client,
+        last + 1,
+        config.clone(),
+        queue_tx,
+        stats.clone(),
+    )));
+    let mut window = Window::new(fetcher.clone(), config.window);
     let mut stash: Option<Stash> = None;
     let mut idle = false;
+    // Applied since the last durable commit: how many, and since when.
+    let mut group: Option<(usize, std::time::Instant)> = None;
     loop {
-        // The request runs as its own task, so going idle (post_run) does not cancel it.
-        let from = process::next_id(last, stash.as_ref());
-        let batch = config.batch;
-        let mut request = tokio::spawn(async move {
-            let result = client.next_transactions(from, batch).await;
-            (client, result)
-        });
-        let (returned, result) = loop {
+        // Take in what the reader has queued, as far as the window has room.
+        while window.has_room() {
+            match queue.try_recv() {
+                Ok(Ok(t)) => window.push(t, &cache)?,
+                Ok(Err(e)) => return Err(e.into()),
+                Err(_) => break,
+            }
+        }
+        stats
+            .queued
+            .store((window.len() + queue.len()) as u64, Ordering::Relaxed);
+        stats
+            .fetches_in_flight
+            .store(window.fetches() as u64, Ordering::Relaxed);
+        if window.is_empty() {
+            // Caught up: what is applied becomes durable before the listener waits.
+            if group.take().is_some() {
+                cache.sync()?;
+                stats.set_durable(last);
+            }
             tokio::select! {
-                joined = &mut request => match joined {
-                    Ok(pair) => break pair,
-                    Err(e) => return Err(RunError::Internal(format!("the notifier request failed: {e}"))),
+                received = queue.recv() => match received {
+                    Some(Ok(t)) => {
+                        idle = false;
+                        window.push(t, &cache)?;
+                    }
+                    Some(Err(e)) => return Err(e.into()),
+                    None => return Err(RunError::Internal("the notifier reader stopped".into())),
                 },
                 () = tokio::time::sleep(config.idle), if !idle => {
                     idle = true;
@@ -332,90 +385,152 @@ pub async fn run(
                 Some(request) = control_rx.recv() => {
                     control::handle(request, &mut applier, &cache, &stats).await;
                 }
-                () = &mut shutdown => {
-                    request.abort();
-                    post_run_all(&mut applier).await;
-                    tracing::info!(last_id = last, "listener stopped");
-                    return Ok(());
+                () = &mut shutdown => return stop(&mut applier, &cache, &stats, last, "").await,
+            }
+            continue;
+        }
+        if shutdown.as_mut().now_or_never().is_some() {
+            return stop(&mut applier, &cache, &stats, last, "").await;
+        }
+
+        let mut delay = Duration::from_millis(100);
+        let mut halt_delay = Duration::from_secs(1);
+        let id = loop {
+            match process_front(&cache, &mut window, &mut applier, &mut stash).await {
+                Ok((id, change_time)) => {
+                    stats.set_halted(None);
+                    if stash.is_none() {
+                        stats.applied(id, change_time);
+                    }
+                    break id;
                 }
+                // Nothing was committed: wait (a SIGTERM still stops the listener) and
+                // apply the same transaction again, until the module takes it.
+                Err(e @ RunError::Halted { .. }) => {
+                    if let RunError::Halted { id, module, error } = &e {
+                        // `since` stays that of the first failure of this halt.
+                        let since = stats
+                            .halted()
+                            .filter(|h| h.id == *id && h.module == *module)
+                            .map_or_else(std::time::SystemTime::now, |h| h.since);
+                        stats.set_halted(Some(Halt {
+                            id: *id,
+                            module: module.clone(),
+                            error: error.clone(),
+                            since,
+                        }));
+                    }
+                    tracing::error!(error = %e, retry_in = ?halt_delay, "processing halted by a blocking module; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(halt_delay) => {}
+                        () = &mut shutdown => return stop(&mut applier, &cache, &stats, last, " while halted").await,
+                    }
+                    halt_delay = (halt_delay * 2).min(Duration::from_secs(60));
+                }
+                // LDAP went away before anything was applied: reconnect and retry the
+                // same transaction (the stash is taken only after the fetch).
+                Err(RunError::Fetch(e)) if e.is_transient() => {
+                    tracing::warn!(error = %e, retry_in = ?delay, "lost LDAP; reconnecting");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(30));
+                    fetcher = connect_ldap(&config).await?;
+                    window.set_fetcher(fetcher.clone());
+                    for module in &mut applier.modules {
+                        module.connect(fetcher.clone(), settings.clone());
+                    }
+                }
+                Err(e) => return Err(e),
             }
         };
-        client = returned;
-        let transactions = match result {
-            Ok(transactions) => transactions,
+        window.pop();
+        if stash.is_none() {
+            last = id;
+            if applier.group_commit {
+                let (count, since) = group.get_or_insert((0, std::time::Instant::now()));
+                *count += 1;
+                if *count >= GROUP_MAX || since.elapsed() >= GROUP_TIME {
+                    group = None;
+                    cache.sync()?;
+                    stats.set_durable(last);
+                }
+            } else {
+                stats.set_durable(last);
+            }
+        }
+        while let Ok(request) = control_rx.try_recv() {
+            control::handle(request, &mut applier, &cache, &stats).await;
+        }
+    }
+}
+
+/// A clean stop: `post_run` where due, everything applied made durable.
+async fn stop(
+    applier: &mut Applier,
+    cache: &Cache,
+    stats: &Stats,
+    last: u64,
+    why: &str,
+) -> Result<(), RunError> {
+    post_run_all(applier).await;
+    cache.sync()?;
+    stats.set_durable(last);
+    tracing::info!(last_id = last, "listener stopped{why}");
+    Ok(())
+}
+
+/// Most transactions applied between durable commits (`--durability group`).
+const GROUP_MAX: usize = 1000;
+/// Longest time between durable commits while transactions keep coming.
+const GROUP_TIME: Duration = Duration::from_millis(200);
+
+/// Reads transactions from `from` on, batch after batch, into `queue`; reconnects to the
+/// notifier with backoff when it goes away. Ends when the queue's receiver is dropped or
+/// with a fatal error sent down the queue.
+async fn read_notifier(
+    mut client: NotifierClient,
+    mut from: u64,
+    config: RunConfig,
+    queue: tokio::sync::mpsc::Sender<Result<TransactionRef, ClientError>>,
+    stats: Arc<Stats>,
+) {
+    let backoff = Backoff::default();
+    loop {
+        match client.next_transactions(from, config.batch).await {
+            Ok(transactions) => {
+                if let Some(newest) = transactions.last() {
+                    stats.saw_notifier_id(newest.id);
+                    from = newest.id + 1;
+                }
+                for t in transactions {
+                    if queue.send(Ok(t)).await.is_err() {
+                        return;
+                    }
+                }
+            }
             Err(e) if e.is_transient() => {
                 tracing::warn!(error = %e, "lost the notifier; reconnecting");
-                client = connect_with_backoff(&config.notifier, &config.client, &backoff).await?;
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        idle = false;
-        if let Some(newest) = transactions.last() {
-            stats.saw_notifier_id(newest.id);
-        }
-        for t in transactions {
-            let id = t.id;
-            let mut delay = Duration::from_millis(100);
-            let mut halt_delay = Duration::from_secs(1);
-            loop {
-                match process_one(&cache, &fetcher, &mut applier, &mut stash, t.clone()).await {
-                    Ok(change_time) => {
-                        stats.set_halted(None);
-                        if stash.is_none() {
-                            stats.applied(id, change_time);
-                            stats.set_durable(id);
-                        }
-                        break;
+                match connect_with_backoff(&config.notifier, &config.client, &backoff).await {
+                    Ok(reconnected) => client = reconnected,
+                    Err(e) => {
+                        let _ = queue.send(Err(e)).await;
+                        return;
                     }
-                    // LDAP went away before anything was applied: reconnect and retry the
-                    // same transaction (the stash is taken only after the fetch).
-                    // Nothing was committed: wait (a SIGTERM still stops the listener) and
-                    // apply the same transaction again, until the module takes it.
-                    Err(e @ RunError::Halted { .. }) => {
-                        if let RunError::Halted { id, module, error } = &e {
-                            // `since` stays that of the first failure of this halt.
-                            let since = stats
-                                .halted()
-                                .filter(|h| h.id == *id && h.module == *module)
-                                .map_or_else(std::time::SystemTime::now, |h| h.since);
-                            stats.set_halted(Some(Halt {
-                                id: *id,
-                                module: module.clone(),
-                                error: error.clone(),
-                                since,
-                            }));
-                        }
-                        tracing::error!(error = %e, retry_in = ?halt_delay, "processing halted by a blocking module; retrying");
-                        tokio::select! {
-                            () = tokio::time::sleep(halt_delay) => {}
-                            () = &mut shutdown => {
-                                post_run_all(&mut applier).await;
-                                tracing::info!(last_id = last, "listener stopped while halted");
-                                return Ok(());
-                            }
-                        }
-                        halt_delay = (halt_delay * 2).min(Duration::from_secs(60));
-                    }
-                    Err(RunError::Fetch(e)) if e.is_transient() => {
-                        tracing::warn!(id, error = %e, retry_in = ?delay, "lost LDAP; reconnecting");
-                        tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(Duration::from_secs(30));
-                        fetcher = connect_ldap(&config).await?;
-                        for module in &mut applier.modules {
-                            module.connect(fetcher.clone(), settings.clone());
-                        }
-                    }
-                    Err(e) => return Err(e),
                 }
             }
-            if stash.is_none() {
-                last = id;
-            }
-            while let Ok(request) = control_rx.try_recv() {
-                control::handle(request, &mut applier, &cache, &stats).await;
+            Err(e) => {
+                let _ = queue.send(Err(e)).await;
+                return;
             }
         }
+    }
+}
+
+/// A task aborted when its handle is dropped (the listener stops).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -522,28 +637,35 @@ async fn post_run_modules(modules: &mut [Module]) {
     }
 }
 
-/// One transaction: look up, fetch, decide, apply.
-async fn process_one(
+/// The window's front transaction: look up, fetch (or take what was fetched ahead),
+/// decide, apply. Returns its ID and when its change was made, if known.
+async fn process_front(
     cache: &Cache,
-    fetcher: &Fetcher,
+    window: &mut Window,
     applier: &mut Applier,
     stash: &mut Option<Stash>,
-    t: TransactionRef,
-) -> Result<Option<std::time::SystemTime>, RunError> {
-    let dn = Dn::parse(&t.dn).map_err(|e| RunError::BadDn {
-        id: t.id,
-        message: e.to_string(),
-    })?;
-    let txn = Transaction {
-        id: t.id,
-        dn,
-        command: t.command,
+) -> Result<(u64, Option<std::time::SystemTime>), RunError> {
+    let txn = match window.front() {
+        Some(Ok(txn)) => txn.clone(),
+        Some(Err(bad)) => {
+            return Err(RunError::BadDn {
+                id: bad.id,
+                message: bad.message.clone(),
+            });
+        }
+        None => return Err(RunError::Internal("no transaction to process".into())),
     };
     let cached = cache.read()?.entry(&txn.dn)?;
     let fetched = match process::fetch_by(&txn, cached.as_ref(), stash.as_ref()) {
         None => None,
-        Some(FetchBy::Uuid(uuid)) => fetcher.fetch_by_uuid(&uuid).await?,
-        Some(FetchBy::Dn(dn)) => fetcher.fetch_by_dn(&dn).await?,
+        Some(by) => {
+            // The cached state of the object the fetch is about (for a move: at its old DN).
+            let known = match (&by, stash.as_ref()) {
+                (FetchBy::Uuid(_), Some(s)) if txn.command == Command::Add => s.cached.as_ref(),
+                _ => cached.as_ref(),
+            };
+            window.fetch_front(&by, known).await?
+        }
     };
     // Kept to try the transaction again if a blocking module halts processing.
     let saved_stash = stash.clone();
@@ -553,7 +675,7 @@ async fn process_one(
     }
     if let Step::Stash(s) = step {
         *stash = Some(s);
-        return Ok(None);
+        return Ok((txn.id, None));
     }
     let change_time = step_entry(&step).and_then(super::stats::change_time);
     let span =
@@ -576,7 +698,7 @@ async fn process_one(
         failures = applied.failures,
         "transaction processed"
     );
-    Ok(change_time)
+    Ok((txn.id, change_time))
 }
 
 /// The object's state a step leaves (or its last one, for a delete).

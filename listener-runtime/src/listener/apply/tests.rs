@@ -72,6 +72,7 @@ fn applier() -> Applier {
             first_delay: std::time::Duration::from_millis(1),
             max_delay: std::time::Duration::from_millis(1),
         },
+        group_commit: false,
     }
 }
 
@@ -219,6 +220,7 @@ async fn a_failing_blocking_module_halts_with_nothing_committed() {
             first_delay: std::time::Duration::from_millis(1),
             max_delay: std::time::Duration::from_millis(1),
         },
+        group_commit: false,
     };
     let fine = object("cn=fine,dc=x", "f", "x");
     a.apply(

@@ -1,0 +1,294 @@
+//! The fetch-ahead window: transactions taken from the notifier before the apply stage
+//! reaches them, each with its object already being fetched from LDAP. The apply stage
+//! still handles them strictly one by one; the window only hides the fetch round trips.
+//!
+//! A fetch made ahead is a guess: which object to fetch (by cached entryUUID or by DN)
+//! depends on the cache and the pending `r` as they are when the transaction is applied.
+//! The window predicts both from the cache as it is when the transaction enters, and the
+//! apply stage uses the prefetched result only when its own decision
+//! ([`process::fetch_by`]) names the same fetch; otherwise it fetches again. Together with
+//! two more rules the observable behaviour stays that of one-at-a-time processing:
+//!
+//! * Fetches that share an object (its normalized DN or entryUUID) run one after the
+//!   other, so a later transaction never sees an older state of an object than an earlier
+//!   one (concurrent searches on a multiplexed connection may be answered in any order).
+//! * A fetched entry older (by `entryCSN`) than the cached state of the same object is
+//!   fetched again.
+
+use std::collections::VecDeque;
+
+use listener_core::{Command, Dn, Entry};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::cache::{Cache, CacheError, CachedEntry};
+use super::fetch::{FetchError, Fetcher};
+use super::notifier_client::TransactionRef;
+use super::process::{self, FetchBy, Stash, Transaction};
+
+/// A transaction whose DN did not parse: reported when the apply stage reaches it.
+#[derive(Debug, Clone)]
+pub struct BadDn {
+    /// The transaction.
+    pub id: u64,
+    /// Why the DN does not parse.
+    pub message: String,
+}
+
+/// Transactions ahead of the apply stage, in order, with their fetches under way.
+pub struct Window {
+    fetcher: Fetcher,
+    depth: usize,
+    items: VecDeque<Ahead>,
+    /// The `r` the window expects the apply stage to hold when the next `a` comes: its
+    /// ID and the cached entryUUID of the object.
+    rename: Option<(u64, Option<String>)>,
+}
+
+/// One transaction ahead.
+struct Ahead {
+    txn: Result<Transaction, BadDn>,
+    fetch: Option<Prefetch>,
+}
+
+/// A fetch started ahead.
+struct Prefetch {
+    by: FetchBy,
+    /// The normalized DN and entryUUID the fetch is about.
+    keys: Vec<String>,
+    task: JoinHandle<Result<Option<Entry>, FetchError>>,
+    /// Becomes `true` (or is dropped) when the fetch is done.
+    done: watch::Receiver<bool>,
+}
+
+impl Drop for Ahead {
+    fn drop(&mut self) {
+        if let Some(fetch) = &self.fetch {
+            fetch.task.abort();
+        }
+    }
+}
+
+impl Window {
+    /// A window of up to `depth` transactions (1 = no fetch ahead: each object is fetched
+    /// when its transaction is applied, as UDL does).
+    pub fn new(fetcher: Fetcher, depth: usize) -> Window {
+        Window {
+            fetcher,
+            depth: depth.max(1),
+            items: VecDeque::new(),
+            rename: None,
+        }
+    }
+
+    /// Fetches from now on use `fetcher` (after a reconnect). Fetches under way on the old
+    /// connection fail or finish; a failed one is fetched again when applied.
+    pub fn set_fetcher(&mut self, fetcher: Fetcher) {
+        self.fetcher = fetcher;
+    }
+
+    /// Whether another transaction may enter.
+    pub fn has_room(&self) -> bool {
+        self.items.len() < self.depth
+    }
+
+    /// Transactions in the window.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether the window is empty.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Fetches under way or done and not yet used.
+    pub fn fetches(&self) -> usize {
+        self.items.iter().filter(|a| a.fetch.is_some()).count()
+    }
+
+    /// Takes `t` in and, with a depth above 1, starts fetching its object.
+    pub fn push(&mut self, t: TransactionRef, cache: &Cache) -> Result<(), CacheError> {
+        let txn = Dn::parse(&t.dn)
+            .map(|dn| Transaction {
+                id: t.id,
+                dn,
+                command: t.command,
+            })
+            .map_err(|e| BadDn {
+                id: t.id,
+                message: e.to_string(),
+            });
+        let fetch = match &txn {
+            Ok(txn) if self.depth > 1 => self.start(txn, cache)?,
+            Ok(_) | Err(_) => None,
+        };
+        self.items.push_back(Ahead { txn, fetch });
+        Ok(())
+    }
+
+    /// The next transaction for the apply stage.
+    pub fn front(&self) -> Option<Result<&Transaction, &BadDn>> {
+        self.items.front().map(|a| a.txn.as_ref())
+    }
+
+    /// Done with the front transaction.
+    pub fn pop(&mut self) {
+        self.items.pop_front();
+    }
+
+    /// The object of the front transaction found by `by`: the result fetched ahead when it
+    /// was fetched the same way and is not older than `known` (the cached state of the
+    /// object), else fetched now.
+    pub async fn fetch_front(
+        &mut self,
+        by: &FetchBy,
+        known: Option<&CachedEntry>,
+    ) -> Result<Option<Entry>, FetchError> {
+        let ahead = self
+            .items
+            .front_mut()
+            .and_then(|a| a.fetch.take())
+            .filter(|f| f.by == *by);
+        if let Some(prefetch) = ahead {
+            let result = join(prefetch).await;
+            match result {
+                Ok(entry) if !older(entry.as_ref(), known) => return Ok(entry),
+                Ok(_) => tracing::debug!(?by, "fetched ahead an older state; fetching again"),
+                Err(e) => tracing::debug!(?by, error = %e, "fetch ahead failed; fetching again"),
+            }
+        }
+        fetch(&self.fetcher, by).await
+    }
+
+    /// Starts the fetch the apply stage is expected to want for `txn`.
+    fn start(&mut self, txn: &Transaction, cache: &Cache) -> Result<Option<Prefetch>, CacheError> {
+        let cached = cache.read()?.entry(&txn.dn)?;
+        let uuid = |c: &CachedEntry| c.entry.first_str("entryUUID").map(str::to_owned);
+        // The apply stage holds an `r` until its `a`: predict that stash.
+        let stash = match self.rename.take() {
+            Some((id, uuid)) if txn.command == Command::Add && txn.id == id + 1 => Some(uuid),
+            _ => None,
+        };
+        if txn.command == Command::Rename {
+            self.rename = Some((txn.id, cached.as_ref().and_then(uuid)));
+        }
+        let stash = stash.map(|uuid| Stash {
+            id: txn.id - 1,
+            old_dn: txn.dn.clone(),
+            cached: uuid.map(|u| CachedEntry {
+                entry: with_uuid(&txn.dn, &u),
+                modules: Default::default(),
+            }),
+        });
+        let Some(by) = process::fetch_by(txn, cached.as_ref(), stash.as_ref()) else {
+            return Ok(None);
+        };
+        let mut keys = vec![txn.dn.normalized().to_owned()];
+        if let FetchBy::Uuid(u) = &by {
+            keys.push(u.clone());
+        }
+        // Wait for the fetches ahead of this one that are about the same object.
+        let before: Vec<watch::Receiver<bool>> = self
+            .items
+            .iter()
+            .filter_map(|a| a.fetch.as_ref())
+            .filter(|f| f.keys.iter().any(|k| keys.contains(k)))
+            .map(|f| f.done.clone())
+            .collect();
+        let (done_tx, done) = watch::channel(false);
+        let fetcher = self.fetcher.clone();
+        let task_by = by.clone();
+        let task = tokio::spawn(async move {
+            for mut earlier in before {
+                // An error means the earlier fetch is gone: done as well.
+                let _ = earlier.wait_for(|done| *done).await;
+            }
+            let result = fetch(&fetcher, &task_by).await;
+            let _ = done_tx.send(true);
+            result
+        });
+        Ok(Some(Prefetch {
+            by,
+            keys,
+            task,
+            done,
+        }))
+    }
+}
+
+/// The result of a prefetch task (a panic inside ldap3 or an abort becomes an error).
+async fn join(prefetch: Prefetch) -> Result<Option<Entry>, FetchError> {
+    let Prefetch { by, mut task, .. } = prefetch;
+    match (&mut task).await {
+        Ok(result) => result,
+        Err(e) => Err(FetchError::Task {
+            what: format!("{by:?}"),
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// Fetches the object `by` names.
+pub async fn fetch(fetcher: &Fetcher, by: &FetchBy) -> Result<Option<Entry>, FetchError> {
+    match by {
+        FetchBy::Uuid(uuid) => fetcher.fetch_by_uuid(uuid).await,
+        FetchBy::Dn(dn) => fetcher.fetch_by_dn(dn).await,
+    }
+}
+
+/// Whether `fetched` is an older state of the same object than `known`: same entryUUID,
+/// smaller `entryCSN` (CSNs of one object only grow; their text sorts by time).
+fn older(fetched: Option<&Entry>, known: Option<&CachedEntry>) -> bool {
+    let (Some(fetched), Some(known)) = (fetched, known) else {
+        return false;
+    };
+    let same = fetched.first_str("entryUUID").is_some()
+        && fetched.first_str("entryUUID") == known.entry.first_str("entryUUID");
+    match (
+        fetched.first_str("entryCSN"),
+        known.entry.first_str("entryCSN"),
+    ) {
+        (Some(new), Some(old)) => same && new < old,
+        _ => false,
+    }
+}
+
+/// A stand-in cached entry carrying only `uuid`, for predicting the fetch of an `a`.
+fn with_uuid(dn: &Dn, uuid: &str) -> Entry {
+    let mut entry = Entry::new(dn.clone());
+    let _ = entry.push_value("entryUUID", uuid.as_bytes().to_vec());
+    entry
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(uuid: &str, csn: &str) -> Entry {
+        let mut e = Entry::new(Dn::parse("cn=x,dc=test").unwrap());
+        e.push_value("entryUUID", uuid.as_bytes().to_vec()).unwrap();
+        e.push_value("entryCSN", csn.as_bytes().to_vec()).unwrap();
+        e
+    }
+
+    fn cached(e: Entry) -> CachedEntry {
+        CachedEntry {
+            entry: e,
+            modules: Default::default(),
+        }
+    }
+
+    #[test]
+    fn only_an_older_csn_of_the_same_object_is_older() {
+        let a1 = entry("u1", "20261128100000.000001Z#000000#000#000000");
+        let a2 = entry("u1", "20261128100000.000002Z#000000#000#000000");
+        let b2 = entry("u2", "20261128100000.000002Z#000000#000#000000");
+        assert!(older(Some(&a1), Some(&cached(a2.clone()))));
+        assert!(!older(Some(&a2), Some(&cached(a1.clone()))));
+        assert!(!older(Some(&a2), Some(&cached(a2.clone()))));
+        assert!(!older(Some(&a1), Some(&cached(b2))), "another object");
+        assert!(!older(None, Some(&cached(a1.clone()))));
+        assert!(!older(Some(&a1), None));
+    }
+}
