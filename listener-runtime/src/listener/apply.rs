@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use listener_core::{Command, Dn, Entry};
 
-use super::cache::{Cache, CacheError, CachedEntry, FailedEvent, PendingCreate};
+use super::cache::{Cache, CacheError, CachedEntry, FailedEvent, Intents, PendingCreate};
 use super::dispatch::{self, Call, Change, DeleteCause, ModuleSpec, Registration};
 use super::invoke::{Failure, Invocation, Module, RetryPolicy};
 use super::process::Step;
@@ -24,6 +24,8 @@ pub struct Applier {
     /// Commit transactions non-durably; the caller makes them durable in groups
     /// ([`Cache::sync`]).
     pub group_commit: bool,
+    /// Where pending creates go under group commit (else: a durable cache commit each).
+    pub intents: Option<Intents>,
 }
 
 /// What one applied transaction did, for logs and tests.
@@ -115,13 +117,19 @@ impl Applier {
             if let Some(entry) = target
                 && !creates.is_empty()
             {
-                let mut w = cache.write()?;
-                w.set_pending_create(&PendingCreate {
+                let pending = PendingCreate {
                     transaction_id: id,
                     entry: entry.clone(),
                     modules: creates,
-                })?;
-                w.commit()?;
+                };
+                match &mut self.intents {
+                    Some(intents) => intents.append(&pending)?,
+                    None => {
+                        let mut w = cache.write()?;
+                        w.set_pending_create(&pending)?;
+                        w.commit()?;
+                    }
+                }
             }
             for plan in plans {
                 let module = &mut self.modules[plan.module];

@@ -30,6 +30,7 @@
 //! ```
 
 mod error;
+mod intents;
 mod read;
 mod records;
 mod stored;
@@ -45,6 +46,7 @@ use redb::{ReadableDatabase, TableDefinition};
 
 pub use error::CacheError;
 use error::{Result, store_err};
+pub use intents::{INTENTS_FILE, Intents};
 pub use read::{Entries, ReadTxn};
 pub use records::{CachedEntry, FailedEvent, ModulePhase, ModuleState, PendingCreate};
 use tables::{FORMAT_VERSION, META, META_FORMAT};

@@ -6,6 +6,7 @@
 //! fetch the current one, decide, dispatch, commit. After 15 s without a transaction every
 //! module that ran gets `post_run`; so does every module at shutdown.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::ops::ControlFlow;
@@ -19,7 +20,7 @@ use listener_core::{Command, Dn, Schema};
 use tracing::Instrument;
 
 use super::apply::Applier;
-use super::cache::{Cache, CacheError};
+use super::cache::{Cache, CacheError, Intents, PendingCreate};
 use super::control;
 use super::dispatch::{ModuleSpec, SpecError};
 use super::fetch::{FetchError, Fetcher};
@@ -328,9 +329,22 @@ pub async fn run(
         specs: ready.iter().map(|&i| specs[i].clone()).collect(),
         policy: config.retry.clone(),
         group_commit: false,
+        intents: None,
     };
 
-    applier.group_commit = config.durability == Durability::Group;
+    // Pending creates of a crashed run's last group, by transaction ID (see Intents).
+    let mut recovered = std::collections::BTreeMap::new();
+    if config.durability == Durability::Group {
+        applier.group_commit = true;
+        let (intents, found) = Intents::open(&config.cache_dir)?;
+        recovered.extend(
+            found
+                .into_iter()
+                .filter(|p| p.transaction_id > last)
+                .map(|p| (p.transaction_id, p)),
+        );
+        applier.intents = Some(intents);
+    }
 
     // The notifier is read by its own task, batch after batch, into a queue that the
     // window below takes from: waiting for the notifier never stalls applying, and going
@@ -366,8 +380,7 @@ pub async fn run(
         if window.is_empty() {
             // Caught up: what is applied becomes durable before the listener waits.
             if group.take().is_some() {
-                cache.sync()?;
-                stats.set_durable(last);
+                sync(&cache, &mut applier, &mut recovered, &stats, last)?;
             }
             tokio::select! {
                 received = queue.recv() => match received {
@@ -385,18 +398,18 @@ pub async fn run(
                 Some(request) = control_rx.recv() => {
                     control::handle(request, &mut applier, &cache, &stats).await;
                 }
-                () = &mut shutdown => return stop(&mut applier, &cache, &stats, last, "").await,
+                () = &mut shutdown => return stop(&mut applier, &cache, &mut recovered, &stats, last, "").await,
             }
             continue;
         }
         if shutdown.as_mut().now_or_never().is_some() {
-            return stop(&mut applier, &cache, &stats, last, "").await;
+            return stop(&mut applier, &cache, &mut recovered, &stats, last, "").await;
         }
 
         let mut delay = Duration::from_millis(100);
         let mut halt_delay = Duration::from_secs(1);
         let id = loop {
-            match process_front(&cache, &mut window, &mut applier, &mut stash).await {
+            match process_front(&cache, &mut window, &mut applier, &mut stash, &recovered).await {
                 Ok((id, change_time)) => {
                     stats.set_halted(None);
                     if stash.is_none() {
@@ -423,7 +436,7 @@ pub async fn run(
                     tracing::error!(error = %e, retry_in = ?halt_delay, "processing halted by a blocking module; retrying");
                     tokio::select! {
                         () = tokio::time::sleep(halt_delay) => {}
-                        () = &mut shutdown => return stop(&mut applier, &cache, &stats, last, " while halted").await,
+                        () = &mut shutdown => return stop(&mut applier, &cache, &mut recovered, &stats, last, " while halted").await,
                     }
                     halt_delay = (halt_delay * 2).min(Duration::from_secs(60));
                 }
@@ -450,8 +463,7 @@ pub async fn run(
                 *count += 1;
                 if *count >= GROUP_MAX || since.elapsed() >= GROUP_TIME {
                     group = None;
-                    cache.sync()?;
-                    stats.set_durable(last);
+                    sync(&cache, &mut applier, &mut recovered, &stats, last)?;
                 }
             } else {
                 stats.set_durable(last);
@@ -467,14 +479,33 @@ pub async fn run(
 async fn stop(
     applier: &mut Applier,
     cache: &Cache,
+    recovered: &mut BTreeMap<u64, PendingCreate>,
     stats: &Stats,
     last: u64,
     why: &str,
 ) -> Result<(), RunError> {
     post_run_all(applier).await;
+    sync(cache, applier, recovered, stats, last)?;
+    tracing::info!(last_id = last, "listener stopped{why}");
+    Ok(())
+}
+
+/// Makes everything applied up to `last` durable; the pending creates it covers are
+/// done with.
+fn sync(
+    cache: &Cache,
+    applier: &mut Applier,
+    recovered: &mut BTreeMap<u64, PendingCreate>,
+    stats: &Stats,
+    last: u64,
+) -> Result<(), CacheError> {
     cache.sync()?;
     stats.set_durable(last);
-    tracing::info!(last_id = last, "listener stopped{why}");
+    recovered.retain(|&id, _| id > last);
+    if let Some(intents) = &mut applier.intents {
+        let still: Vec<PendingCreate> = recovered.values().cloned().collect();
+        intents.reset(&still)?;
+    }
     Ok(())
 }
 
@@ -644,6 +675,7 @@ async fn process_front(
     window: &mut Window,
     applier: &mut Applier,
     stash: &mut Option<Stash>,
+    recovered: &BTreeMap<u64, PendingCreate>,
 ) -> Result<(u64, Option<std::time::SystemTime>), RunError> {
     let txn = match window.front() {
         Some(Ok(txn)) => txn.clone(),
@@ -671,7 +703,11 @@ async fn process_front(
     let saved_stash = stash.clone();
     let mut step = process::decide(&txn, stash.take(), cached, fetched)?;
     if step == Step::Nothing {
-        step = process::replay_pending_create(step, txn.id, cache.read()?.pending_create()?);
+        let pending = match recovered.get(&txn.id) {
+            Some(pending) => Some(pending.clone()),
+            None => cache.read()?.pending_create()?,
+        };
+        step = process::replay_pending_create(step, txn.id, pending);
     }
     if let Step::Stash(s) = step {
         *stash = Some(s);

@@ -73,6 +73,7 @@ fn applier() -> Applier {
             max_delay: std::time::Duration::from_millis(1),
         },
         group_commit: false,
+        intents: None,
     }
 }
 
@@ -221,6 +222,7 @@ async fn a_failing_blocking_module_halts_with_nothing_committed() {
             max_delay: std::time::Duration::from_millis(1),
         },
         group_commit: false,
+        intents: None,
     };
     let fine = object("cn=fine,dc=x", "f", "x");
     a.apply(
