@@ -121,8 +121,10 @@ impl Context {
     }
 }
 
-/// Writes to the module's log: `tracing` events inside a span carrying the module name,
-/// so `RUST_LOG=listener_module=debug` or a per-span filter selects one module's lines.
+/// Writes to the module's log: `tracing` events (target [`LOG_TARGET`]) inside a span
+/// `module` whose field `module` is the module's name, so `--log-level
+/// info,listener_module=debug` selects every module's debug lines and `--log-level
+/// info,printer=debug` one module's (see `crate::logging`).
 #[derive(Debug, Clone)]
 pub struct Logger {
     span: tracing::Span,
@@ -134,7 +136,7 @@ pub const LOG_TARGET: &str = "listener_module";
 impl Logger {
     fn new(module_name: &str) -> Logger {
         Logger {
-            span: tracing::info_span!(target: LOG_TARGET, "module", name = module_name),
+            span: tracing::info_span!(target: LOG_TARGET, "module", module = module_name),
         }
     }
 

@@ -19,6 +19,8 @@ mod dir_lock;
 pub mod error;
 pub mod handler;
 pub mod listener;
+pub mod logging;
+pub mod metrics;
 pub mod module_log;
 pub mod notifier;
 pub mod registry;

@@ -32,6 +32,7 @@ impl Notifier {
             last_id: last_rx,
             schema_id: schema_rx,
             log: log.clone(),
+            clients: Default::default(),
         };
         tokio::spawn(serve(listener, published, config, std::future::pending()));
         Notifier {

@@ -30,6 +30,15 @@ impl Domain {
     /// Starts slapd (configured by `builder`) and the notifier; the listener waits for
     /// [`Domain::start_listener`].
     pub fn start(binary: &Path, builder: SlapdBuilder) -> Result<Domain, HarnessError> {
+        Domain::start_with_notifier_args(binary, builder, &[])
+    }
+
+    /// [`Domain::start`] with more `notifier` arguments.
+    pub fn start_with_notifier_args(
+        binary: &Path,
+        builder: SlapdBuilder,
+        extra: &[String],
+    ) -> Result<Domain, HarnessError> {
         let slapd = builder.start()?;
         let dir = tempfile::Builder::new()
             .prefix("domain-")
@@ -49,6 +58,7 @@ impl Domain {
             "--listen".to_owned(),
             format!("127.0.0.1:{notifier_port}"),
         ];
+        let args = [args.as_slice(), extra].concat();
         let notifier = Daemon::start(binary, &args)?;
         wait_for_notifier(notifier_port, Duration::from_secs(30))?;
         Ok(Domain {

@@ -22,6 +22,11 @@ mod slapd;
 pub use memcached::Memcached;
 pub use slapd::{Slapd, SlapdBuilder};
 
+/// A loopback TCP port free right now, for a daemon's listening address.
+pub fn free_port() -> Result<u16, HarnessError> {
+    process::free_port()
+}
+
 /// Why a test server could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum HarnessError {

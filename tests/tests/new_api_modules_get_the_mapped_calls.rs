@@ -14,7 +14,7 @@ use tests::domain::Domain;
 
 /// The messages `module` logged, in order (ANSI colours stripped).
 fn messages(log: &str, module: &str) -> Vec<String> {
-    let span = format!("module{{name=\"{module}\"}}");
+    let span = format!("module{{module=\"{module}\"}}");
     log.lines()
         .map(strip_ansi)
         .filter(|l| l.contains(&span))

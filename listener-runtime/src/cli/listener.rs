@@ -49,6 +49,10 @@ pub(super) struct RunArgs {
     /// Also write each module's log lines to `<DIR>/<module>.log` (as UCS does).
     #[arg(long, env = "LISTENER_LOG_DIR", value_name = "DIR")]
     log_dir: Option<PathBuf>,
+    /// Serve Prometheus metrics on `http://ADDR/metrics` (e.g. `127.0.0.1:9469`): IDs,
+    /// lag, processed transactions, per-module calls, errors and call latency.
+    #[arg(long, env = "LISTENER_METRICS", value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
 }
 
 impl RunArgs {
@@ -72,6 +76,7 @@ pub(super) fn run_listener(args: RunArgs, modules: &[&'static ModuleRegistration
     config.idle = Duration::from_secs(args.idle.max(1));
     config.window = args.fetch_window.max(1);
     config.durability = args.durability;
+    config.metrics = args.metrics;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

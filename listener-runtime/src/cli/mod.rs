@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::logging::{LogConfig, LogFormat};
 use crate::registry;
 
 mod listener;
@@ -17,6 +18,33 @@ mod notifier;
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
+    /// Format of the log on stderr: `text` (human) or `json` (one object per line, for
+    /// log collectors); `auto` is text.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "LISTENER_LOG_FORMAT",
+        default_value = "auto",
+        value_name = "FORMAT",
+        help_heading = "Logging"
+    )]
+    log_format: LogFormat,
+    /// What to log: comma-separated directives, e.g. `info,printer=debug`. A bare level
+    /// (off, error, warn, info, debug, trace) sets the default (info if none is given);
+    /// `MODULE=LEVEL` sets a listener module's level, for its own lines and the runtime's
+    /// lines about it (`printer=trace` shows each call); `TARGET=LEVEL` works as in
+    /// RUST_LOG (`listener_runtime::listener::fetch=debug`, `listener_module=debug` for
+    /// every module's own lines). Without it RUST_LOG is read. Per-module log files
+    /// (`run --log-dir`) follow the same levels.
+    #[arg(
+        long,
+        global = true,
+        env = "LISTENER_LOG",
+        value_name = "DIRECTIVES",
+        help_heading = "Logging"
+    )]
+    log_level: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -47,8 +75,8 @@ enum Cmd {
     NotifierId(notifier::NotifierIdArgs),
 }
 
-/// Runs the command line: parses the arguments, sets up logging (`RUST_LOG`, default
-/// `info`, on stderr) and runs the subcommand.
+/// Runs the command line: parses the arguments, sets up logging (`--log-format`,
+/// `--log-level`; see [`crate::logging`]) and runs the subcommand.
 ///
 /// Refuses to run when two linked modules have the same name, naming both.
 pub fn main() -> ExitCode {
@@ -70,11 +98,20 @@ where
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
         }
     };
-    init_logging(match &cli.command {
-        Cmd::Run(args) => args.log_dir(),
-        _ => None,
-    });
     let modules = registry::registered_modules();
+    let log = LogConfig {
+        format: cli.log_format,
+        directives: cli.log_level.clone(),
+        module_logs: match &cli.command {
+            Cmd::Run(args) => args.log_dir(),
+            _ => None,
+        },
+    };
+    let names: Vec<&str> = modules.iter().map(|m| m.name).collect();
+    if let Err(e) = crate::logging::init(&log, &names) {
+        eprintln!("error: --log-level (LISTENER_LOG): {e}");
+        return ExitCode::from(2);
+    }
     if let Err(e) = registry::check_unique_names(&modules) {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
@@ -89,26 +126,6 @@ where
         Cmd::Translog(args) => notifier::run_translog(args),
         Cmd::NotifierId(args) => notifier::run_notifier_id(args),
     }
-}
-
-/// Logging on stderr filtered by `RUST_LOG` (default `info`); with `module_logs`, every
-/// module's lines (same filter) also go to `<dir>/<module>.log`.
-fn init_logging(module_logs: Option<std::path::PathBuf>) {
-    use tracing_subscriber::EnvFilter;
-    use tracing_subscriber::Layer;
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let stderr = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_filter(filter());
-    let files =
-        module_logs.map(|dir| crate::module_log::ModuleFiles::new(dir).with_filter(filter()));
-    // A second initialization (e.g. a test calling main twice) keeps the first subscriber.
-    let _ = tracing_subscriber::registry()
-        .with(stderr)
-        .with(files)
-        .try_init();
 }
 
 #[cfg(test)]

@@ -82,6 +82,10 @@ pub(super) struct NotifierArgs {
     /// of starting with the next write.
     #[arg(long)]
     replay_accesslog: bool,
+    /// Serve Prometheus metrics on `http://ADDR/metrics` (e.g. `127.0.0.1:9470`): the
+    /// last transaction ID, the schema ID and the clients connected.
+    #[arg(long, env = "LISTENER_NOTIFIER_METRICS", value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
 }
 
 pub(super) fn run_notifier(args: NotifierArgs) -> ExitCode {
@@ -98,6 +102,7 @@ pub(super) fn run_notifier(args: NotifierArgs) -> ExitCode {
     };
     config.schema_interval = Duration::from_secs(args.schema_interval.max(1));
     config.replay_existing = args.replay_accesslog;
+    config.metrics = args.metrics;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

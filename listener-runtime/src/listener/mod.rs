@@ -8,6 +8,7 @@ pub mod dispatch;
 pub mod fetch;
 pub mod invoke;
 pub mod lifecycle;
+pub mod metrics;
 pub mod notifier_client;
 pub mod pipeline;
 pub mod process;

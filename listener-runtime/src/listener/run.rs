@@ -138,6 +138,9 @@ pub enum RunError {
         /// Its error.
         error: String,
     },
+    /// `--metrics` cannot be served.
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
     /// A bug in the listener itself.
     #[error("internal error: {0}")]
     Internal(String),
@@ -187,6 +190,7 @@ pub async fn run(
     // modules are carried out by this loop, between transactions.
     let (control_tx, mut control_rx) = tokio::sync::mpsc::channel::<control::Request>(16);
     control::spawn_server(&config, cache.clone(), stats.clone(), control_tx);
+    let _metrics = super::metrics::spawn(config.metrics, &stats)?;
     // The first poll installs the signal handlers: from here on SIGTERM stops the listener
     // cleanly, also during start-up and initialization (before, a SIGTERM there killed it
     // with the default action). Each start-up wait below gives way to it.

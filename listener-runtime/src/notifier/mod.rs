@@ -3,6 +3,7 @@
 
 pub mod accesslog;
 pub mod follower;
+pub mod metrics;
 pub mod protocol;
 pub mod schema_id;
 pub mod server;
@@ -81,6 +82,9 @@ pub enum NotifierError {
         #[source]
         source: std::io::Error,
     },
+    /// `--metrics` cannot be served.
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
     /// A panic elsewhere left shared state unusable.
     #[error("an internal lock was poisoned by a panic")]
     Poisoned,
@@ -111,6 +115,8 @@ pub struct NotifierConfig {
     pub replay_existing: bool,
     /// Most accesslog entries committed in one group (one fsync).
     pub max_group: usize,
+    /// Where to serve Prometheus metrics, if anywhere.
+    pub metrics: Option<SocketAddr>,
 }
 
 impl NotifierConfig {
@@ -124,6 +130,7 @@ impl NotifierConfig {
             schema_interval: Duration::from_secs(60),
             replay_existing: false,
             max_group: 1000,
+            metrics: None,
         }
     }
 }
@@ -177,7 +184,9 @@ pub async fn run(
         last_id: last_rx,
         schema_id: schema_rx,
         log: log.clone(),
+        clients: Default::default(),
     };
+    let _metrics = metrics::spawn(config.metrics, &published)?;
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(server::serve(
         listener,

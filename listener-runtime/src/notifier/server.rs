@@ -2,6 +2,7 @@
 //! connection its own task, blocking requests answered as soon as their ID is durable.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -53,6 +54,8 @@ pub struct Published {
     pub schema_id: watch::Receiver<u64>,
     /// The transaction log, for `GET_DN`/`GET_DNS`.
     pub log: Arc<RwLock<Translog>>,
+    /// Clients connected now: the server counts them, the metrics endpoint reads them.
+    pub clients: Arc<AtomicU64>,
 }
 
 /// Accepts connections until `shutdown` completes, then ends every connection and
@@ -94,12 +97,29 @@ pub async fn serve(
         let published = published.clone();
         let config = config.clone();
         connections.spawn(async move {
+            let _counted = Counted::new(published.clients.clone());
             match connection(stream, peer, published, &config).await {
                 Ok(()) => tracing::debug!(%peer, "client disconnected"),
                 Err(e) => tracing::info!(%peer, error = %e, "closing connection"),
             }
             drop(slot);
         });
+    }
+}
+
+/// Counts one connection while it lives (also when its task is aborted at shutdown).
+struct Counted(Arc<AtomicU64>);
+
+impl Counted {
+    fn new(counter: Arc<AtomicU64>) -> Counted {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Counted(counter)
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

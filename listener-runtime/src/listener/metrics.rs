@@ -1,0 +1,380 @@
+//! The listener's Prometheus metrics (`run --metrics ADDR`): what [`Stats`] holds,
+//! rendered when a scrape comes in. Names start with `listener_`; per-module series carry
+//! a `module` label.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::SystemTime;
+
+use super::stats::Stats;
+use crate::metrics::{Exposition, Kind, MetricsError, MetricsServer};
+
+/// Serves `stats` on `addr` (if given) until the result is dropped; binds right away, so
+/// a bad address fails the start.
+pub fn spawn(
+    addr: Option<SocketAddr>,
+    stats: &Arc<Stats>,
+) -> Result<Option<MetricsServer>, MetricsError> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    let stats = stats.clone();
+    crate::metrics::serve(addr, Arc::new(move || render(&stats))).map(Some)
+}
+
+/// The metrics text for `stats` now.
+pub fn render(stats: &Stats) -> String {
+    Snapshot::take(stats).render()
+}
+
+/// The values of one scrape, read once, so rendering is a pure function of them.
+#[derive(Debug, Clone, PartialEq)]
+struct Snapshot {
+    uptime_seconds: f64,
+    processed: u64,
+    durable_id: u64,
+    applied_id: u64,
+    notifier_id: u64,
+    lag_ids: u64,
+    lag_seconds: f64,
+    rate: f64,
+    last_progress: f64,
+    queued: u64,
+    fetches_in_flight: u64,
+    /// The module halting processing, if one is.
+    halted_by: Option<String>,
+    modules: Vec<ModuleSnapshot>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct ModuleSnapshot {
+    name: String,
+    calls: u64,
+    errors: u64,
+    buckets: Vec<(f64, u64)>,
+    count: u64,
+    sum_seconds: f64,
+}
+
+impl Snapshot {
+    fn take(stats: &Stats) -> Snapshot {
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        Snapshot {
+            uptime_seconds: stats.uptime().as_secs_f64(),
+            processed: load(&stats.processed),
+            durable_id: load(&stats.durable_id),
+            applied_id: load(&stats.applied_id),
+            notifier_id: load(&stats.notifier_id),
+            lag_ids: stats.lag_ids(),
+            lag_seconds: stats.lag_seconds(),
+            rate: stats.rate(),
+            last_progress: stats
+                .last_progress()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+            queued: load(&stats.queued),
+            fetches_in_flight: load(&stats.fetches_in_flight),
+            halted_by: stats.halted().map(|h| h.module),
+            modules: stats
+                .modules
+                .iter()
+                .map(|m| ModuleSnapshot {
+                    name: m.name.clone(),
+                    calls: load(&m.calls),
+                    errors: load(&m.errors),
+                    buckets: m.latency.cumulative(),
+                    count: m.latency.count(),
+                    sum_seconds: m.latency.sum_seconds(),
+                })
+                .collect(),
+        }
+    }
+
+    fn render(&self) -> String {
+        let mut e = Exposition::new();
+        let mut gauge = |name: &str, help: &str, value: crate::metrics::Value| {
+            e.family(name, Kind::Gauge, help);
+            e.sample(name, &[], value);
+        };
+        gauge(
+            "listener_uptime_seconds",
+            "Seconds since the listener started.",
+            self.uptime_seconds.into(),
+        );
+        gauge(
+            "listener_durable_id",
+            "The last transaction ID whose commit is durable; a crash never goes back behind it.",
+            self.durable_id.into(),
+        );
+        gauge(
+            "listener_applied_id",
+            "The last transaction ID applied (committed, possibly not yet durable).",
+            self.applied_id.into(),
+        );
+        gauge(
+            "listener_notifier_id",
+            "The newest transaction ID the notifier reported.",
+            self.notifier_id.into(),
+        );
+        gauge(
+            "listener_lag_ids",
+            "Transactions the listener is behind the notifier.",
+            self.lag_ids.into(),
+        );
+        gauge(
+            "listener_lag_seconds",
+            "While behind the notifier: the age of the change last applied; 0 when caught up.",
+            self.lag_seconds.into(),
+        );
+        gauge(
+            "listener_transactions_per_second",
+            "Transactions processed per second, averaged since start.",
+            self.rate.into(),
+        );
+        gauge(
+            "listener_last_progress_timestamp_seconds",
+            "When the durable ID last moved (or the listener started), as Unix time.",
+            self.last_progress.into(),
+        );
+        gauge(
+            "listener_queued_transactions",
+            "Transactions received from the notifier and not yet applied.",
+            self.queued.into(),
+        );
+        gauge(
+            "listener_fetches_in_flight",
+            "LDAP fetches under way ahead of the apply stage.",
+            self.fetches_in_flight.into(),
+        );
+
+        e.family(
+            "listener_transactions_processed_total",
+            Kind::Counter,
+            "Transactions processed since start.",
+        );
+        e.sample("listener_transactions_processed_total", &[], self.processed);
+
+        e.family(
+            "listener_halted",
+            Kind::Gauge,
+            "1 while this blocking module's failure halts processing, else 0.",
+        );
+        for m in &self.modules {
+            let halting = self.halted_by.as_deref() == Some(m.name.as_str());
+            e.sample("listener_halted", &[("module", &m.name)], halting);
+        }
+        if let Some(module) = &self.halted_by
+            && !self.modules.iter().any(|m| &m.name == module)
+        {
+            e.sample("listener_halted", &[("module", module)], true);
+        }
+
+        e.family(
+            "listener_module_calls_total",
+            Kind::Counter,
+            "Calls of the module (each attempt counts).",
+        );
+        for m in &self.modules {
+            e.sample(
+                "listener_module_calls_total",
+                &[("module", &m.name)],
+                m.calls,
+            );
+        }
+        e.family(
+            "listener_module_errors_total",
+            Kind::Counter,
+            "Calls of the module that failed (returned an error or panicked).",
+        );
+        for m in &self.modules {
+            e.sample(
+                "listener_module_errors_total",
+                &[("module", &m.name)],
+                m.errors,
+            );
+        }
+        e.family(
+            "listener_module_call_duration_seconds",
+            Kind::Histogram,
+            "How long calls of the module took.",
+        );
+        for m in &self.modules {
+            e.histogram(
+                "listener_module_call_duration_seconds",
+                &[("module", &m.name)],
+                &m.buckets,
+                m.count,
+                m.sum_seconds,
+            );
+        }
+        e.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::listener::stats::Halt;
+
+    fn small() -> Snapshot {
+        Snapshot {
+            uptime_seconds: 12.5,
+            processed: 7,
+            durable_id: 42,
+            applied_id: 43,
+            notifier_id: 45,
+            lag_ids: 3,
+            lag_seconds: 1.25,
+            rate: 0.56,
+            last_progress: 1_795_858_962.5,
+            queued: 2,
+            fetches_in_flight: 1,
+            halted_by: Some("blocker".to_owned()),
+            modules: vec![
+                ModuleSnapshot {
+                    name: "printer".to_owned(),
+                    calls: 5,
+                    errors: 1,
+                    buckets: vec![(0.001, 2), (0.1, 4)],
+                    count: 5,
+                    sum_seconds: 0.75,
+                },
+                ModuleSnapshot {
+                    name: "blocker".to_owned(),
+                    calls: 0,
+                    errors: 0,
+                    buckets: vec![(0.001, 0), (0.1, 0)],
+                    count: 0,
+                    sum_seconds: 0.0,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn renders_every_family_exactly() {
+        let expected = r#"# HELP listener_uptime_seconds Seconds since the listener started.
+# TYPE listener_uptime_seconds gauge
+listener_uptime_seconds 12.5
+# HELP listener_durable_id The last transaction ID whose commit is durable; a crash never goes back behind it.
+# TYPE listener_durable_id gauge
+listener_durable_id 42
+# HELP listener_applied_id The last transaction ID applied (committed, possibly not yet durable).
+# TYPE listener_applied_id gauge
+listener_applied_id 43
+# HELP listener_notifier_id The newest transaction ID the notifier reported.
+# TYPE listener_notifier_id gauge
+listener_notifier_id 45
+# HELP listener_lag_ids Transactions the listener is behind the notifier.
+# TYPE listener_lag_ids gauge
+listener_lag_ids 3
+# HELP listener_lag_seconds While behind the notifier: the age of the change last applied; 0 when caught up.
+# TYPE listener_lag_seconds gauge
+listener_lag_seconds 1.25
+# HELP listener_transactions_per_second Transactions processed per second, averaged since start.
+# TYPE listener_transactions_per_second gauge
+listener_transactions_per_second 0.56
+# HELP listener_last_progress_timestamp_seconds When the durable ID last moved (or the listener started), as Unix time.
+# TYPE listener_last_progress_timestamp_seconds gauge
+listener_last_progress_timestamp_seconds 1795858962.5
+# HELP listener_queued_transactions Transactions received from the notifier and not yet applied.
+# TYPE listener_queued_transactions gauge
+listener_queued_transactions 2
+# HELP listener_fetches_in_flight LDAP fetches under way ahead of the apply stage.
+# TYPE listener_fetches_in_flight gauge
+listener_fetches_in_flight 1
+# HELP listener_transactions_processed_total Transactions processed since start.
+# TYPE listener_transactions_processed_total counter
+listener_transactions_processed_total 7
+# HELP listener_halted 1 while this blocking module's failure halts processing, else 0.
+# TYPE listener_halted gauge
+listener_halted{module="printer"} 0
+listener_halted{module="blocker"} 1
+# HELP listener_module_calls_total Calls of the module (each attempt counts).
+# TYPE listener_module_calls_total counter
+listener_module_calls_total{module="printer"} 5
+listener_module_calls_total{module="blocker"} 0
+# HELP listener_module_errors_total Calls of the module that failed (returned an error or panicked).
+# TYPE listener_module_errors_total counter
+listener_module_errors_total{module="printer"} 1
+listener_module_errors_total{module="blocker"} 0
+# HELP listener_module_call_duration_seconds How long calls of the module took.
+# TYPE listener_module_call_duration_seconds histogram
+listener_module_call_duration_seconds_bucket{module="printer",le="0.001"} 2
+listener_module_call_duration_seconds_bucket{module="printer",le="0.1"} 4
+listener_module_call_duration_seconds_bucket{module="printer",le="+Inf"} 5
+listener_module_call_duration_seconds_sum{module="printer"} 0.75
+listener_module_call_duration_seconds_count{module="printer"} 5
+listener_module_call_duration_seconds_bucket{module="blocker",le="0.001"} 0
+listener_module_call_duration_seconds_bucket{module="blocker",le="0.1"} 0
+listener_module_call_duration_seconds_bucket{module="blocker",le="+Inf"} 0
+listener_module_call_duration_seconds_sum{module="blocker"} 0
+listener_module_call_duration_seconds_count{module="blocker"} 0
+"#;
+        let text = small().render();
+        assert_eq!(text, expected, "got:\n{text}");
+    }
+
+    #[test]
+    fn a_halt_by_an_unknown_module_still_shows() {
+        let mut s = small();
+        s.halted_by = Some("gone".to_owned());
+        let text = s.render();
+        assert!(text.contains("listener_halted{module=\"blocker\"} 0\n"));
+        assert!(text.contains("listener_halted{module=\"gone\"} 1\n"));
+        s.halted_by = None;
+        assert!(!s.render().contains("} 1\nlistener_halted"));
+    }
+
+    #[test]
+    fn a_snapshot_reads_the_live_stats() {
+        let stats = Stats::new(["printer", "other"]);
+        stats.saw_notifier_id(10);
+        stats.set_durable(8);
+        stats.applied(9, None);
+        stats.queued.store(3, Ordering::Relaxed);
+        let printer = stats.module("printer").unwrap();
+        printer.record(Duration::from_micros(200), true);
+        printer.record(Duration::from_secs(30), false);
+        stats.set_halted(Some(Halt {
+            id: 9,
+            module: "other".to_owned(),
+            error: "down".to_owned(),
+            since: SystemTime::now(),
+        }));
+        let snap = Snapshot::take(&stats);
+        assert_eq!(
+            (snap.processed, snap.durable_id, snap.applied_id),
+            (1, 8, 9)
+        );
+        assert_eq!((snap.notifier_id, snap.lag_ids, snap.queued), (10, 2, 3));
+        assert_eq!(snap.halted_by.as_deref(), Some("other"));
+        let p = &snap.modules[0];
+        assert_eq!(
+            (p.name.as_str(), p.calls, p.errors, p.count),
+            ("printer", 2, 1, 2)
+        );
+        assert_eq!(p.buckets[1], (0.00025, 1));
+        assert_eq!(
+            p.buckets.last().map(|b| b.1),
+            Some(1),
+            "30 s is above every bound"
+        );
+
+        let text = render(&stats);
+        assert!(
+            text.contains("\nlistener_transactions_processed_total 1\n"),
+            "{text}"
+        );
+        assert!(text.contains(
+            "\nlistener_module_call_duration_seconds_bucket{module=\"printer\",le=\"+Inf\"} 2\n"
+        ));
+        assert!(
+            text.contains("\nlistener_module_call_duration_seconds_count{module=\"printer\"} 2\n")
+        );
+        assert!(text.contains("\nlistener_halted{module=\"other\"} 1\n"));
+    }
+}
