@@ -465,14 +465,21 @@ impl Slapd {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .map_err(HarnessError::io("cannot run ldapmodify"))?;
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin
-                .write_all(ldif.as_bytes())
-                .map_err(HarnessError::io("cannot write to ldapmodify"))?;
-        }
+        // Written from a thread while its output is read: a large LDIF would otherwise fill
+        // the output pipe (a line per change) while we still write, and both would wait.
+        let writer = child.stdin.take().map(|mut stdin| {
+            let ldif = ldif.as_bytes().to_vec();
+            std::thread::spawn(move || stdin.write_all(&ldif))
+        });
         let out = child
             .wait_with_output()
             .map_err(HarnessError::io("cannot run ldapmodify"))?;
+        if let Some(writer) = writer {
+            writer
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("the writer thread panicked")))
+                .map_err(HarnessError::io("cannot write to ldapmodify"))?;
+        }
         if !out.status.success() {
             return Err(HarnessError::Failed {
                 program: "ldapmodify",
