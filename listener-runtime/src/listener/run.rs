@@ -165,7 +165,13 @@ pub async fn run(
     // Requests of the administrator's tools (control socket) that change the cache or the
     // modules are carried out by this loop, between transactions.
     let (control_tx, mut control_rx) = tokio::sync::mpsc::channel::<control::Request>(16);
-    control::spawn_server(&config, cache.clone(), stats.clone(), control_tx);
+    let _control_socket = control::spawn_server(
+        &config,
+        registrations,
+        cache.clone(),
+        stats.clone(),
+        control_tx,
+    );
     // The first poll installs the signal handlers: from here on SIGTERM stops the listener
     // cleanly, also during start-up and initialization (before, a SIGTERM there killed it
     // with the default action). Each start-up wait below gives way to it.
@@ -330,7 +336,7 @@ pub async fn run(
                     post_run_all(&mut applier).await;
                 }
                 Some(request) = control_rx.recv() => {
-                    control::handle(request, &mut applier, &cache, &stats).await;
+                    control::handle(request, &mut applier, &cache, &stats, &fetcher).await;
                 }
                 () = &mut shutdown => {
                     request.abort();
@@ -413,7 +419,7 @@ pub async fn run(
                 last = id;
             }
             while let Ok(request) = control_rx.try_recv() {
-                control::handle(request, &mut applier, &cache, &stats).await;
+                control::handle(request, &mut applier, &cache, &stats, &fetcher).await;
             }
         }
     }
