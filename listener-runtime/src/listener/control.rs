@@ -391,3 +391,177 @@ pub async fn handle(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::net::UnixStream;
+
+    use super::*;
+    use crate::notifier::LdapSettings;
+
+    fn config(dir: &std::path::Path) -> RunConfig {
+        let ldap = LdapSettings {
+            uri: "ldap://127.0.0.1:1".into(),
+            bind_dn: "cn=admin".into(),
+            bind_password: String::new(),
+            starttls: false,
+            timeout: Duration::from_secs(1),
+        };
+        RunConfig::new(
+            ldap,
+            listener_core::Dn::parse("dc=example").unwrap(),
+            "127.0.0.1:1".into(),
+            dir.to_owned(),
+        )
+    }
+
+    /// Sends `bytes` as the request, returns the answer line.
+    fn raw(path: &std::path::Path, bytes: &[u8]) -> String {
+        let mut stream = UnixStream::connect(path).unwrap();
+        stream.write_all(bytes).unwrap();
+        let mut line = String::new();
+        BufReader::new(stream).read_line(&mut line).unwrap();
+        line
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_socket_answers_reads_refuses_garbage_and_forwards_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Arc::new(Cache::open(dir.path()).unwrap());
+        {
+            let mut w = cache.write().unwrap();
+            w.set_last_id(5).unwrap();
+            w.commit().unwrap();
+        }
+        let stats = Arc::new(Stats::new(std::iter::empty()));
+        stats.set_durable(5);
+        // A stale socket from a killed listener is replaced.
+        std::fs::write(dir.path().join(SOCKET), b"stale").unwrap();
+        let (tx, mut rx) = mpsc::channel(4);
+        let socket = spawn_server(&config(dir.path()), &[], cache, stats, tx).unwrap();
+        let path = dir.path().join(SOCKET);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+
+        // The loop's side: answers one drop request.
+        let loop_side = tokio::spawn(async move {
+            match rx.recv().await {
+                Some(Request::Drop { module, seq, reply }) => {
+                    assert_eq!((module.as_str(), seq), ("m", Some(2)));
+                    reply.send(Ok(DropReport { dropped: 1 })).unwrap();
+                }
+                other => panic!("{other:?}"),
+            }
+        });
+
+        let path2 = path.clone();
+        tokio::task::spawn_blocking(move || {
+            let path = path2;
+            let mut client = Client::connect(path.parent().unwrap()).unwrap();
+            let status: protocol::StatusReport = client.call(&Query::Status).unwrap();
+            assert!(status.running);
+            assert_eq!(status.last_id, 5);
+            let mut dump = Vec::new();
+            Client::connect(path.parent().unwrap())
+                .unwrap()
+                .dump(&mut dump)
+                .unwrap();
+            assert!(dump.is_empty());
+            for (garbage, says) in [
+                (&b"not json\n"[..], "malformed request"),
+                (b"\xff\xfe\n", "not UTF-8"),
+                (
+                    b"{\"request\":\"failed_show\",\"module\":\"x\",\"seq\":1}\n",
+                    "no module named",
+                ),
+                (
+                    b"{\"request\":\"failed_drop\",\"module\":\"x\"}\n",
+                    "no module named",
+                ),
+            ] {
+                let answer = raw(&path, garbage);
+                assert!(answer.starts_with("{\"ok\":false"), "{answer}");
+                assert!(answer.contains(says), "{answer}");
+            }
+            let long = vec![b'x'; protocol::MAX_REQUEST + 10];
+            assert!(raw(&path, &long).contains("longer than"));
+            // A probe without a request, then the server still answers.
+            drop(UnixStream::connect(&path).unwrap());
+            assert!(raw(&path, b"{\"request\":\"ids\"}\n").contains("\"last_id\":5"));
+        })
+        .await
+        .unwrap();
+        assert!(!loop_side.is_finished());
+        loop_side.abort();
+        drop(socket);
+        assert!(!path.exists(), "removed at shutdown");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn changes_reach_the_loop() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Arc::new(Cache::open(dir.path()).unwrap());
+        let stats = Arc::new(Stats::new(["m"]));
+        static M: ModuleRegistration = ModuleRegistration {
+            name: "m",
+            description: "",
+            ldap_filter: "(objectClass=*)",
+            attributes: &[],
+            priority: 50.0,
+            handle_every_delete: false,
+            blocking: false,
+            modrdn: false,
+            parallelism: None,
+            kind: crate::registry::ApiKind::New,
+            constructor: || unreachable!(),
+            source: crate::registry::SourceLocation {
+                item: "m",
+                file: "m.rs",
+                line: 1,
+            },
+        };
+        let (tx, mut rx) = mpsc::channel(4);
+        let _socket = spawn_server(&config(dir.path()), &[&M], cache, stats.clone(), tx).unwrap();
+        tokio::spawn(async move {
+            while let Some(request) = rx.recv().await {
+                if let Request::Drop { reply, .. } = request {
+                    let _ = reply.send(Ok(DropReport { dropped: 1 }));
+                }
+            }
+        });
+        let dir_path = dir.path().to_owned();
+        let answers = tokio::task::spawn_blocking(move || {
+            let drop: Result<DropReport, String> =
+                Client::connect(&dir_path)
+                    .unwrap()
+                    .call(&Query::FailedDrop {
+                        module: "m".into(),
+                        seq: Some(2),
+                    });
+            stats.set_halted(Some(super::super::stats::Halt {
+                id: 9,
+                module: "replication".into(),
+                error: "down".into(),
+                since: std::time::SystemTime::now(),
+            }));
+            let halted: Result<DropReport, String> =
+                Client::connect(&dir_path)
+                    .unwrap()
+                    .call(&Query::FailedDrop {
+                        module: "m".into(),
+                        seq: None,
+                    });
+            (drop, halted)
+        })
+        .await
+        .unwrap();
+        assert_eq!(answers.0, Ok(DropReport { dropped: 1 }));
+        let e = answers.1.unwrap_err();
+        assert!(
+            e.contains("halted at transaction 9 by the blocking module replication"),
+            "{e}"
+        );
+    }
+}
