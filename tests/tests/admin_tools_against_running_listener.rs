@@ -2,8 +2,9 @@
 //! stopped one (from the cache): `status` (IDs, lag, module states, exit codes), `dump`
 //! (LDIF with base64 and `listenerModule` lines, `--ids`), `verify` (equal, then a
 //! damaged cache named per DN), `failed list/show/replay/drop` with the
-//! `failing_on_demand` example module, `resync` of one module while running, and
-//! `modules` while running.
+//! `failing_on_demand` example module, `resync` of one module while running, `modules`
+//! while running, and `status` exit code 1 while the blocking `halting_on_demand` module
+//! (of listener-under-test) halts processing.
 
 use std::collections::BTreeSet;
 use std::process::{Command, Output};
@@ -152,7 +153,7 @@ fn admin_tools_work_against_a_running_and_a_stopped_listener() {
     assert_eq!(json["halted"], serde_json::Value::Null);
     assert!(json["rate"].as_f64().is_some(), "{json}");
     let modules = json["modules"].as_array().unwrap();
-    assert_eq!(modules.len(), 4, "{json}");
+    assert_eq!(modules.len(), 5, "{json}");
     for m in modules {
         assert_eq!(m["state"], "READY", "{json}");
         assert_eq!(m["failed"], 0, "{json}");
@@ -351,6 +352,68 @@ fn admin_tools_work_against_a_running_and_a_stopped_listener() {
     }
     let out = admin.verify();
     assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
+
+    // A blocking module halts processing: status exits 1 and says why; replay waits.
+    let halt = format!("cn=halt,{BASE}");
+    admin
+        .domain
+        .slapd
+        .ldapmodify(&ldif::add(
+            &halt,
+            &[
+                ("objectClass", "organizationalRole"),
+                ("cn", "halt"),
+                ("description", "halt"),
+            ],
+        ))
+        .unwrap();
+    let started = Instant::now();
+    let (json, out) = loop {
+        let (json, out) = admin.status();
+        if json["halted"] != serde_json::Value::Null {
+            break (json, out);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never halted:\n{}",
+            shown(&out)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(out.status.code(), Some(1), "{}", shown(&out));
+    assert_eq!(json["health"], "halted");
+    assert_eq!(json["halted"]["module"], "halting_on_demand", "{json}");
+    assert_eq!(json["halted"]["id"], admin.domain.notifier_id(), "{json}");
+    assert!(
+        json["halted"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("asked to halt"),
+        "{json}"
+    );
+    assert_eq!(json["lag_ids"], 1, "{json}");
+    let out = admin.run("status", &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", shown(&out));
+    assert!(
+        stdout(&out).contains("by the blocking module halting_on_demand"),
+        "{}",
+        shown(&out)
+    );
+    let out = admin.run("failed", &["replay", "failing_on_demand"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("processing is halted"),
+        "{}",
+        shown(&out)
+    );
+    // Fixed at the source: the retry fetches the new state and processing goes on.
+    admin
+        .domain
+        .slapd
+        .ldapmodify(&ldif::replace(&halt, "description", "go on"))
+        .unwrap();
+    let json = admin.caught_up();
+    assert_eq!(json["halted"], serde_json::Value::Null, "{json}");
+    assert_eq!(json["health"], "healthy", "{json}");
 
     // Stopped: status from the cache (exit 3, not running), replay refused, and a cache
     // made to differ from LDAP is reported per DN.
