@@ -175,12 +175,12 @@ struct CacheSide {
 
 /// Reads the cache's side from the running listener (`client`) or the cache itself.
 fn cache_side(
-    client: Option<&Client>,
+    client: Option<Client>,
     args: &VerifyArgs,
     modules: &[&'static ModuleRegistration],
 ) -> Result<CacheSide, String> {
-    if client.is_some() {
-        let status: StatusReport = connect(args)?.call(&Query::Status)?;
+    if let Some(mut client) = client {
+        let status: StatusReport = client.call(&Query::Status)?;
         let check: CheckReport = connect(args)?.call(&Query::Check)?;
         let mut text = Vec::new();
         connect(args)?.dump(&mut text)?;
@@ -257,7 +257,7 @@ async fn verify(
         .map_err(|e| e.to_string())?;
     let client = Client::connect(&args.cache_dir);
     let running = client.is_some();
-    let side = cache_side(client.as_ref(), args, modules)?;
+    let side = cache_side(client, args, modules)?;
     let ready: Vec<ModuleSpec> = modules
         .iter()
         .filter(|m| {

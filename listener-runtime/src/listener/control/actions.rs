@@ -391,4 +391,179 @@ mod tests {
             Redo::Superseded("the object no longer matches the module's filter")
         );
     }
+
+    mod against_a_module {
+        use std::sync::Mutex;
+        use std::sync::atomic::{AtomicBool, Ordering};
+
+        use listener_core::{Dn, Schema};
+
+        use super::super::*;
+        use crate::context::Context;
+        use crate::error::{HandlerError, HandlerResult};
+        use crate::listener::invoke::{Module, RetryPolicy};
+        use crate::listener::process::Step;
+        use crate::registry::{ApiKind, ModuleInstance, ModuleRegistration, SourceLocation};
+
+        static FAIL: AtomicBool = AtomicBool::new(true);
+        static CALLS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+        fn flaky(
+            _ctx: &mut Context,
+            dn: &Dn,
+            new: Option<&Entry>,
+            old: Option<&Entry>,
+            command: Command,
+        ) -> HandlerResult {
+            if FAIL.load(Ordering::SeqCst) {
+                return Err(HandlerError::msg("not now"));
+            }
+            let uuid = |e: Option<&Entry>| {
+                e.and_then(|e| e.first_str("entryUUID"))
+                    .unwrap_or("-")
+                    .to_owned()
+            };
+            CALLS.lock().unwrap().push(format!(
+                "{}({},{},{command})",
+                dn.rdn().map_or(String::new(), |r| r.to_string()),
+                uuid(old),
+                uuid(new)
+            ));
+            Ok(())
+        }
+
+        static FLAKY: ModuleRegistration = ModuleRegistration {
+            name: "flaky",
+            description: "test",
+            ldap_filter: "(description=on)",
+            attributes: &[],
+            priority: 50.0,
+            handle_every_delete: false,
+            blocking: false,
+            modrdn: true,
+            parallelism: None,
+            kind: ApiKind::Classic,
+            constructor: || ModuleInstance::Classic(flaky),
+            source: SourceLocation {
+                item: "flaky",
+                file: file!(),
+                line: line!(),
+            },
+        };
+
+        fn object(cn: &str, uuid: &str, description: &str) -> Entry {
+            let mut e = Entry::new(Dn::parse(&format!("cn={cn},dc=x")).unwrap());
+            e.insert("cn", [cn]).unwrap();
+            e.insert("description", [description]).unwrap();
+            e.insert("entryUUID", [uuid]).unwrap();
+            e
+        }
+
+        fn cached(cache: &Cache, cn: &str) -> Option<CachedEntry> {
+            cache
+                .read()
+                .unwrap()
+                .entry(&Dn::parse(&format!("cn={cn},dc=x")).unwrap())
+                .unwrap()
+        }
+
+        fn failed(cache: &Cache) -> Vec<(u64, FailedEvent)> {
+            cache.read().unwrap().failed_events("flaky").unwrap()
+        }
+
+        /// One test, in order: the module's calls and FAIL are shared.
+        #[tokio::test]
+        async fn replay_delivers_the_current_state_the_remove_or_drops_the_event() {
+            let dir = tempfile::tempdir().unwrap();
+            let cache = Cache::open(dir.path()).unwrap();
+            let mut a = Applier {
+                modules: vec![Module::load(&FLAKY)],
+                specs: vec![ModuleSpec::from_registration(&FLAKY, Schema::builtin()).unwrap()],
+                policy: RetryPolicy {
+                    attempts: 2,
+                    first_delay: std::time::Duration::from_millis(1),
+                    max_delay: std::time::Duration::from_millis(1),
+                },
+            };
+            let take = || std::mem::take(&mut *CALLS.lock().unwrap());
+
+            // A create the module fails.
+            FAIL.store(true, Ordering::SeqCst);
+            let step = Step::Update {
+                old: None,
+                new: object("a", "u1", "on"),
+            };
+            a.apply(&cache, 1, Command::Add, step).await.unwrap();
+            let events = failed(&cache);
+            assert_eq!(events.len(), 1);
+            let seq = events[0].0;
+
+            // Replayed while it still fails: kept under its number, attempts counted up.
+            let report = replay(&mut a, &cache, "flaky", None).await.unwrap();
+            assert_eq!(
+                (report.delivered, report.failed, report.superseded),
+                (0, 1, 0)
+            );
+            let events = failed(&cache);
+            assert_eq!(events.len(), 1);
+            assert_eq!(events[0].0, seq);
+            assert_eq!(events[0].1.attempts, 4);
+
+            // Then it works: the current cached state as new, and registered.
+            let step = Step::Update {
+                old: cached(&cache, "a"),
+                new: object("a", "u1", "on"),
+            };
+            a.apply(&cache, 2, Command::Modify, step).await.unwrap();
+            assert_eq!(failed(&cache).len(), 2, "the modify failed too");
+            FAIL.store(false, Ordering::SeqCst);
+            let report = replay(&mut a, &cache, "flaky", Some(seq)).await.unwrap();
+            assert_eq!((report.delivered, report.failed), (1, 0), "{report:?}");
+            assert_eq!(take(), ["cn=a(-,u1,a)"]);
+            assert!(cached(&cache, "a").unwrap().modules.contains("flaky"));
+            // The other event: the module has the object now.
+            let report = replay(&mut a, &cache, "flaky", None).await.unwrap();
+            assert_eq!(report.superseded, 1, "{report:?}");
+            assert!(take().is_empty());
+            assert!(failed(&cache).is_empty());
+
+            // A remove that failed is redone while the object is gone.
+            FAIL.store(true, Ordering::SeqCst);
+            let step = Step::Delete {
+                dn: Dn::parse("cn=a,dc=x").unwrap(),
+                old: cached(&cache, "a"),
+            };
+            a.apply(&cache, 3, Command::Delete, step).await.unwrap();
+            assert_eq!(failed(&cache)[0].1.command, Command::Delete);
+            FAIL.store(false, Ordering::SeqCst);
+            let report = replay(&mut a, &cache, "flaky", None).await.unwrap();
+            assert_eq!(report.delivered, 1, "{report:?}");
+            assert_eq!(take(), ["cn=a(u1,-,d)"]);
+
+            // A create overtaken by a change out of the filter is superseded.
+            FAIL.store(true, Ordering::SeqCst);
+            let step = Step::Update {
+                old: None,
+                new: object("b", "u2", "on"),
+            };
+            a.apply(&cache, 4, Command::Add, step).await.unwrap();
+            let step = Step::Update {
+                old: cached(&cache, "b"),
+                new: object("b", "u2", "off"),
+            };
+            a.apply(&cache, 5, Command::Modify, step).await.unwrap();
+            FAIL.store(false, Ordering::SeqCst);
+            let report = replay(&mut a, &cache, "flaky", None).await.unwrap();
+            assert_eq!(report.superseded, 1, "{report:?}");
+            assert!(take().is_empty());
+            assert!(failed(&cache).is_empty());
+
+            // Unknown events and modules are refused.
+            let e = replay(&mut a, &cache, "flaky", Some(99)).await.unwrap_err();
+            assert!(e.contains("no failed event #99"), "{e}");
+            let e = replay(&mut a, &cache, "other", None).await.unwrap_err();
+            assert!(e.contains("not active"), "{e}");
+            assert_eq!(drop_events(&cache, "flaky", None).unwrap(), 0);
+        }
+    }
 }
