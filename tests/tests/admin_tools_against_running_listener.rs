@@ -423,6 +423,15 @@ fn admin_tools_work_against_a_running_and_a_stopped_listener() {
     assert_eq!(json["running"], false);
     assert_eq!(json["health"], "unknown");
     assert_eq!(json["last_id"], admin.domain.notifier_id());
+    let args = admin
+        .domain
+        .run_args("cn=unused", admin.domain.slapd.password_file());
+    let notifier = args[args.iter().position(|a| a == "--notifier").unwrap() + 1].clone();
+    let out = admin.run("status", &["--json", "--notifier", &notifier]);
+    assert_eq!(out.status.code(), Some(3), "{}", shown(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["notifier_id"], admin.domain.notifier_id(), "{json}");
+    assert_eq!(json["lag_ids"], 0, "{json}");
     let out = admin.run("failed", &["replay", "failing_on_demand"]);
     assert!(!out.status.success());
     assert!(
@@ -490,4 +499,11 @@ fn admin_tools_work_against_a_running_and_a_stopped_listener() {
         report.contains(&format!("only in cache: cn=ghost,{BASE}\n")),
         "{report}"
     );
+
+    // Killed: the socket it leaves behind is stale, and the tools read the cache.
+    admin.domain.listener().unwrap().kill9();
+    assert!(admin.domain.cache_dir().join("control.sock").exists());
+    let (json, out) = admin.status();
+    assert_eq!(out.status.code(), Some(3), "{}", shown(&out));
+    assert_eq!(json["running"], false, "{json}");
 }
