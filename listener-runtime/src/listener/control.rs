@@ -366,7 +366,9 @@ async fn ask_loop<T: serde::Serialize>(
     }
 }
 
-/// Carries out `request` between transactions (called by the processing loop).
+/// Carries out `request` between transactions (called by the processing loop, never
+/// between the `r` and `a` of a move: the pair commits the stashed entry's registrations,
+/// which would undo what a replay or resync wrote meanwhile).
 pub async fn handle(
     request: Request,
     applier: &mut Applier,

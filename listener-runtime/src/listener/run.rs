@@ -335,7 +335,9 @@ pub async fn run(
                     idle = true;
                     post_run_all(&mut applier).await;
                 }
-                Some(request) = control_rx.recv() => {
+                // Not between the halves of a move (`r` stashed, its `a` to come): a
+                // request's cache writes would be overwritten by the pair's commit.
+                Some(request) = control_rx.recv(), if stash.is_none() => {
                     control::handle(request, &mut applier, &cache, &stats, &fetcher).await;
                 }
                 () = &mut shutdown => {
@@ -418,7 +420,9 @@ pub async fn run(
             if stash.is_none() {
                 last = id;
             }
-            while let Ok(request) = control_rx.try_recv() {
+            while stash.is_none()
+                && let Ok(request) = control_rx.try_recv()
+            {
                 control::handle(request, &mut applier, &cache, &stats, &fetcher).await;
             }
         }
