@@ -8,9 +8,15 @@ use clap::{Parser, Subcommand};
 use crate::logging::{LogConfig, LogFormat};
 use crate::registry;
 
+mod dump;
+mod failed;
 mod listener;
 mod modules;
 mod notifier;
+mod resync;
+mod status;
+mod table;
+mod verify;
 
 /// Univention Directory Listener/Notifier.
 #[derive(Debug, Parser)]
@@ -56,16 +62,31 @@ enum Cmd {
         /// Print a JSON array of the modules' configurations instead of a table.
         #[arg(long)]
         json: bool,
-        /// The listener cache whose module states to show (read-only; the listener must
-        /// not be running on it).
+        /// The listener cache whose module states to show (asked of the listener running
+        /// on it, else read from the cache).
         #[arg(long, env = "LISTENER_CACHE_DIR")]
         cache_dir: Option<std::path::PathBuf>,
     },
     /// Follow the notifier, keep the cache and call the listener modules.
     Run(listener::RunArgs),
-    /// Re-initialize modules (clean, initialize, every object again) at the listener's
-    /// next start; the listener must be stopped.
-    Resync(listener::ResyncArgs),
+    /// Re-initialize modules (clean, initialize, every object again): now, in the running
+    /// listener (the other modules go on undisturbed), or at its next start when it is
+    /// not running.
+    Resync(resync::ResyncArgs),
+    /// The listener's state: last processed and notifier IDs, lag in IDs and seconds,
+    /// rate, module states, failed-event counts, and why processing is halted if it is.
+    #[command(after_long_help = status::HELP)]
+    Status(status::StatusArgs),
+    /// Print the listener cache as LDIF, each object followed by `listenerModule:` lines
+    /// naming the modules registered on it (as univention-directory-listener-dump).
+    Dump(dump::DumpArgs),
+    /// Compare the listener cache with LDAP and check its consistency; prints each
+    /// difference with its DN.
+    #[command(after_long_help = verify::HELP)]
+    Verify(verify::VerifyArgs),
+    /// The changes modules could not take: list, show, replay or drop them.
+    #[command(after_long_help = failed::HELP)]
+    Failed(failed::FailedArgs),
     /// Follow slapd's accesslog, number every write as a transaction and serve them over
     /// the UCS notifier protocol.
     Notifier(notifier::NotifierArgs),
@@ -121,7 +142,11 @@ where
             modules::list_modules(&modules, json, cache_dir.as_deref())
         }
         Cmd::Run(args) => listener::run_listener(args, &modules),
-        Cmd::Resync(args) => listener::run_resync(args, &modules),
+        Cmd::Resync(args) => resync::run_resync(args, &modules),
+        Cmd::Status(args) => status::run_status(args, &modules),
+        Cmd::Dump(args) => dump::run_dump(args),
+        Cmd::Verify(args) => verify::run_verify(args, &modules),
+        Cmd::Failed(args) => failed::run_failed(args, &modules),
         Cmd::Notifier(args) => notifier::run_notifier(args),
         Cmd::Translog(args) => notifier::run_translog(args),
         Cmd::NotifierId(args) => notifier::run_notifier_id(args),

@@ -4,8 +4,10 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::listener::cache::{Cache, CacheError, ModulePhase, ModuleState};
-use crate::listener::lifecycle::{Reason, needs_initialization};
+use crate::listener::cache::{Cache, CacheError};
+use crate::listener::control::Client;
+use crate::listener::control::protocol::{Query, StatusReport};
+use crate::listener::control::report::state_text;
 use crate::registry::ModuleRegistration;
 
 const NO_MODULES_HINT: &str = "no listener modules are registered in this binary.\n\
@@ -37,41 +39,41 @@ pub(super) fn list_modules(
     ExitCode::SUCCESS
 }
 
-/// Each module's state in the cache in `dir`, as [`state_text`] shows it.
-fn module_states(modules: &[&ModuleRegistration], dir: &Path) -> Result<Vec<String>, CacheError> {
-    let Some(cache) = Cache::open_read_only(dir)? else {
-        eprintln!(
-            "warning: there is no listener cache in {} (yet): every module is NEW",
-            dir.display()
-        );
-        return Ok(modules.iter().map(|m| state_text(m, None, 0)).collect());
-    };
-    let r = cache.read()?;
-    modules
-        .iter()
-        .map(|m| {
-            let state = r.module_state(m.name)?;
-            let registered = r.registered_count(m.name)?;
-            Ok(state_text(m, state.as_ref(), registered))
-        })
-        .collect()
-}
-
-/// A module's state for the listing: `NEW` (no state: never initialized, or reset by
-/// `resync`), `INITIALIZING (<n> done)`, `READY`, `FAILED: <error>`; a READY module whose
-/// filter or attributes changed since is re-initialized at the next start, and says so.
-fn state_text(module: &ModuleRegistration, state: Option<&ModuleState>, registered: u64) -> String {
-    let Some(state) = state else {
-        return "NEW".to_owned();
-    };
-    match (&state.phase, needs_initialization(module, Some(state))) {
-        (ModulePhase::Ready, Some(Reason::ConfigChanged)) => {
-            "READY (filter or attributes changed: re-initialized at the next start)".to_owned()
-        }
-        (ModulePhase::Ready, _) => "READY".to_owned(),
-        (ModulePhase::Initializing { .. }, _) => format!("INITIALIZING ({registered} done)"),
-        (ModulePhase::Failed { error }, _) => format!("FAILED: {error}"),
+/// Each module's state in the cache in `dir`, as [`state_text`] shows it: from the
+/// running listener (over its control socket) or, when none runs, from the cache itself.
+fn module_states(modules: &[&ModuleRegistration], dir: &Path) -> Result<Vec<String>, String> {
+    if let Some(mut client) = Client::connect(dir) {
+        let status: StatusReport = client.call(&Query::Status)?;
+        return Ok(modules
+            .iter()
+            .map(|m| {
+                status
+                    .modules
+                    .iter()
+                    .find(|s| s.name == m.name)
+                    .map_or_else(|| "NEW".to_owned(), |s| s.state.clone())
+            })
+            .collect());
     }
+    let from_cache = || -> Result<Vec<String>, CacheError> {
+        let Some(cache) = Cache::open_read_only(dir)? else {
+            eprintln!(
+                "warning: there is no listener cache in {} (yet): every module is NEW",
+                dir.display()
+            );
+            return Ok(modules.iter().map(|m| state_text(m, None, 0)).collect());
+        };
+        let r = cache.read()?;
+        modules
+            .iter()
+            .map(|m| {
+                let state = r.module_state(m.name)?;
+                let registered = r.registered_count(m.name)?;
+                Ok(state_text(m, state.as_ref(), registered))
+            })
+            .collect()
+    };
+    from_cache().map_err(|e| e.to_string())
 }
 
 /// The `modules --json` listing: an array of objects, one per module, in call order; with
@@ -189,6 +191,7 @@ fn module_table(modules: &[&ModuleRegistration], states: Option<&[String]>) -> S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::listener::cache::{ModulePhase, ModuleState};
     use crate::registry::{ApiKind, ModuleInstance, SourceLocation};
 
     fn construct() -> ModuleInstance {

@@ -306,7 +306,7 @@ pub(super) fn run_notifier_id(args: NotifierIdArgs) -> ExitCode {
     }
 }
 
-fn query_id(address: &str, schema: bool) -> std::io::Result<u64> {
+pub(super) fn query_id(address: &str, schema: bool) -> std::io::Result<u64> {
     let timeout = Duration::from_secs(10);
     let addr = address
         .to_socket_addrs()?

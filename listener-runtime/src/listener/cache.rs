@@ -74,10 +74,7 @@ impl Cache {
             crate::dir_lock::LockError::Io(path, source) => CacheError::Io { path, source },
         })?;
         let path: Arc<Path> = dir.join(DB_FILE).into();
-        let db = redb::Database::create(&*path).map_err(|source| CacheError::Open {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let db = create_waiting_for_readers(&path)?;
         let cache = Cache {
             db,
             path,
@@ -186,6 +183,30 @@ impl Cache {
         w.commit()
     }
 }
+
+/// Opens (or creates) the database. A tool reading a stopped listener's cache
+/// ([`Cache::open_read_only`], e.g. a monitoring `status` run) holds redb's shared file
+/// lock for a moment; a listener starting just then waits for it (up to
+/// [`READER_WAIT`]) instead of failing to start.
+fn create_waiting_for_readers(path: &Path) -> Result<redb::Database> {
+    let started = std::time::Instant::now();
+    loop {
+        match redb::Database::create(path) {
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) if started.elapsed() < READER_WAIT => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            result => {
+                return result.map_err(|source| CacheError::Open {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        }
+    }
+}
+
+/// How long [`Cache::open`] waits for read-only readers of the file to finish.
+const READER_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A cache opened by [`Cache::open_read_only`].
 pub struct ReadOnlyCache {

@@ -189,7 +189,13 @@ pub async fn run(
     // Requests of the administrator's tools (control socket) that change the cache or the
     // modules are carried out by this loop, between transactions.
     let (control_tx, mut control_rx) = tokio::sync::mpsc::channel::<control::Request>(16);
-    control::spawn_server(&config, cache.clone(), stats.clone(), control_tx);
+    let _control_socket = control::spawn_server(
+        &config,
+        registrations,
+        cache.clone(),
+        stats.clone(),
+        control_tx,
+    );
     let _metrics = super::metrics::spawn(config.metrics, &stats)?;
     // The first poll installs the signal handlers: from here on SIGTERM stops the listener
     // cleanly, also during start-up and initialization (before, a SIGTERM there killed it
@@ -399,8 +405,10 @@ pub async fn run(
                     idle = true;
                     post_run_all(&mut applier).await;
                 }
-                Some(request) = control_rx.recv() => {
-                    control::handle(request, &mut applier, &cache, &stats).await;
+                // Not between the halves of a move (`r` stashed, its `a` to come): a
+                // request's cache writes would be overwritten by the pair's commit.
+                Some(request) = control_rx.recv(), if stash.is_none() => {
+                    control::handle(request, &mut applier, &cache, &stats, &fetcher).await;
                 }
                 () = &mut shutdown => return stop(&mut applier, &cache, &mut recovered, &stats, last, "").await,
             }
@@ -473,8 +481,10 @@ pub async fn run(
                 stats.set_durable(last);
             }
         }
-        while let Ok(request) = control_rx.try_recv() {
-            control::handle(request, &mut applier, &cache, &stats).await;
+        while stash.is_none()
+            && let Ok(request) = control_rx.try_recv()
+        {
+            control::handle(request, &mut applier, &cache, &stats, &fetcher).await;
         }
     }
 }

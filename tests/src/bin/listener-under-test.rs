@@ -1,7 +1,47 @@
 //! The binary the integration tests run as separate processes: the runtime's command line
-//! with the example modules linked in.
+//! with the example modules linked in, plus `halting_on_demand`, a blocking module for
+//! tests of halted processing.
 
 use examples as _;
+use listener_runtime::prelude::*;
+
+/// A `blocking` module (like replication) that fails every create and modify of an
+/// organizational role described as `halt`: processing then halts at that transaction
+/// and retries it (semantics §5 rule 4) until the description changes. Kept out of the
+/// examples: a module that stops the whole listener is no example to copy.
+#[listener_module(
+    name = "halting_on_demand",
+    description = "blocking; fails on organizational roles with description=halt (tests of halted processing)",
+    ldap_filter = "(&(objectClass=organizationalRole)(description=halt))",
+    blocking
+)]
+#[derive(Default)]
+pub struct HaltingOnDemand;
+
+impl Handler for HaltingOnDemand {
+    fn create(&mut self, _ctx: &mut Context, dn: &Dn, _new: &Entry) -> HandlerResult {
+        Err(HandlerError::msg(format!(
+            "{dn} asked to halt (description=halt)"
+        )))
+    }
+
+    fn modify(
+        &mut self,
+        _ctx: &mut Context,
+        dn: &Dn,
+        _old: &Entry,
+        _new: &Entry,
+        _old_dn: Option<&Dn>,
+    ) -> HandlerResult {
+        Err(HandlerError::msg(format!(
+            "{dn} asked to halt (description=halt)"
+        )))
+    }
+
+    fn remove(&mut self, _ctx: &mut Context, _dn: &Dn, _old: &Entry) -> HandlerResult {
+        Ok(())
+    }
+}
 
 fn main() -> std::process::ExitCode {
     listener_runtime::main()

@@ -300,6 +300,33 @@ impl WriteTxn {
         })
     }
 
+    /// Rewrites `module`'s failed event `seq` in place (a replay that failed again keeps
+    /// its number, the CLI's name for it); returns whether it existed.
+    pub fn replace_failed_event(
+        &mut self,
+        module: &str,
+        seq: u64,
+        event: &FailedEvent,
+    ) -> Result<bool> {
+        self.guarded(|w| {
+            let bytes = encode(&FailedRecord::new(event)).map_err(|reason| {
+                w.encode_err(format!("a failed event of module {module}"), reason)
+            })?;
+            let replaced = w
+                .table(FAILED_EVENTS)?
+                .insert((module, seq), bytes.as_slice())
+                .map_err(store_err(&w.path))?
+                .is_some();
+            if !replaced {
+                // Not there: leave nothing behind.
+                w.table(FAILED_EVENTS)?
+                    .remove((module, seq))
+                    .map_err(store_err(&w.path))?;
+            }
+            Ok(replaced)
+        })
+    }
+
     /// Removes a failed event (replayed or dismissed); returns whether it existed.
     pub fn remove_failed_event(&mut self, module: &str, seq: u64) -> Result<bool> {
         self.guarded(|w| {

@@ -1,0 +1,72 @@
+//! `resync`: re-initialize modules (semantics §6) — now, in the running listener, or at
+//! its next start when it is not running.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::notifier::fail;
+use crate::listener::control::Client;
+use crate::listener::control::protocol::{Query, ResyncReport};
+use crate::registry::ModuleRegistration;
+
+/// `resync`: re-initialize modules.
+#[derive(Debug, Args)]
+pub(super) struct ResyncArgs {
+    /// The listener's cache directory.
+    #[arg(long, env = "LISTENER_CACHE_DIR")]
+    cache_dir: PathBuf,
+    /// The modules to re-initialize.
+    #[arg(required = true)]
+    modules: Vec<String>,
+}
+
+pub(super) fn run_resync(args: ResyncArgs, modules: &[&'static ModuleRegistration]) -> ExitCode {
+    if let Some(unknown) = args
+        .modules
+        .iter()
+        .find(|name| !modules.iter().any(|m| m.name == name.as_str()))
+    {
+        let known: Vec<&str> = modules.iter().map(|m| m.name).collect();
+        return fail(&format!(
+            "no module named {unknown:?} in this binary (it has: {})",
+            known.join(", ")
+        ));
+    }
+    if let Some(mut client) = Client::connect(&args.cache_dir) {
+        let reports: Result<Vec<ResyncReport>, String> = client.call(&Query::Resync {
+            modules: args.modules.clone(),
+        });
+        return match reports {
+            Ok(reports) => {
+                for r in reports {
+                    println!(
+                        "{} re-initialized: {} objects delivered, {} failed",
+                        r.module, r.delivered, r.failed
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        };
+    }
+    let result = (|| {
+        let cache = crate::listener::cache::Cache::open(&args.cache_dir)?;
+        let mut w = cache.write()?;
+        for name in &args.modules {
+            w.remove_module_state(name)?;
+        }
+        w.commit()
+    })();
+    match result {
+        Ok(()) => {
+            println!(
+                "{} will be initialized again when the listener starts",
+                args.modules.join(", ")
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e.to_string()),
+    }
+}

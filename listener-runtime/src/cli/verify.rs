@@ -1,0 +1,448 @@
+//! `verify`: compares the listener cache with LDAP (semantics §9: UCS's
+//! `univention-directory-listener-verify`), and checks the cache's own consistency.
+//!
+//! The cache does not mirror the whole directory: it holds every object the listener
+//! processed a transaction for and every object a module's initialization delivered. So
+//! what must be cached is every object under the base that matches the filter of a READY
+//! module; every cached object must exist in LDAP with the same attributes. Attributes
+//! slapd maintains itself (`METADATA_ATTRIBUTES`: timestamps, CSNs, `hasSubordinates`,
+//! `contextCSN`, …) change without a transaction for the object and are not compared;
+//! `entryUUID` is (another UUID is another object).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use listener_core::ldif::{self, Record};
+use listener_core::{Dn, Entry, Schema};
+
+use super::notifier::Bind;
+use crate::listener::cache::Cache;
+use crate::listener::control::Client;
+use crate::listener::control::protocol::{CheckReport, Query, StatusReport};
+use crate::listener::control::report::{self, LISTENER_MODULE};
+use crate::listener::dispatch::ModuleSpec;
+use crate::listener::fetch::Fetcher;
+use crate::registry::ModuleRegistration;
+
+/// Snapshot semantics and exit codes, for `verify --help`.
+pub(super) const HELP: &str = "\
+Differences are printed one per line with the DN:
+  only in cache:       cached, but LDAP has no such object (visible to the bind DN)
+  missing from cache:  in LDAP and matching a READY module's filter, but not cached
+  differs:             both have it; the attributes whose values differ are named
+Bind as the listener does: objects the bind DN may not see count as absent.
+
+While the listener runs, its cache is read through the control socket and keeps
+changing, as LDAP does. A difference found in the first pass is therefore checked
+again after the listener has caught up with the notifier (at most --settle seconds):
+only differences that persist for that DN are reported.
+
+Exit codes: 0 cache and LDAP agree and the cache is consistent, 1 differences or
+cache problems found, 2 the comparison could not be made.";
+
+/// `verify`: compare the cache with LDAP.
+#[derive(Debug, Args)]
+pub(super) struct VerifyArgs {
+    #[command(flatten)]
+    bind: Bind,
+    /// The subtree the listener follows.
+    #[arg(long, env = "LISTENER_BASE")]
+    base: String,
+    /// The listener's cache directory.
+    #[arg(long, env = "LISTENER_CACHE_DIR")]
+    cache_dir: PathBuf,
+    /// While the listener runs: how long to wait for it to catch up before checking a
+    /// difference again.
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    settle: u64,
+}
+
+/// One way cache and LDAP disagree about an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Difference {
+    /// Cached, but not in LDAP.
+    OnlyInCache {
+        /// The cached DN.
+        dn: String,
+    },
+    /// In LDAP, matching these READY modules, but not cached.
+    MissingFromCache {
+        /// The DN in LDAP.
+        dn: String,
+        /// The modules whose filter it matches.
+        modules: Vec<String>,
+    },
+    /// Both have it, differently.
+    Differs {
+        /// The DN.
+        dn: String,
+        /// What differs.
+        what: Vec<String>,
+    },
+}
+
+impl Difference {
+    fn dn(&self) -> &str {
+        match self {
+            Difference::OnlyInCache { dn }
+            | Difference::MissingFromCache { dn, .. }
+            | Difference::Differs { dn, .. } => dn,
+        }
+    }
+}
+
+impl fmt::Display for Difference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Difference::OnlyInCache { dn } => write!(f, "only in cache: {dn}"),
+            Difference::MissingFromCache { dn, modules } => write!(
+                f,
+                "missing from cache: {dn} (matches {})",
+                modules.join(", ")
+            ),
+            Difference::Differs { dn, what } => write!(f, "differs: {dn}: {}", what.join(", ")),
+        }
+    }
+}
+
+/// Compares one object's cached and LDAP states (`None`: absent there).
+pub(crate) fn compare_one(
+    cached: Option<&Entry>,
+    ldap: Option<&Entry>,
+    ready: &[ModuleSpec],
+) -> Option<Difference> {
+    match (cached, ldap) {
+        (None, None) => None,
+        (Some(c), None) => Some(Difference::OnlyInCache {
+            dn: c.dn().to_string(),
+        }),
+        (None, Some(l)) => {
+            let modules: Vec<String> = ready
+                .iter()
+                .filter(|spec| spec.filter.matches(l))
+                .map(|spec| spec.name.clone())
+                .collect();
+            (!modules.is_empty()).then(|| Difference::MissingFromCache {
+                dn: l.dn().to_string(),
+                modules,
+            })
+        }
+        (Some(c), Some(l)) => {
+            let mut what: Vec<String> = listener_core::entry::diff(c, l)
+                .iter()
+                .map(|a| a.as_str().to_owned())
+                .collect();
+            let uuid = |e: &Entry| e.first_str("entryUUID").map(str::to_ascii_lowercase);
+            if uuid(c) != uuid(l) {
+                what.push("entryUUID (another object)".to_owned());
+            }
+            if c.dn().as_str() != l.dn().as_str() {
+                what.push(format!("DN spelled {:?} in LDAP", l.dn().as_str()));
+            }
+            (!what.is_empty()).then(|| Difference::Differs {
+                dn: l.dn().to_string(),
+                what,
+            })
+        }
+    }
+}
+
+/// Compares the two sides, each keyed by normalized DN.
+pub(crate) fn compare(
+    cached: &BTreeMap<String, Entry>,
+    ldap: &BTreeMap<String, Entry>,
+    ready: &[ModuleSpec],
+) -> Vec<Difference> {
+    let mut keys: Vec<&String> = cached.keys().chain(ldap.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter_map(|k| compare_one(cached.get(k), ldap.get(k), ready))
+        .collect()
+}
+
+/// The cache's side: its objects (without the `listenerModule` lines), its consistency,
+/// and the READY modules.
+struct CacheSide {
+    entries: BTreeMap<String, Entry>,
+    check: CheckReport,
+    status: StatusReport,
+}
+
+/// Reads the cache's side from the running listener (`client`) or the cache itself.
+fn cache_side(
+    client: Option<Client>,
+    args: &VerifyArgs,
+    modules: &[&'static ModuleRegistration],
+) -> Result<CacheSide, String> {
+    if let Some(mut client) = client {
+        let status: StatusReport = client.call(&Query::Status)?;
+        let check: CheckReport = connect(args)?.call(&Query::Check)?;
+        let mut text = Vec::new();
+        connect(args)?.dump(&mut text)?;
+        let text = String::from_utf8(text).map_err(|_| "the dump is not UTF-8".to_owned())?;
+        return Ok(CacheSide {
+            entries: parse_dump(&text)?,
+            check,
+            status,
+        });
+    }
+    let cache = Cache::open_read_only(&args.cache_dir)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("there is no listener cache in {}", args.cache_dir.display()))?;
+    let r = cache.read().map_err(|e| e.to_string())?;
+    let status = report::status(modules, &r, None).map_err(|e| e.to_string())?;
+    let check = CheckReport::from(r.verify().map_err(|e| e.to_string())?);
+    let mut entries = BTreeMap::new();
+    for cached in r.entries().map_err(|e| e.to_string())? {
+        let cached = cached.map_err(|e| e.to_string())?;
+        entries.insert(cached.entry.dn().normalized().to_owned(), cached.entry);
+    }
+    Ok(CacheSide {
+        entries,
+        check,
+        status,
+    })
+}
+
+fn connect(args: &VerifyArgs) -> Result<Client, String> {
+    Client::connect(&args.cache_dir).ok_or_else(|| "the listener stopped answering".to_owned())
+}
+
+/// The objects of a dump, keyed by normalized DN, without their `listenerModule` lines.
+fn parse_dump(text: &str) -> Result<BTreeMap<String, Entry>, String> {
+    let mut entries = BTreeMap::new();
+    for record in ldif::parse(text).map_err(|e| format!("cannot read the dump: {e}"))? {
+        if let Record::Content(mut entry) = record {
+            entry.remove(LISTENER_MODULE);
+            entries.insert(entry.dn().normalized().to_owned(), entry);
+        }
+    }
+    Ok(entries)
+}
+
+pub(super) fn run_verify(args: VerifyArgs, modules: &[&'static ModuleRegistration]) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return cannot(&format!("cannot start the async runtime: {e}")),
+    };
+    match runtime.block_on(verify(&args, modules)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => cannot(&e),
+    }
+}
+
+fn cannot(message: &str) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(2)
+}
+
+/// Prints the differences; whether there were none.
+async fn verify(
+    args: &VerifyArgs,
+    modules: &[&'static ModuleRegistration],
+) -> Result<bool, String> {
+    let settings = args.bind.settings()?;
+    let base = Dn::parse(&args.base).map_err(|e| format!("--base: {e}"))?;
+    let fetcher = Fetcher::connect(&settings, base)
+        .await
+        .map_err(|e| e.to_string())?;
+    let client = Client::connect(&args.cache_dir);
+    let running = client.is_some();
+    let side = cache_side(client, args, modules)?;
+    let ready: Vec<ModuleSpec> = modules
+        .iter()
+        .filter(|m| {
+            side.status
+                .modules
+                .iter()
+                .any(|s| s.name == m.name && s.state.starts_with("READY"))
+        })
+        .map(|m| ModuleSpec::from_registration(m, Schema::builtin()).map_err(|e| e.to_string()))
+        .collect::<Result<_, _>>()?;
+    let ldap: BTreeMap<String, Entry> = fetcher
+        .search_all("(objectClass=*)")
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|e| (e.dn().normalized().to_owned(), e))
+        .collect();
+    let mut differences = compare(&side.entries, &ldap, &ready);
+    if running && !differences.is_empty() {
+        differences = recheck(args, &fetcher, &ready, differences).await?;
+    }
+    for d in &differences {
+        println!("{d}");
+    }
+    for problem in &side.check.problems {
+        println!("cache problem: {problem}");
+    }
+    for (uuid, dns) in &side.check.shared_uuids {
+        println!(
+            "note: entryUUID {uuid} is claimed by {} cached objects (stale entries): {}",
+            dns.len(),
+            dns.join("; ")
+        );
+    }
+    println!(
+        "{} cached objects, {} objects in LDAP: {} differences, {} cache problems",
+        side.entries.len(),
+        ldap.len(),
+        differences.len(),
+        side.check.problems.len()
+    );
+    Ok(differences.is_empty() && side.check.problems.is_empty())
+}
+
+/// Checks each difference again once the running listener has caught up; keeps those
+/// that persist.
+async fn recheck(
+    args: &VerifyArgs,
+    fetcher: &Fetcher,
+    ready: &[ModuleSpec],
+    differences: Vec<Difference>,
+) -> Result<Vec<Difference>, String> {
+    // What LDAP showed us reaches the notifier and then the listener a moment later.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let deadline = Instant::now() + Duration::from_secs(args.settle);
+    loop {
+        let status: StatusReport = connect(args)?.call(&Query::Status)?;
+        if status.lag_ids == Some(0) || Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut persisting = Vec::new();
+    for difference in differences {
+        let dn = Dn::parse(difference.dn()).map_err(|e| e.to_string())?;
+        let cached: Option<String> = connect(args)?.call(&Query::Entry { dn: dn.to_string() })?;
+        let cached = match cached {
+            Some(text) => parse_dump(&text)?.into_values().next(),
+            None => None,
+        };
+        let ldap = fetcher.fetch_by_dn(&dn).await.map_err(|e| e.to_string())?;
+        if let Some(d) = compare_one(cached.as_ref(), ldap.as_ref(), ready) {
+            persisting.push(d);
+        }
+    }
+    Ok(persisting)
+}
+
+#[cfg(test)]
+mod tests {
+    use listener_core::{ModuleConfig, ModuleForm};
+
+    use super::*;
+
+    fn entry(dn: &str, attrs: &[(&str, &str)]) -> Entry {
+        let mut e = Entry::new(Dn::parse(dn).unwrap());
+        for (name, value) in attrs {
+            e.push_value(name, value.as_bytes().to_vec()).unwrap();
+        }
+        e
+    }
+
+    fn roles() -> Vec<ModuleSpec> {
+        let config = ModuleConfig::new(
+            "roles",
+            "",
+            "(objectClass=organizationalRole)",
+            ModuleForm::Struct,
+        );
+        vec![ModuleSpec::from_config(&config, Schema::builtin()).unwrap()]
+    }
+
+    fn keyed(entries: Vec<Entry>) -> BTreeMap<String, Entry> {
+        entries
+            .into_iter()
+            .map(|e| (e.dn().normalized().to_owned(), e))
+            .collect()
+    }
+
+    #[test]
+    fn each_kind_of_difference_is_named_with_its_dn() {
+        let base = [("objectClass", "organizationalRole"), ("entryUUID", "u1")];
+        let cached = keyed(vec![
+            entry("cn=same,dc=x", &base),
+            entry("cn=gone,dc=x", &base),
+            entry(
+                "cn=changed,dc=x",
+                &[
+                    ("objectClass", "organizationalRole"),
+                    ("description", "old"),
+                    ("entryCSN", "1"),
+                ],
+            ),
+        ]);
+        let ldap = keyed(vec![
+            entry("CN=Same,dc=x", &base),
+            entry(
+                "cn=changed,dc=x",
+                &[
+                    ("objectClass", "organizationalRole"),
+                    ("description", "new"),
+                    ("entryCSN", "2"),
+                ],
+            ),
+            entry("cn=new,dc=x", &[("objectClass", "organizationalRole")]),
+            entry("cn=unwatched,dc=x", &[("objectClass", "person")]),
+        ]);
+        let lines: Vec<String> = compare(&cached, &ldap, &roles())
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "differs: cn=changed,dc=x: description",
+                "only in cache: cn=gone,dc=x",
+                "missing from cache: cn=new,dc=x (matches roles)",
+                "differs: CN=Same,dc=x: DN spelled \"CN=Same,dc=x\" in LDAP",
+            ]
+        );
+    }
+
+    #[test]
+    fn metadata_alone_is_no_difference_but_another_uuid_is() {
+        let c = entry(
+            "cn=a,dc=x",
+            &[("cn", "a"), ("entryUUID", "U1"), ("modifyTimestamp", "1")],
+        );
+        let l = entry(
+            "cn=a,dc=x",
+            &[
+                ("cn", "a"),
+                ("entryUUID", "u1"),
+                ("modifyTimestamp", "2"),
+                ("hasSubordinates", "TRUE"),
+            ],
+        );
+        assert_eq!(compare_one(Some(&c), Some(&l), &[]), None);
+        let other = entry("cn=a,dc=x", &[("cn", "a"), ("entryUUID", "u2")]);
+        assert_eq!(
+            compare_one(Some(&c), Some(&other), &[])
+                .unwrap()
+                .to_string(),
+            "differs: cn=a,dc=x: entryUUID (another object)"
+        );
+    }
+
+    #[test]
+    fn dumps_read_back_without_module_lines() {
+        let text =
+            "dn: cn=a,dc=x\ncn: a\nlistenerModule: printer\n\ndn:: Y249w6QsZGM9eA==\ncn:: w6Q=\n\n";
+        let entries = parse_dump(text).unwrap();
+        assert_eq!(entries.len(), 2);
+        let a = &entries["cn=a,dc=x"];
+        assert!(!a.contains(LISTENER_MODULE));
+        assert_eq!(a.first_str("cn"), Some("a"));
+    }
+}
