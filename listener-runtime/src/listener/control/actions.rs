@@ -484,6 +484,8 @@ mod tests {
                     first_delay: std::time::Duration::from_millis(1),
                     max_delay: std::time::Duration::from_millis(1),
                 },
+                group_commit: false,
+                intents: None,
             };
             let take = || std::mem::take(&mut *CALLS.lock().unwrap());
 
