@@ -53,6 +53,11 @@ pub use write::WriteTxn;
 
 const DB_FILE: &str = "cache.redb";
 
+/// redb's in-process page cache. Its default (1 GiB) lets the listener's memory grow with
+/// the directory; the pages a transaction needs (one object, its indexes) are few and the
+/// kernel's page cache keeps the file warm, so a small cache costs little speed.
+const CACHE_BYTES: usize = 32 * 1024 * 1024;
+
 /// An open listener cache (holding its directory's lock until dropped).
 pub struct Cache {
     db: redb::Database,
@@ -72,10 +77,13 @@ impl Cache {
             crate::dir_lock::LockError::Io(path, source) => CacheError::Io { path, source },
         })?;
         let path: Arc<Path> = dir.join(DB_FILE).into();
-        let db = redb::Database::create(&*path).map_err(|source| CacheError::Open {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(&*path)
+            .map_err(|source| CacheError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
         let cache = Cache {
             db,
             path,

@@ -7,6 +7,7 @@ use super::*;
 use crate::context::Context;
 use crate::error::{HandlerError, HandlerResult};
 use crate::handler::Handler;
+use crate::listener::fetch::FetchError;
 use crate::registry::{ModuleInstance, SourceLocation};
 
 static CREATED: Mutex<Vec<String>> = Mutex::new(Vec::new());
@@ -56,15 +57,11 @@ fn entry(dn: &str) -> Entry {
     e
 }
 
-fn objects() -> Vec<Entry> {
-    // Children listed before their parents, and more than two batches.
-    let mut v: Vec<Entry> = (0..450)
-        .map(|i| entry(&format!("cn=u{i:03},ou=people,dc=x")))
-        .collect();
-    v.push(entry("cn=bad,dc=x"));
-    v.push(entry("ou=people,dc=x"));
-    v.push(entry("dc=x"));
-    v
+/// More than two batches, parents first (as `Fetcher::initialization_stream` yields them).
+fn objects() -> futures_util::stream::Iter<std::vec::IntoIter<Result<Entry, FetchError>>> {
+    let mut v: Vec<Entry> = vec![entry("dc=x"), entry("cn=bad,dc=x"), entry("ou=people,dc=x")];
+    v.extend((0..450).map(|i| entry(&format!("cn=u{i:03},ou=people,dc=x"))));
+    futures_util::stream::iter(v.into_iter().map(Ok).collect::<Vec<_>>())
 }
 
 fn quick() -> RetryPolicy {
@@ -121,7 +118,7 @@ async fn initialization_delivers_parents_first_resumes_and_fails_cleanly() {
         objects(),
         &cache,
         &quick(),
-        |_, _| panic!("crash after the first batch"),
+        |_| panic!("crash after the first batch"),
     ))
     .catch_unwind()
     .await;
@@ -143,9 +140,10 @@ async fn initialization_delivers_parents_first_resumes_and_fails_cleanly() {
     let reason = needs_initialization(&RECORDER, Some(&s)).unwrap();
     assert!(matches!(reason, Reason::Resume(Some(_))), "{reason:?}");
 
+    // The batch in flight at the crash is delivered again, the rest once.
     let mut seen = Vec::new();
-    let done = initialize(&mut module, &reason, objects(), &cache, &quick(), |d, t| {
-        seen.push((d, t));
+    let done = initialize(&mut module, &reason, objects(), &cache, &quick(), |d| {
+        seen.push(d);
         ControlFlow::Continue(())
     })
     .await
@@ -153,13 +151,18 @@ async fn initialization_delivers_parents_first_resumes_and_fails_cleanly() {
     assert_eq!(
         done,
         Initialized {
-            delivered: 253,
-            failed: 0
+            delivered: 452,
+            failed: 1
         }
     );
-    assert_eq!(seen.last(), Some(&(453, 453)));
+    assert_eq!(seen.last(), Some(&453));
     let all = CREATED.lock().unwrap().clone();
-    assert_eq!(all.len(), 452, "every object once, none twice");
+    assert_eq!(
+        all.len(),
+        199 + 452,
+        "the batch in flight twice, the rest once"
+    );
+    assert_eq!(all[199..201], first_batch[..2], "parents first again");
     let r = cache.read().unwrap();
     assert_eq!(
         r.module_state("recorder").unwrap().unwrap().phase,
@@ -189,7 +192,7 @@ async fn initialization_delivers_parents_first_resumes_and_fails_cleanly() {
         objects(),
         &cache,
         &quick(),
-        |_, _| ControlFlow::Continue(()),
+        |_| ControlFlow::Continue(()),
     )
     .await
     .unwrap_err();
@@ -223,38 +226,48 @@ async fn initialization_delivers_parents_first_resumes_and_fails_cleanly() {
     drop(r);
 
     // 3. A shutdown (the callback says Break) stops after the committed batch, resumable.
+    CREATED.lock().unwrap().clear();
     let e = initialize(
         &mut module,
         &Reason::Retry,
         objects(),
         &cache,
         &quick(),
-        |_, _| ControlFlow::Break(()),
+        |_| ControlFlow::Break(()),
     )
     .await
     .unwrap_err();
-    assert!(
-        matches!(
-            e,
-            InitError::Stopped {
-                done: 200,
-                total: 453,
-                ..
-            }
-        ),
-        "{e}"
-    );
+    assert!(matches!(e, InitError::Stopped { done: 200, .. }), "{e}");
     let s = cache
         .read()
         .unwrap()
         .module_state("recorder")
         .unwrap()
         .unwrap();
+    let reason = needs_initialization(&RECORDER, Some(&s)).unwrap();
+    assert!(matches!(reason, Reason::Resume(Some(_))), "{reason:?}");
+
+    // 4. The resumed initialization skips what the stopped one delivered (only the failed
+    // cn=bad is tried again).
+    let stopped_run = CREATED.lock().unwrap().clone();
+    assert_eq!(stopped_run.len(), 199);
+    CREATED.lock().unwrap().clear();
+    let done = initialize(&mut module, &reason, objects(), &cache, &quick(), |_| {
+        ControlFlow::Continue(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        done,
+        Initialized {
+            delivered: 253,
+            failed: 1
+        }
+    );
+    let resumed = CREATED.lock().unwrap().clone();
+    assert_eq!(resumed.len(), 253);
     assert!(
-        matches!(
-            needs_initialization(&RECORDER, Some(&s)),
-            Some(Reason::Resume(Some(_)))
-        ),
-        "{s:?}"
+        resumed.iter().all(|dn| !stopped_run.contains(dn)),
+        "{resumed:?}"
     );
 }
