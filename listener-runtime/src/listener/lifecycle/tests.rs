@@ -57,10 +57,15 @@ fn entry(dn: &str) -> Entry {
     e
 }
 
+/// Users in [`objects`]: more than two batches.
+const USERS: usize = 2 * BATCH + 50;
+/// Every object in [`objects`].
+const ALL: u64 = USERS as u64 + 3;
+
 /// More than two batches, parents first (as `Fetcher::initialization_stream` yields them).
 fn objects() -> futures_util::stream::Iter<std::vec::IntoIter<Result<Entry, FetchError>>> {
     let mut v: Vec<Entry> = vec![entry("dc=x"), entry("cn=bad,dc=x"), entry("ou=people,dc=x")];
-    v.extend((0..450).map(|i| entry(&format!("cn=u{i:03},ou=people,dc=x"))));
+    v.extend((0..USERS).map(|i| entry(&format!("cn=u{i:04},ou=people,dc=x"))));
     futures_util::stream::iter(v.into_iter().map(Ok).collect::<Vec<_>>())
 }
 
@@ -126,8 +131,8 @@ async fn initialization_delivers_parents_first_resumes_and_fails_cleanly() {
     let first_batch = CREATED.lock().unwrap().clone();
     assert_eq!(
         first_batch.len(),
-        199,
-        "one of the first 200 is the failing cn=bad"
+        BATCH - 1,
+        "one of the first batch is the failing cn=bad"
     );
     assert_eq!(first_batch[0], "dc=x");
     assert_eq!(first_batch[1], "ou=people,dc=x");
@@ -151,18 +156,22 @@ async fn initialization_delivers_parents_first_resumes_and_fails_cleanly() {
     assert_eq!(
         done,
         Initialized {
-            delivered: 452,
+            delivered: ALL - 1,
             failed: 1
         }
     );
-    assert_eq!(seen.last(), Some(&453));
+    assert_eq!(seen.last(), Some(&ALL));
     let all = CREATED.lock().unwrap().clone();
     assert_eq!(
-        all.len(),
-        199 + 452,
+        all.len() as u64,
+        BATCH as u64 - 1 + ALL - 1,
         "the batch in flight twice, the rest once"
     );
-    assert_eq!(all[199..201], first_batch[..2], "parents first again");
+    assert_eq!(
+        all[BATCH - 1..BATCH + 1],
+        first_batch[..2],
+        "parents first again"
+    );
     let r = cache.read().unwrap();
     assert_eq!(
         r.module_state("recorder").unwrap().unwrap().phase,
@@ -237,7 +246,10 @@ async fn initialization_delivers_parents_first_resumes_and_fails_cleanly() {
     )
     .await
     .unwrap_err();
-    assert!(matches!(e, InitError::Stopped { done: 200, .. }), "{e}");
+    assert!(
+        matches!(e, InitError::Stopped { done, .. } if done == BATCH as u64),
+        "{e}"
+    );
     let s = cache
         .read()
         .unwrap()
@@ -250,7 +262,7 @@ async fn initialization_delivers_parents_first_resumes_and_fails_cleanly() {
     // 4. The resumed initialization skips what the stopped one delivered (only the failed
     // cn=bad is tried again).
     let stopped_run = CREATED.lock().unwrap().clone();
-    assert_eq!(stopped_run.len(), 199);
+    assert_eq!(stopped_run.len(), BATCH - 1);
     CREATED.lock().unwrap().clear();
     let done = initialize(&mut module, &reason, objects(), &cache, &quick(), |_| {
         ControlFlow::Continue(())
@@ -260,12 +272,12 @@ async fn initialization_delivers_parents_first_resumes_and_fails_cleanly() {
     assert_eq!(
         done,
         Initialized {
-            delivered: 253,
+            delivered: (USERS - (BATCH - 3)) as u64,
             failed: 1
         }
     );
     let resumed = CREATED.lock().unwrap().clone();
-    assert_eq!(resumed.len(), 253);
+    assert_eq!(resumed.len(), USERS - (BATCH - 3));
     assert!(
         resumed.iter().all(|dn| !stopped_run.contains(dn)),
         "{resumed:?}"
