@@ -236,9 +236,13 @@ where
         record_failures(&mut w, name, failures.drain(..), &mut outcome)?;
         let mut kept = Vec::with_capacity(batch.len());
         for entry in batch.drain(..) {
-            let mut modules = match w.entry(entry.dn())? {
-                Some(cached) => cached.modules,
-                None => Default::default(),
+            let (mut modules, unchanged) = match w.entry(entry.dn())? {
+                Some(cached) => {
+                    let unchanged =
+                        cached.entry == entry && cached.entry.dn().as_str() == entry.dn().as_str();
+                    (cached.modules, unchanged)
+                }
+                None => (Default::default(), false),
             };
             let delivered_before = resume.as_ref().is_some_and(|in_flight| {
                 modules.contains(name)
@@ -251,7 +255,13 @@ where
                 continue;
             }
             modules.insert(name.to_owned());
-            w.put_entry(&entry, modules)?;
+            // The object as cached (another module's initialization stored it): only the
+            // registration changes, and its record is not written again.
+            if unchanged {
+                w.set_registrations(entry.dn(), modules)?;
+            } else {
+                w.put_entry(&entry, modules)?;
+            }
             kept.push(entry);
         }
         batch = kept;

@@ -52,6 +52,9 @@ const PHASES: &[&str] = &["init", "memory", "catchup", "live"];
 /// Modules in this binary (ten no-op ones and the latency recorder).
 const MODULES: usize = 11;
 const LATENCY_MODULE: &str = "bench_latency";
+/// The first module initialized over every entry (`(objectClass=*)`, in name order
+/// before the latency module, which has a higher priority).
+const FIRST_FULL_MODULE: &str = "bench_descriptions";
 const GOAL_CATCHUP_RATIO: f64 = 2.0;
 const GOAL_P99_MS_AT_200: f64 = 10.0;
 const GOAL_INIT_RATIO: f64 = 3.0;
@@ -320,25 +323,41 @@ impl Bench<'_> {
             .filter_map(|l| measure::log_time(l))
             .fold(f64::NAN, f64::max)
             - spawned;
-        let time_of = |what: &str| {
-            log.iter()
-                .find(|l| l.contains(what) && l.contains(LATENCY_MODULE))
-                .and_then(|l| measure::log_time(l))
+        // Each module's initialization, in the order they ran, from the log.
+        let field = |line: &str| {
+            line.split("module=")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .map(|name| name.trim_matches('"').to_owned())
         };
-        let module = match (
-            time_of("initializing module"),
-            time_of("module initialized"),
-        ) {
-            (Some(from), Some(to)) => to - from,
-            _ => return Err("the listener's log lacks the initialization lines".into()),
-        };
+        let mut per_module: Vec<(String, f64)> = Vec::new();
+        let mut started_at: HashMap<String, f64> = HashMap::new();
+        for line in &log {
+            let (Some(name), Some(t)) = (field(line), measure::log_time(line)) else {
+                continue;
+            };
+            // (Progress lines read "initializing module=…" too, without a reason.)
+            if line.contains("initializing module") && line.contains("reason=") {
+                started_at.insert(name, t);
+            } else if line.contains("module initialized")
+                && let Some(from) = started_at.get(&name)
+            {
+                per_module.push((name, t - from));
+            }
+        }
+        let time_of = |name: &str| per_module.iter().find(|(n, _)| n == name).map(|(_, t)| *t);
+        let module =
+            time_of(LATENCY_MODULE).ok_or("the listener's log lacks the initialization lines")?;
+        // The first module over every entry fills the cache; the later ones find the
+        // entries cached and only register on them.
+        let first = time_of(FIRST_FULL_MODULE).unwrap_or(f64::NAN);
         // A change after the initialization: the listener is in its loop.
         self.sync_marker("after-init")?;
         let pid = self.listener_pid()?;
         let (hwm, rss) = measure::memory_mib(pid).ok_or("cannot read the listener's memory")?;
         let cache_mib = self.cache_mib();
         eprintln!(
-            "   {LATENCY_MODULE} (objectClass=*): {module:.2} s; all {MODULES} modules: {all:.2} s; \
+            "   {FIRST_FULL_MODULE} (first over every entry): {first:.2} s; {LATENCY_MODULE} (every entry, cached): {module:.2} s; all {MODULES} modules: {all:.2} s; \
              VmHWM {hwm:.0} MiB, VmRSS {rss:.0} MiB, cache file {cache_mib:.0} MiB"
         );
         let entries = self.layout.users + self.layout.groups;
@@ -354,7 +373,14 @@ impl Bench<'_> {
             let stream = baseline_of("ldap3_streaming_search_seconds");
             let ratio = module / baseline;
             self.rows.push(row(
-                format!("init: one module, (objectClass=*), {entries} entries"),
+                format!("init: one module, {entries} entries, not yet cached"),
+                format!("{first:.2} s"),
+                format!("ldapsearch {baseline:.2} s"),
+                format!("{:.2}x", first / baseline),
+                "<= 3x",
+            ));
+            self.rows.push(row(
+                format!("init: one module, {entries} entries, cached"),
                 format!("{module:.2} s"),
                 format!("ldapsearch {baseline:.2} s"),
                 format!("{ratio:.2}x"),
@@ -373,6 +399,13 @@ impl Bench<'_> {
                     "entries": entries,
                     "module": LATENCY_MODULE,
                     "module_seconds": module,
+                    "first_module": FIRST_FULL_MODULE,
+                    "first_module_seconds": first,
+                    "first_module_ratio": first / baseline,
+                    "per_module_seconds": per_module
+                        .iter()
+                        .map(|(name, t)| json!({"module": name, "seconds": t}))
+                        .collect::<Vec<_>>(),
                     "all_modules_seconds": all,
                     "ldapsearch_seconds": baseline,
                     "ratio": ratio,
