@@ -149,10 +149,11 @@ fn state(registration: &ModuleRegistration, phase: ModulePhase) -> ModuleState {
 
 /// Initializes `module` with `objects` (everything matching its filter under the base,
 /// parents before children, e.g. [`super::fetch::Fetcher::initialization_stream`]).
-/// `progress(done)` is told after each batch's calls; returning `Break` stops there with
-/// [`InitError::Stopped`] (a shutdown: nothing is lost, the next start resumes after that
-/// batch). An error in the stream ends the initialization with [`InitError::Fetch`];
-/// initializing again with the reason [`needs_initialization`] then gives resumes.
+/// `progress(done)` is told after each batch's calls but the last; returning `Break`
+/// stops there with [`InitError::Stopped`] (a shutdown: nothing is lost, the next start
+/// resumes after that batch). An error in the stream ends the initialization with
+/// [`InitError::Fetch`]; initializing again with the reason [`needs_initialization`] then
+/// gives resumes.
 pub async fn initialize<S>(
     module: &mut Module,
     reason: &Reason,
@@ -317,8 +318,6 @@ where
     record_failures(&mut w, name, failures.drain(..), &mut outcome)?;
     w.set_module_state(name, &state(registration, ModulePhase::Ready))?;
     w.commit()?;
-    // The end is not a place to stop: only the count matters.
-    let _ = progress(skipped + outcome.delivered + outcome.failed);
     Ok(outcome)
 }
 
