@@ -112,6 +112,11 @@ impl Daemon {
         })
     }
 
+    /// Its process ID (e.g. to read its memory use from `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.child.pid()
+    }
+
     /// Kills it hard, as a crash would.
     pub fn kill9(&mut self) {
         self.child.kill_with(libc::SIGKILL);

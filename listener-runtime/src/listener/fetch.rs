@@ -22,6 +22,7 @@ use ldap3::asn1::{PL, StructureTag, TagClass};
 use ldap3::{Ldap, LdapError, ResultEntry, Scope};
 use listener_core::{Dn, DnError, Entry};
 
+use super::lifecycle::order::ParentsFirst;
 use crate::notifier::LdapSettings;
 
 /// `noSuchObject`: the DN (or the search base) does not exist.
@@ -31,6 +32,9 @@ const SEARCH_RESULT_ENTRY: u64 = 4;
 const OCTET_STRING: u64 = 4;
 const SEQUENCE: u64 = 16;
 const SET: u64 = 17;
+/// Objects an initialization's search decodes ahead of the module calls: enough to keep
+/// both busy, few enough to bound the memory.
+const INIT_CHANNEL: usize = 1000;
 
 /// Why an object could not be fetched. "Not found" and "hidden by ACLs" are not errors
 /// but `Ok(None)`.
@@ -231,8 +235,67 @@ impl Fetcher {
     }
 
     /// Every visible object under the base matching `filter` (a module's initialization),
-    /// in pages of 1,000 so no server size limit cuts the result short.
+    /// in pages of 1,000 so no server size limit cuts the result short, collected.
     pub async fn search_all(&self, filter: &str) -> Result<Vec<Entry>, FetchError> {
+        let mut stream = self.initialization_stream(filter);
+        let mut entries = Vec::new();
+        while let Some(entry) = stream.next().await {
+            entries.push(entry?);
+        }
+        Ok(entries)
+    }
+
+    /// Every visible object under the base matching `filter`, parents before children
+    /// (see `lifecycle/order.rs`), as a stream: a module's initialization delivers and
+    /// commits while the search still runs, and never holds the whole directory.
+    ///
+    /// The search runs in a task of its own (so decoding overlaps with the consumer's
+    /// work) a bounded channel ahead of the consumer; dropping the stream stops it. A
+    /// failed search ends the stream with its error, a panicked one with
+    /// [`FetchError::Task`]: a stream that simply ends is complete.
+    pub fn initialization_stream(
+        &self,
+        filter: &str,
+    ) -> impl Stream<Item = Result<Entry, FetchError>> + Send + Unpin + 'static {
+        let (tx, rx) = tokio::sync::mpsc::channel(INIT_CHANNEL);
+        let fetcher = self.clone();
+        let filter = filter.to_owned();
+        let what = format!("{filter} under {}", self.base);
+        let task = AbortOnDrop(tokio::spawn(async move {
+            if let Err(e) = fetcher.search_ordered(&filter, &tx).await {
+                let _ = tx.send(Err(e)).await;
+            }
+        }));
+        Box::pin(futures_util::stream::unfold(
+            (rx, Some(task), what),
+            |(mut rx, task, what)| async move {
+                if let Some(item) = rx.recv().await {
+                    return Some((item, (rx, task, what)));
+                }
+                // The sender is gone: the search ended, or its task panicked.
+                let task = task?;
+                match task.join().await {
+                    Ok(()) => None,
+                    Err(e) => Some((
+                        Err(FetchError::Task {
+                            what: what.clone(),
+                            reason: e.to_string(),
+                        }),
+                        (rx, None, what),
+                    )),
+                }
+            },
+        ))
+    }
+
+    /// The search of [`Fetcher::initialization_stream`], sending each object as soon as
+    /// its parent (if delivered at all) went before it. Stops quietly when the receiver
+    /// is gone.
+    async fn search_ordered(
+        &self,
+        filter: &str,
+        tx: &tokio::sync::mpsc::Sender<Result<Entry, FetchError>>,
+    ) -> Result<(), FetchError> {
         use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
         let what = format!("{filter} under {}", self.base);
         let mut ldap = self.ldap.clone();
@@ -257,15 +320,57 @@ impl Fetcher {
             )
             .await
             .map_err(ldap_error)?;
-        let mut entries = Vec::new();
+        let mut order = ParentsFirst::new(&self.base);
+        let mut ready = Vec::new();
         while let Some(raw) = stream.next().await.map_err(ldap_error)? {
-            entries.push(decode_entry(raw, &what)?);
+            let entry = decode_entry(raw, &what)?;
+            if let Some(asked) = order.offer(entry, &mut ready) {
+                let matches = self.matches(&asked.parent, filter).await?;
+                order.answer(asked, matches, &mut ready);
+            }
+            for entry in ready.drain(..) {
+                if tx.send(Ok(entry)).await.is_err() {
+                    return Ok(());
+                }
+            }
         }
         let result = stream.finish().await;
         match result.rc {
-            0 | NO_SUCH_OBJECT => Ok(entries),
+            0 | NO_SUCH_OBJECT => {}
+            rc => {
+                return Err(FetchError::Search {
+                    what,
+                    rc,
+                    text: result.text,
+                });
+            }
+        }
+        order.finish(&mut ready);
+        for entry in ready {
+            if tx.send(Ok(entry)).await.is_err() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the object at `dn` exists, is visible and matches `filter`.
+    async fn matches(&self, dn: &Dn, filter: &str) -> Result<bool, FetchError> {
+        let mut ldap = self.ldap.clone();
+        if let Some(timeout) = self.timeout {
+            ldap.with_timeout(timeout);
+        }
+        let ldap3::SearchResult(entries, result) = ldap
+            .search(dn.as_str(), Scope::Base, filter, vec!["1.1"])
+            .await
+            .map_err(|source| FetchError::Ldap {
+                what: dn.to_string(),
+                source: Box::new(source),
+            })?;
+        match result.rc {
+            0 | NO_SUCH_OBJECT => Ok(!entries.is_empty()),
             rc => Err(FetchError::Search {
-                what,
+                what: dn.to_string(),
                 rc,
                 text: result.text,
             }),

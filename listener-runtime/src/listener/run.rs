@@ -271,45 +271,58 @@ pub async fn run(
             continue;
         };
         tracing::info!(module = registration.name, ?reason, "initializing module");
-        let objects = tokio::select! {
-            biased;
-            () = &mut shutdown => {
-                // Modules initialized before this one may have run (pre_run).
-                post_run_modules(&mut modules).await;
-                return stopped_during_start();
-            }
-            objects = search_with_retry(&mut fetcher, &config, registration.ldap_filter) => objects?,
-        };
-        // The search may have reconnected: every module uses the current connection.
-        for module in &mut modules {
-            module.connect(fetcher.clone(), settings.clone());
-        }
-        let module = &mut modules[index];
-        let total = objects.len();
         let name = registration.name;
-        let mut progress = Progress::new(name, total as u64);
+        let mut progress = Progress::new(name);
+        let mut reason = reason;
+        let mut delay = Duration::from_millis(100);
         // A shutdown is honoured after the batch being delivered is committed.
-        let result = lifecycle::initialize(
-            module,
-            &reason,
-            objects,
-            &cache,
-            &config.retry,
-            |done, total| {
-                progress.update(done, total);
-                match shutdown.as_mut().now_or_never() {
-                    Some(()) => ControlFlow::Break(()),
-                    None => ControlFlow::Continue(()),
+        let result = loop {
+            let objects = fetcher.initialization_stream(registration.ldap_filter);
+            let result = lifecycle::initialize(
+                &mut modules[index],
+                &reason,
+                objects,
+                &cache,
+                &config.retry,
+                |done| {
+                    progress.update(done);
+                    match shutdown.as_mut().now_or_never() {
+                        Some(()) => ControlFlow::Break(()),
+                        None => ControlFlow::Continue(()),
+                    }
+                },
+            )
+            .await;
+            match result {
+                // LDAP went away: reconnect and resume from what was committed.
+                Err(InitError::Fetch(e)) if e.is_transient() => {
+                    tracing::warn!(module = name, error = %e, retry_in = ?delay, "lost LDAP while initializing; reconnecting");
+                    tokio::select! {
+                        biased;
+                        () = &mut shutdown => {
+                            post_run_modules(&mut modules).await;
+                            return stopped_during_start();
+                        }
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(30));
+                    fetcher = connect_ldap(&config).await?;
+                    // Every module uses the current connection.
+                    for module in &mut modules {
+                        module.connect(fetcher.clone(), settings.clone());
+                    }
+                    let state = cache.read()?.module_state(name)?;
+                    reason = lifecycle::needs_initialization(registration, state.as_ref())
+                        .unwrap_or(lifecycle::Reason::Resume(None));
                 }
-            },
-        )
-        .await;
+                result => break result,
+            }
+        };
         progress.finish();
         match result {
             Ok(done) => {
                 tracing::info!(
                     module = name,
-                    objects = total,
                     delivered = done.delivered,
                     failed = done.failed,
                     "module initialized"
@@ -331,6 +344,7 @@ pub async fn run(
                 return Ok(());
             }
             Err(InitError::Cache(e)) => return Err(e.into()),
+            Err(InitError::Fetch(e)) => return Err(e.into()),
         }
     }
     let mut loaded = modules.into_iter().map(Some).collect::<Vec<_>>();
@@ -596,44 +610,26 @@ async fn connect_ldap(config: &RunConfig) -> Result<Fetcher, RunError> {
     }
 }
 
-/// `search_all`, reconnecting with backoff while LDAP is unreachable.
-async fn search_with_retry(
-    fetcher: &mut Fetcher,
-    config: &RunConfig,
-    filter: &str,
-) -> Result<Vec<listener_core::Entry>, RunError> {
-    let mut delay = Duration::from_millis(100);
-    loop {
-        match fetcher.search_all(filter).await {
-            Ok(objects) => return Ok(objects),
-            Err(e) if e.is_transient() => {
-                tracing::warn!(%filter, error = %e, retry_in = ?delay, "lost LDAP while initializing; reconnecting");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(30));
-                *fetcher = connect_ldap(config).await?;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
-
-/// A module initialization's progress: a bar on a terminal, a log line per tenth
-/// otherwise (journals and files get no bar noise).
+/// A module initialization's progress: a counter on a terminal, a log line every
+/// [`Progress::LOG_EVERY`] objects otherwise (journals and files get no bar noise). The
+/// total is not known: the objects are delivered while the search runs.
 struct Progress {
     name: &'static str,
     bar: Option<indicatif::ProgressBar>,
-    logged_tenth: u64,
+    logged: u64,
 }
 
 impl Progress {
-    fn new(name: &'static str, total: u64) -> Progress {
+    const LOG_EVERY: u64 = 10_000;
+
+    fn new(name: &'static str) -> Progress {
         use std::io::IsTerminal;
         let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = indicatif::ProgressBar::new(total);
-            if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "{msg} [{bar:40}] {pos}/{len} objects, {per_sec}, {eta} left",
-            ) {
-                bar.set_style(style.progress_chars("=> "));
+            let bar = indicatif::ProgressBar::new_spinner();
+            if let Ok(style) =
+                indicatif::ProgressStyle::with_template("{spinner} {msg}: {pos} objects, {per_sec}")
+            {
+                bar.set_style(style);
             }
             bar.set_message(format!("initializing {name}"));
             bar
@@ -641,19 +637,18 @@ impl Progress {
         Progress {
             name,
             bar,
-            logged_tenth: 0,
+            logged: 0,
         }
     }
 
-    fn update(&mut self, done: u64, total: u64) {
+    fn update(&mut self, done: u64) {
         if let Some(bar) = &self.bar {
             bar.set_position(done);
             return;
         }
-        let tenth = (done * 10).checked_div(total).unwrap_or(10);
-        if tenth > self.logged_tenth {
-            self.logged_tenth = tenth;
-            tracing::info!(module = self.name, done, total, "initializing");
+        if done / Self::LOG_EVERY > self.logged / Self::LOG_EVERY {
+            self.logged = done;
+            tracing::info!(module = self.name, done, "initializing");
         }
     }
 

@@ -261,10 +261,10 @@ pub async fn resync(
         let result = lifecycle::initialize(
             &mut applier.modules[index],
             &Reason::New,
-            objects,
+            futures_util::stream::iter(objects.into_iter().map(Ok)),
             cache,
             &policy,
-            |_, _| ControlFlow::Continue(()),
+            |_| ControlFlow::Continue(()),
         )
         .await;
         match result {

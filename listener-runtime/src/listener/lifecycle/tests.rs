@@ -7,6 +7,7 @@ use super::*;
 use crate::context::Context;
 use crate::error::{HandlerError, HandlerResult};
 use crate::handler::Handler;
+use crate::listener::fetch::FetchError;
 use crate::registry::{ModuleInstance, SourceLocation};
 
 static CREATED: Mutex<Vec<String>> = Mutex::new(Vec::new());
@@ -56,15 +57,16 @@ fn entry(dn: &str) -> Entry {
     e
 }
 
-fn objects() -> Vec<Entry> {
-    // Children listed before their parents, and more than two batches.
-    let mut v: Vec<Entry> = (0..450)
-        .map(|i| entry(&format!("cn=u{i:03},ou=people,dc=x")))
-        .collect();
-    v.push(entry("cn=bad,dc=x"));
-    v.push(entry("ou=people,dc=x"));
-    v.push(entry("dc=x"));
-    v
+/// Users in [`objects`]: more than two batches.
+const USERS: usize = 2 * BATCH + 50;
+/// Every object in [`objects`].
+const ALL: u64 = USERS as u64 + 3;
+
+/// More than two batches, parents first (as `Fetcher::initialization_stream` yields them).
+fn objects() -> futures_util::stream::Iter<std::vec::IntoIter<Result<Entry, FetchError>>> {
+    let mut v: Vec<Entry> = vec![entry("dc=x"), entry("cn=bad,dc=x"), entry("ou=people,dc=x")];
+    v.extend((0..USERS).map(|i| entry(&format!("cn=u{i:04},ou=people,dc=x"))));
+    futures_util::stream::iter(v.into_iter().map(Ok).collect::<Vec<_>>())
 }
 
 fn quick() -> RetryPolicy {
@@ -121,7 +123,7 @@ async fn initialization_delivers_parents_first_resumes_and_fails_cleanly() {
         objects(),
         &cache,
         &quick(),
-        |_, _| panic!("crash after the first batch"),
+        |_| panic!("crash after the first batch"),
     ))
     .catch_unwind()
     .await;
@@ -129,8 +131,8 @@ async fn initialization_delivers_parents_first_resumes_and_fails_cleanly() {
     let first_batch = CREATED.lock().unwrap().clone();
     assert_eq!(
         first_batch.len(),
-        199,
-        "one of the first 200 is the failing cn=bad"
+        BATCH - 1,
+        "one of the first batch is the failing cn=bad"
     );
     assert_eq!(first_batch[0], "dc=x");
     assert_eq!(first_batch[1], "ou=people,dc=x");
@@ -143,9 +145,10 @@ async fn initialization_delivers_parents_first_resumes_and_fails_cleanly() {
     let reason = needs_initialization(&RECORDER, Some(&s)).unwrap();
     assert!(matches!(reason, Reason::Resume(Some(_))), "{reason:?}");
 
+    // The batch in flight at the crash is delivered again, the rest once.
     let mut seen = Vec::new();
-    let done = initialize(&mut module, &reason, objects(), &cache, &quick(), |d, t| {
-        seen.push((d, t));
+    let done = initialize(&mut module, &reason, objects(), &cache, &quick(), |d| {
+        seen.push(d);
         ControlFlow::Continue(())
     })
     .await
@@ -153,13 +156,23 @@ async fn initialization_delivers_parents_first_resumes_and_fails_cleanly() {
     assert_eq!(
         done,
         Initialized {
-            delivered: 253,
-            failed: 0
+            delivered: ALL - 1,
+            failed: 1
         }
     );
-    assert_eq!(seen.last(), Some(&(453, 453)));
+    // After each batch but the last (which ends it anyway).
+    assert_eq!(seen, [BATCH as u64, 2 * BATCH as u64]);
     let all = CREATED.lock().unwrap().clone();
-    assert_eq!(all.len(), 452, "every object once, none twice");
+    assert_eq!(
+        all.len() as u64,
+        BATCH as u64 - 1 + ALL - 1,
+        "the batch in flight twice, the rest once"
+    );
+    assert_eq!(
+        all[BATCH - 1..BATCH + 1],
+        first_batch[..2],
+        "parents first again"
+    );
     let r = cache.read().unwrap();
     assert_eq!(
         r.module_state("recorder").unwrap().unwrap().phase,
@@ -189,7 +202,7 @@ async fn initialization_delivers_parents_first_resumes_and_fails_cleanly() {
         objects(),
         &cache,
         &quick(),
-        |_, _| ControlFlow::Continue(()),
+        |_| ControlFlow::Continue(()),
     )
     .await
     .unwrap_err();
@@ -223,25 +236,19 @@ async fn initialization_delivers_parents_first_resumes_and_fails_cleanly() {
     drop(r);
 
     // 3. A shutdown (the callback says Break) stops after the committed batch, resumable.
+    CREATED.lock().unwrap().clear();
     let e = initialize(
         &mut module,
         &Reason::Retry,
         objects(),
         &cache,
         &quick(),
-        |_, _| ControlFlow::Break(()),
+        |_| ControlFlow::Break(()),
     )
     .await
     .unwrap_err();
     assert!(
-        matches!(
-            e,
-            InitError::Stopped {
-                done: 200,
-                total: 453,
-                ..
-            }
-        ),
+        matches!(e, InitError::Stopped { done, .. } if done == BATCH as u64),
         "{e}"
     );
     let s = cache
@@ -250,11 +257,30 @@ async fn initialization_delivers_parents_first_resumes_and_fails_cleanly() {
         .module_state("recorder")
         .unwrap()
         .unwrap();
+    let reason = needs_initialization(&RECORDER, Some(&s)).unwrap();
+    assert!(matches!(reason, Reason::Resume(Some(_))), "{reason:?}");
+
+    // 4. The resumed initialization skips what the stopped one delivered (only the failed
+    // cn=bad is tried again).
+    let stopped_run = CREATED.lock().unwrap().clone();
+    assert_eq!(stopped_run.len(), BATCH - 1);
+    CREATED.lock().unwrap().clear();
+    let done = initialize(&mut module, &reason, objects(), &cache, &quick(), |_| {
+        ControlFlow::Continue(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        done,
+        Initialized {
+            delivered: (USERS - (BATCH - 3)) as u64,
+            failed: 1
+        }
+    );
+    let resumed = CREATED.lock().unwrap().clone();
+    assert_eq!(resumed.len(), USERS - (BATCH - 3));
     assert!(
-        matches!(
-            needs_initialization(&RECORDER, Some(&s)),
-            Some(Reason::Resume(Some(_)))
-        ),
-        "{s:?}"
+        resumed.iter().all(|dn| !stopped_run.contains(dn)),
+        "{resumed:?}"
     );
 }

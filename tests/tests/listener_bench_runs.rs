@@ -1,0 +1,65 @@
+//! The end-to-end benchmark (`listener-bench`) runs in quick mode and reports every
+//! figure, so it cannot rot. It asserts what was measured, not how fast: speed targets
+//! belong to the benchmark's report, not to a timed test.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn number(json: &Value, path: &[&str]) -> f64 {
+    let mut v = json;
+    for key in path {
+        v = v
+            .get(key)
+            .unwrap_or_else(|| panic!("no {path:?} in {json:#}"));
+    }
+    v.as_f64()
+        .unwrap_or_else(|| panic!("{path:?} is not a number in {json:#}"))
+}
+
+#[test]
+fn quick_benchmark_reports_every_figure() {
+    let dir = tempfile::tempdir().unwrap();
+    let json_file = dir.path().join("bench.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_listener-bench"))
+        .args(["--quick", "--rates", "100", "--json"])
+        .arg(&json_file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for figure in [
+        "init: one module",
+        "catch-up:",
+        "memory after init",
+        "live 100/s",
+    ] {
+        assert!(stdout.contains(figure), "no {figure:?} row in\n{stdout}");
+    }
+
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(&json_file).unwrap()).unwrap();
+    // Initialization: the module's time and the ldapsearch baseline.
+    assert!(number(&json, &["init", "module_seconds"]) > 0.0);
+    assert!(number(&json, &["init", "ldapsearch_seconds"]) > 0.0);
+    // Catch-up: every change became a transaction the listener drained.
+    let transactions = number(&json, &["catchup", "transactions"]);
+    assert!(
+        transactions > 500.0,
+        "500 changes, some renames: {transactions}"
+    );
+    assert!(number(&json, &["catchup", "rate_per_second"]) > 0.0);
+    assert!(number(&json, &["catchup", "baseline_sequential_fetch_per_second"]) > 0.0);
+    // Memory, read from /proc while the listener ran.
+    assert!(number(&json, &["memory", "after_init", "vm_hwm_mib"]) > 1.0);
+    assert!(number(&json, &["memory", "after_catch-up", "vm_hwm_mib"]) > 1.0);
+    // Live: the latency module saw every change.
+    let live = &json["live"][0];
+    assert_eq!(number(live, &["missing"]), 0.0, "{live:#}");
+    assert_eq!(number(live, &["seen"]), 100.0, "{live:#}");
+    assert!(number(live, &["p50_ms"]) <= number(live, &["p99_ms"]));
+}
