@@ -41,6 +41,15 @@ pub(super) struct RunArgs {
         value_name = "N"
     )]
     fetch_window: usize,
+    /// LDAP connections the fetches ahead are spread over (each runs up to 4 searches at
+    /// once: slapd stalls a connection with many more outstanding).
+    #[arg(
+        long,
+        env = "LISTENER_FETCH_CONNECTIONS",
+        default_value_t = 4,
+        value_name = "N"
+    )]
+    fetch_connections: usize,
     /// When cache commits are made durable (fsync): `each` transaction, or in groups
     /// (when caught up, or every 1,000 transactions / 200 ms). A transaction is reported
     /// as processed only once durable; after a crash the rest is processed again.
@@ -76,6 +85,7 @@ pub(super) fn run_listener(args: RunArgs, modules: &[&'static ModuleRegistration
     config.idle = Duration::from_secs(args.idle.max(1));
     config.window = args.fetch_window.max(1);
     config.durability = args.durability;
+    config.fetch_connections = args.fetch_connections.max(1);
     config.metrics = args.metrics;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use listener_core::{Command, Dn, Entry};
 
-use super::cache::{Cache, CacheError, CachedEntry, FailedEvent, Intents, PendingCreate};
+use super::cache::{Cache, CacheError, CachedEntry, FailedEvent, Intents, PendingCreate, WriteTxn};
 use super::dispatch::{self, Call, Change, DeleteCause, ModuleSpec, Registration};
 use super::invoke::{Failure, Invocation, Module, RetryPolicy};
 use super::process::Step;
@@ -46,6 +46,29 @@ impl Applier {
     pub async fn apply(
         &mut self,
         cache: &Cache,
+        id: u64,
+        command: Command,
+        step: Step,
+    ) -> Result<Applied, CacheError> {
+        self.apply_to(Sink::Cache(cache), id, command, step).await
+    }
+
+    /// [`Applier::apply`] inside the open write transaction `w` of a group: nothing is
+    /// committed (the caller commits the group). Pending creates go to the intents file,
+    /// which must be set up ([`Applier::intents`]).
+    pub async fn apply_in(
+        &mut self,
+        w: &mut WriteTxn,
+        id: u64,
+        command: Command,
+        step: Step,
+    ) -> Result<Applied, CacheError> {
+        self.apply_to(Sink::Open(w), id, command, step).await
+    }
+
+    async fn apply_to(
+        &mut self,
+        mut sink: Sink<'_>,
         id: u64,
         command: Command,
         step: Step,
@@ -122,13 +145,15 @@ impl Applier {
                     entry: entry.clone(),
                     modules: creates,
                 };
-                match &mut self.intents {
-                    Some(intents) => intents.append(&pending)?,
-                    None => {
+                match (&mut self.intents, &mut sink) {
+                    (Some(intents), _) => intents.append(&pending)?,
+                    (None, Sink::Cache(cache)) => {
                         let mut w = cache.write()?;
                         w.set_pending_create(&pending)?;
                         w.commit()?;
                     }
+                    // Only as durable as the group (callers of apply_in set up intents).
+                    (None, Sink::Open(w)) => w.set_pending_create(&pending)?,
                 }
             }
             for plan in plans {
@@ -173,7 +198,11 @@ impl Applier {
             }
         }
 
-        let mut w = cache.write()?;
+        let mut own = None;
+        let w: &mut WriteTxn = match &mut sink {
+            Sink::Cache(cache) => own.insert(cache.write()?),
+            Sink::Open(w) => w,
+        };
         match write {
             Write::Nothing => {}
             Write::Put(entry) => w.put_entry(entry, &modules)?,
@@ -188,14 +217,24 @@ impl Applier {
         for (module, event) in &failed {
             w.add_failed_event(module, event)?;
         }
-        w.clear_pending_create()?;
         w.set_last_id(id)?;
-        if self.group_commit {
-            w.set_durable(false)?;
+        if let Some(mut own) = own {
+            own.clear_pending_create()?;
+            if self.group_commit {
+                own.set_durable(false)?;
+            }
+            own.commit()?;
         }
-        w.commit()?;
         Ok(applied)
     }
+}
+
+/// Where an applied transaction is written.
+enum Sink<'a> {
+    /// A write transaction of its own, committed at once.
+    Cache(&'a Cache),
+    /// The open transaction of a group.
+    Open(&'a mut WriteTxn),
 }
 
 /// The cache change of a step.

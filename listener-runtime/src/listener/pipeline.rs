@@ -16,9 +16,10 @@
 //!   fetched again.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use listener_core::{Command, Dn, Entry};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
 use super::cache::{Cache, CacheError, CachedEntry};
@@ -35,9 +36,19 @@ pub struct BadDn {
     pub message: String,
 }
 
+/// Searches one connection runs at once. slapd (2.5, 16 threads) wedges a connection that
+/// has many more operations outstanding (measured here: fine with 8, stuck at 16–24 until
+/// the client's timeout), so concurrency comes from several connections instead.
+const PER_CONNECTION: usize = 4;
+
 /// Transactions ahead of the apply stage, in order, with their fetches under way.
 pub struct Window {
+    /// For fetches made by the apply stage itself.
     fetcher: Fetcher,
+    /// For fetches ahead: connections, each with its limit of concurrent searches.
+    pool: Vec<(Fetcher, Arc<Semaphore>)>,
+    /// The pool connection the next fetch ahead goes to.
+    turn: usize,
     depth: usize,
     items: VecDeque<Ahead>,
     /// The `r` the window expects the apply stage to hold when the next `a` comes: its
@@ -72,19 +83,34 @@ impl Drop for Ahead {
 impl Window {
     /// A window of up to `depth` transactions (1 = no fetch ahead: each object is fetched
     /// when its transaction is applied, as UDL does).
-    pub fn new(fetcher: Fetcher, depth: usize) -> Window {
-        Window {
+    /// Fetches ahead are spread over the connections of `pool` (the apply stage's own
+    /// `fetcher` when empty).
+    pub fn new(fetcher: Fetcher, pool: Vec<Fetcher>, depth: usize) -> Window {
+        let mut window = Window {
             fetcher,
+            pool: Vec::new(),
+            turn: 0,
             depth: depth.max(1),
             items: VecDeque::new(),
             rename: None,
-        }
+        };
+        window.set_fetchers(window.fetcher.clone(), pool);
+        window
     }
 
-    /// Fetches from now on use `fetcher` (after a reconnect). Fetches under way on the old
-    /// connection fail or finish; a failed one is fetched again when applied.
-    pub fn set_fetcher(&mut self, fetcher: Fetcher) {
+    /// Fetches from now on use `fetcher` and `pool` (after a reconnect). Fetches under way
+    /// on the old connections fail or finish; a failed one is fetched again when applied.
+    pub fn set_fetchers(&mut self, fetcher: Fetcher, pool: Vec<Fetcher>) {
+        let pool = if pool.is_empty() {
+            vec![fetcher.clone()]
+        } else {
+            pool
+        };
         self.fetcher = fetcher;
+        self.pool = pool
+            .into_iter()
+            .map(|f| (f, Arc::new(Semaphore::new(PER_CONNECTION))))
+            .collect();
     }
 
     /// Whether another transaction may enter.
@@ -145,17 +171,31 @@ impl Window {
         by: &FetchBy,
         known: Option<&CachedEntry>,
     ) -> Result<Option<Entry>, FetchError> {
-        let ahead = self
-            .items
-            .front_mut()
-            .and_then(|a| a.fetch.take())
-            .filter(|f| f.by == *by);
+        let ahead = self.items.front_mut().and_then(|a| a.fetch.take());
         if let Some(prefetch) = ahead {
-            let result = join(prefetch).await;
-            match result {
-                Ok(entry) if !older(entry.as_ref(), known) => return Ok(entry),
-                Ok(_) => tracing::debug!(?by, "fetched ahead an older state; fetching again"),
-                Err(e) => tracing::debug!(?by, error = %e, "fetch ahead failed; fetching again"),
+            let ahead_by = prefetch.by.clone();
+            match (join(prefetch).await, &ahead_by, by) {
+                (Ok(entry), ahead_by, by) if ahead_by == by && !older(entry.as_ref(), known) => {
+                    return Ok(entry);
+                }
+                // Fetched by DN because the object was not cached yet when the transaction
+                // entered (an earlier one in the window added it): the object found at the
+                // DN is the one the entryUUID search would find.
+                (Ok(Some(entry)), FetchBy::Dn(_), FetchBy::Uuid(uuid))
+                    if entry.first_str("entryUUID") == Some(uuid.as_str())
+                        && !older(Some(&entry), known) =>
+                {
+                    return Ok(Some(entry));
+                }
+                (Ok(_), ahead_by, by) if ahead_by == by => {
+                    tracing::debug!(?by, "fetched ahead an older state; fetching again");
+                }
+                (Ok(_), ahead_by, by) => {
+                    tracing::debug!(?ahead_by, ?by, "fetched ahead another way; fetching again");
+                }
+                (Err(e), _, by) => {
+                    tracing::debug!(?by, error = %e, "fetch ahead failed; fetching again");
+                }
             }
         }
         fetch(&self.fetcher, by).await
@@ -197,13 +237,16 @@ impl Window {
             .map(|f| f.done.clone())
             .collect();
         let (done_tx, done) = watch::channel(false);
-        let fetcher = self.fetcher.clone();
+        self.turn = (self.turn + 1) % self.pool.len().max(1);
+        let (fetcher, limit) = self.pool[self.turn].clone();
         let task_by = by.clone();
         let task = tokio::spawn(async move {
             for mut earlier in before {
                 // An error means the earlier fetch is gone: done as well.
                 let _ = earlier.wait_for(|done| *done).await;
             }
+            // Closed only never; without a permit the fetch just goes ahead.
+            let _permit = limit.acquire_owned().await;
             let result = fetch(&fetcher, &task_by).await;
             let _ = done_tx.send(true);
             result

@@ -20,7 +20,7 @@ use listener_core::{Command, Dn, Schema};
 use tracing::Instrument;
 
 use super::apply::Applier;
-use super::cache::{Cache, CacheError, Intents, PendingCreate};
+use super::cache::{Cache, CacheError, Intents, PendingCreate, WriteTxn};
 use super::control;
 use super::dispatch::{ModuleSpec, SpecError};
 use super::fetch::{FetchError, Fetcher};
@@ -60,6 +60,8 @@ pub struct RunConfig {
     pub window: usize,
     /// When commits of the cache are made durable.
     pub durability: Durability,
+    /// LDAP connections the fetches ahead are spread over.
+    pub fetch_connections: usize,
 }
 
 /// When the listener makes its cache commits durable (fsync). Either way a transaction
@@ -90,6 +92,7 @@ impl RunConfig {
             metrics: None,
             window: 64,
             durability: Durability::default(),
+            fetch_connections: 4,
         }
     }
 }
@@ -381,11 +384,13 @@ pub async fn run(
         queue_tx,
         stats.clone(),
     )));
-    let mut window = Window::new(fetcher.clone(), config.window);
+    let mut window = Window::new(fetcher.clone(), connect_pool(&config).await?, config.window);
     let mut stash: Option<Stash> = None;
     let mut idle = false;
     // Applied since the last durable commit: how many, and since when.
     let mut group: Option<(usize, std::time::Instant)> = None;
+    // Under group commit, the group's transactions share one open write transaction.
+    let mut open: Option<WriteTxn> = None;
     loop {
         // Take in what the reader has queued, as far as the window has room.
         while window.has_room() {
@@ -404,7 +409,14 @@ pub async fn run(
         if window.is_empty() {
             // Caught up: what is applied becomes durable before the listener waits.
             if group.take().is_some() {
-                sync(&cache, &mut applier, &mut recovered, &stats, last)?;
+                sync(
+                    &cache,
+                    &mut open,
+                    &mut applier,
+                    &mut recovered,
+                    &stats,
+                    last,
+                )?;
             }
             tokio::select! {
                 received = queue.recv() => match received {
@@ -424,18 +436,36 @@ pub async fn run(
                 Some(request) = control_rx.recv(), if stash.is_none() => {
                     control::handle(request, &mut applier, &cache, &stats, &fetcher).await;
                 }
-                () = &mut shutdown => return stop(&mut applier, &cache, &mut recovered, &stats, last, "").await,
+                () = &mut shutdown => return stop(&mut applier, &cache, &mut open, &mut recovered, &stats, last, "").await,
             }
             continue;
         }
         if shutdown.as_mut().now_or_never().is_some() {
-            return stop(&mut applier, &cache, &mut recovered, &stats, last, "").await;
+            return stop(
+                &mut applier,
+                &cache,
+                &mut open,
+                &mut recovered,
+                &stats,
+                last,
+                "",
+            )
+            .await;
         }
 
         let mut delay = Duration::from_millis(100);
         let mut halt_delay = Duration::from_secs(1);
         let id = loop {
-            match process_front(&cache, &mut window, &mut applier, &mut stash, &recovered).await {
+            match process_front(
+                &cache,
+                &mut open,
+                &mut window,
+                &mut applier,
+                &mut stash,
+                &recovered,
+            )
+            .await
+            {
                 Ok((id, change_time)) => {
                     stats.set_halted(None);
                     if stash.is_none() {
@@ -460,9 +490,21 @@ pub async fn run(
                         }));
                     }
                     tracing::error!(error = %e, retry_in = ?halt_delay, "processing halted by a blocking module; retrying");
+                    // What the group applied before stays applied while this waits.
+                    if open.is_some() {
+                        group = None;
+                        sync(
+                            &cache,
+                            &mut open,
+                            &mut applier,
+                            &mut recovered,
+                            &stats,
+                            last,
+                        )?;
+                    }
                     tokio::select! {
                         () = tokio::time::sleep(halt_delay) => {}
-                        () = &mut shutdown => return stop(&mut applier, &cache, &mut recovered, &stats, last, " while halted").await,
+                        () = &mut shutdown => return stop(&mut applier, &cache, &mut open, &mut recovered, &stats, last, " while halted").await,
                     }
                     halt_delay = (halt_delay * 2).min(Duration::from_secs(60));
                 }
@@ -473,7 +515,7 @@ pub async fn run(
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(30));
                     fetcher = connect_ldap(&config).await?;
-                    window.set_fetcher(fetcher.clone());
+                    window.set_fetchers(fetcher.clone(), connect_pool(&config).await?);
                     for module in &mut applier.modules {
                         module.connect(fetcher.clone(), settings.clone());
                     }
@@ -489,7 +531,14 @@ pub async fn run(
                 *count += 1;
                 if *count >= GROUP_MAX || since.elapsed() >= GROUP_TIME {
                     group = None;
-                    sync(&cache, &mut applier, &mut recovered, &stats, last)?;
+                    sync(
+                        &cache,
+                        &mut open,
+                        &mut applier,
+                        &mut recovered,
+                        &stats,
+                        last,
+                    )?;
                 }
             } else {
                 stats.set_durable(last);
@@ -498,6 +547,18 @@ pub async fn run(
         while stash.is_none()
             && let Ok(request) = control_rx.try_recv()
         {
+            // The request writes the cache itself: the group's transaction goes first.
+            if open.is_some() {
+                group = None;
+                sync(
+                    &cache,
+                    &mut open,
+                    &mut applier,
+                    &mut recovered,
+                    &stats,
+                    last,
+                )?;
+            }
             control::handle(request, &mut applier, &cache, &stats, &fetcher).await;
         }
     }
@@ -507,13 +568,14 @@ pub async fn run(
 async fn stop(
     applier: &mut Applier,
     cache: &Cache,
+    open: &mut Option<WriteTxn>,
     recovered: &mut BTreeMap<u64, PendingCreate>,
     stats: &Stats,
     last: u64,
     why: &str,
 ) -> Result<(), RunError> {
     post_run_all(applier).await;
-    sync(cache, applier, recovered, stats, last)?;
+    sync(cache, open, applier, recovered, stats, last)?;
     tracing::info!(last_id = last, "listener stopped{why}");
     Ok(())
 }
@@ -522,12 +584,19 @@ async fn stop(
 /// done with.
 fn sync(
     cache: &Cache,
+    open: &mut Option<WriteTxn>,
     applier: &mut Applier,
     recovered: &mut BTreeMap<u64, PendingCreate>,
     stats: &Stats,
     last: u64,
 ) -> Result<(), CacheError> {
-    cache.sync()?;
+    match open.take() {
+        Some(mut w) => {
+            w.set_durable(true)?;
+            w.commit()?;
+        }
+        None => cache.sync()?,
+    }
     stats.set_durable(last);
     recovered.retain(|&id, _| id > last);
     if let Some(intents) = &mut applier.intents {
@@ -591,6 +660,17 @@ impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
     }
+}
+
+/// The connections fetches ahead are spread over (none with a window of 1).
+async fn connect_pool(config: &RunConfig) -> Result<Vec<Fetcher>, RunError> {
+    let mut pool = Vec::new();
+    if config.window > 1 {
+        for _ in 0..config.fetch_connections {
+            pool.push(connect_ldap(config).await?);
+        }
+    }
+    Ok(pool)
 }
 
 /// Connects to LDAP, retrying with backoff while it is unreachable (a wrong password is
@@ -681,6 +761,7 @@ async fn post_run_modules(modules: &mut [Module]) {
 /// decide, apply. Returns its ID and when its change was made, if known.
 async fn process_front(
     cache: &Cache,
+    open: &mut Option<WriteTxn>,
     window: &mut Window,
     applier: &mut Applier,
     stash: &mut Option<Stash>,
@@ -696,7 +777,10 @@ async fn process_front(
         }
         None => return Err(RunError::Internal("no transaction to process".into())),
     };
-    let cached = cache.read()?.entry(&txn.dn)?;
+    let cached = match open.as_ref() {
+        Some(w) => w.entry(&txn.dn)?,
+        None => cache.read()?.entry(&txn.dn)?,
+    };
     let fetched = match process::fetch_by(&txn, cached.as_ref(), stash.as_ref()) {
         None => None,
         Some(by) => {
@@ -725,10 +809,21 @@ async fn process_front(
     let change_time = step_entry(&step).and_then(super::stats::change_time);
     let span =
         tracing::debug_span!("transaction", id = txn.id, dn = %txn.dn, command = %txn.command);
-    let applied = applier
-        .apply(cache, txn.id, txn.command, step)
-        .instrument(span)
-        .await?;
+    let applied = if applier.group_commit {
+        let w = match open {
+            Some(w) => w,
+            None => open.insert(cache.write()?),
+        };
+        applier
+            .apply_in(w, txn.id, txn.command, step)
+            .instrument(span)
+            .await?
+    } else {
+        applier
+            .apply(cache, txn.id, txn.command, step)
+            .instrument(span)
+            .await?
+    };
     if let Some((module, error)) = applied.halted {
         *stash = saved_stash;
         return Err(RunError::Halted {
