@@ -203,23 +203,25 @@ impl Window {
 
     /// Starts the fetch the apply stage is expected to want for `txn`.
     fn start(&mut self, txn: &Transaction, cache: &Cache) -> Result<Option<Prefetch>, CacheError> {
-        let cached = cache.read()?.entry(&txn.dn)?;
-        let uuid = |c: &CachedEntry| c.entry.first_str("entryUUID").map(str::to_owned);
+        // Only the entryUUID matters for the prediction: read just that.
+        let cached_uuid = cache.read()?.entry_uuid_at(&txn.dn)?;
         // The apply stage holds an `r` until its `a`: predict that stash.
         let stash = match self.rename.take() {
             Some((id, uuid)) if txn.command == Command::Add && txn.id == id + 1 => Some(uuid),
             _ => None,
         };
         if txn.command == Command::Rename {
-            self.rename = Some((txn.id, cached.as_ref().and_then(uuid)));
+            self.rename = Some((txn.id, cached_uuid.clone()));
         }
+        let stand_in = |uuid: String| CachedEntry {
+            entry: with_uuid(&txn.dn, &uuid),
+            modules: Default::default(),
+        };
+        let cached = cached_uuid.map(stand_in);
         let stash = stash.map(|uuid| Stash {
             id: txn.id - 1,
             old_dn: txn.dn.clone(),
-            cached: uuid.map(|u| CachedEntry {
-                entry: with_uuid(&txn.dn, &u),
-                modules: Default::default(),
-            }),
+            cached: uuid.map(stand_in),
         });
         let Some(by) = process::fetch_by(txn, cached.as_ref(), stash.as_ref()) else {
             return Ok(None);

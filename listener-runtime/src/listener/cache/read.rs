@@ -12,7 +12,8 @@ use serde::Deserialize;
 use super::error::{CacheError, Result, store_err};
 use super::records::{CachedEntry, FailedEvent, ModuleState, PendingCreate};
 use super::stored::{
-    EntryRecord, FailedRecord, ModuleStateRecord, PendingRecord, decode, entry_uuid,
+    EntryHead, EntryRecord, FailedRecord, ModuleStateRecord, PendingRecord, decode, decode_prefix,
+    entry_uuid,
 };
 use super::tables::{
     ENTRIES, FAILED_EVENTS, META, META_LAST_ID, META_NOTIFIER_IDENTITY, META_PENDING_CREATE,
@@ -37,6 +38,21 @@ impl ReadTxn {
     /// The cached object at `dn` (compared by its normalized form).
     pub fn entry(&self, dn: &Dn) -> Result<Option<CachedEntry>> {
         self.entry_at(dn.normalized())
+    }
+
+    /// The entryUUID of the object cached at `dn`, if it is cached and has one: reads
+    /// only the record's head (the fetch-ahead window asks this for every transaction).
+    pub fn entry_uuid_at(&self, dn: &Dn) -> Result<Option<String>> {
+        let entries = self.table(ENTRIES)?;
+        let Some(bytes) = entries
+            .get(dn.normalized())
+            .map_err(store_err(&self.path))?
+        else {
+            return Ok(None);
+        };
+        Ok(decode_prefix::<EntryHead<'_>>(bytes.value())
+            .ok()
+            .and_then(|head| head.uuid.map(str::to_owned)))
     }
 
     fn entry_at(&self, key: &str) -> Result<Option<CachedEntry>> {
