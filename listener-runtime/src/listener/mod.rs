@@ -6,6 +6,7 @@ pub mod cache;
 pub mod control;
 pub mod dispatch;
 pub mod fetch;
+pub mod group;
 pub mod invoke;
 pub mod lifecycle;
 pub mod metrics;

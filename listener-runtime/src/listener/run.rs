@@ -20,10 +20,11 @@ use listener_core::{Command, Dn, Schema};
 use tracing::Instrument;
 
 use super::apply::Applier;
-use super::cache::{Cache, CacheError, Intents, PendingCreate, WriteTxn};
+use super::cache::{Cache, CacheError, Intents};
 use super::control;
 use super::dispatch::{ModuleSpec, SpecError};
 use super::fetch::{FetchError, Fetcher};
+use super::group::Group;
 use super::invoke::{Module, RetryPolicy};
 use super::lifecycle::{self, InitError};
 use super::notifier_client::{
@@ -359,8 +360,7 @@ pub async fn run(
         intents: None,
     };
 
-    // Pending creates of a crashed run's last group, by transaction ID (see Intents).
-    let mut recovered = std::collections::BTreeMap::new();
+    let mut recovered = BTreeMap::new();
     if config.durability == Durability::Group {
         applier.group_commit = true;
         let (intents, found) = Intents::open(&config.cache_dir)?;
@@ -387,10 +387,7 @@ pub async fn run(
     let mut window = Window::new(fetcher.clone(), connect_pool(&config).await?, config.window);
     let mut stash: Option<Stash> = None;
     let mut idle = false;
-    // Applied since the last durable commit: how many, and since when.
-    let mut group: Option<(usize, std::time::Instant)> = None;
-    // Under group commit, the group's transactions share one open write transaction.
-    let mut open: Option<WriteTxn> = None;
+    let mut group = Group::new(recovered);
     loop {
         // Take in what the reader has queued, as far as the window has room.
         while window.has_room() {
@@ -408,16 +405,7 @@ pub async fn run(
             .store(window.fetches() as u64, Ordering::Relaxed);
         if window.is_empty() {
             // Caught up: what is applied becomes durable before the listener waits.
-            if group.take().is_some() {
-                sync(
-                    &cache,
-                    &mut open,
-                    &mut applier,
-                    &mut recovered,
-                    &stats,
-                    last,
-                )?;
-            }
+            group.flush(&cache, &mut applier, &stats, last)?;
             tokio::select! {
                 received = queue.recv() => match received {
                     Some(Ok(t)) => {
@@ -436,36 +424,18 @@ pub async fn run(
                 Some(request) = control_rx.recv(), if stash.is_none() => {
                     control::handle(request, &mut applier, &cache, &stats, &fetcher).await;
                 }
-                () = &mut shutdown => return stop(&mut applier, &cache, &mut open, &mut recovered, &stats, last, "").await,
+                () = &mut shutdown => return stop(&mut applier, &cache, &mut group, &stats, last, "").await,
             }
             continue;
         }
         if shutdown.as_mut().now_or_never().is_some() {
-            return stop(
-                &mut applier,
-                &cache,
-                &mut open,
-                &mut recovered,
-                &stats,
-                last,
-                "",
-            )
-            .await;
+            return stop(&mut applier, &cache, &mut group, &stats, last, "").await;
         }
 
         let mut delay = Duration::from_millis(100);
         let mut halt_delay = Duration::from_secs(1);
         let id = loop {
-            match process_front(
-                &cache,
-                &mut open,
-                &mut window,
-                &mut applier,
-                &mut stash,
-                &recovered,
-            )
-            .await
-            {
+            match process_front(&cache, &mut group, &mut window, &mut applier, &mut stash).await {
                 Ok((id, change_time)) => {
                     stats.set_halted(None);
                     if stash.is_none() {
@@ -491,20 +461,10 @@ pub async fn run(
                     }
                     tracing::error!(error = %e, retry_in = ?halt_delay, "processing halted by a blocking module; retrying");
                     // What the group applied before stays applied while this waits.
-                    if open.is_some() {
-                        group = None;
-                        sync(
-                            &cache,
-                            &mut open,
-                            &mut applier,
-                            &mut recovered,
-                            &stats,
-                            last,
-                        )?;
-                    }
+                    group.flush(&cache, &mut applier, &stats, last)?;
                     tokio::select! {
                         () = tokio::time::sleep(halt_delay) => {}
-                        () = &mut shutdown => return stop(&mut applier, &cache, &mut open, &mut recovered, &stats, last, " while halted").await,
+                        () = &mut shutdown => return stop(&mut applier, &cache, &mut group, &stats, last, " while halted").await,
                     }
                     halt_delay = (halt_delay * 2).min(Duration::from_secs(60));
                 }
@@ -526,39 +486,13 @@ pub async fn run(
         window.pop();
         if stash.is_none() {
             last = id;
-            if applier.group_commit {
-                let (count, since) = group.get_or_insert((0, std::time::Instant::now()));
-                *count += 1;
-                if *count >= GROUP_MAX || since.elapsed() >= GROUP_TIME {
-                    group = None;
-                    sync(
-                        &cache,
-                        &mut open,
-                        &mut applier,
-                        &mut recovered,
-                        &stats,
-                        last,
-                    )?;
-                }
-            } else {
-                stats.set_durable(last);
-            }
+            group.applied(&cache, &mut applier, &stats, last)?;
         }
         while stash.is_none()
             && let Ok(request) = control_rx.try_recv()
         {
             // The request writes the cache itself: the group's transaction goes first.
-            if open.is_some() {
-                group = None;
-                sync(
-                    &cache,
-                    &mut open,
-                    &mut applier,
-                    &mut recovered,
-                    &stats,
-                    last,
-                )?;
-            }
+            group.flush(&cache, &mut applier, &stats, last)?;
             control::handle(request, &mut applier, &cache, &stats, &fetcher).await;
         }
     }
@@ -568,48 +502,16 @@ pub async fn run(
 async fn stop(
     applier: &mut Applier,
     cache: &Cache,
-    open: &mut Option<WriteTxn>,
-    recovered: &mut BTreeMap<u64, PendingCreate>,
+    group: &mut Group,
     stats: &Stats,
     last: u64,
     why: &str,
 ) -> Result<(), RunError> {
     post_run_all(applier).await;
-    sync(cache, open, applier, recovered, stats, last)?;
+    group.sync(cache, applier, stats, last)?;
     tracing::info!(last_id = last, "listener stopped{why}");
     Ok(())
 }
-
-/// Makes everything applied up to `last` durable; the pending creates it covers are
-/// done with.
-fn sync(
-    cache: &Cache,
-    open: &mut Option<WriteTxn>,
-    applier: &mut Applier,
-    recovered: &mut BTreeMap<u64, PendingCreate>,
-    stats: &Stats,
-    last: u64,
-) -> Result<(), CacheError> {
-    match open.take() {
-        Some(mut w) => {
-            w.set_durable(true)?;
-            w.commit()?;
-        }
-        None => cache.sync()?,
-    }
-    stats.set_durable(last);
-    recovered.retain(|&id, _| id > last);
-    if let Some(intents) = &mut applier.intents {
-        let still: Vec<PendingCreate> = recovered.values().cloned().collect();
-        intents.reset(&still)?;
-    }
-    Ok(())
-}
-
-/// Most transactions applied between durable commits (`--durability group`).
-const GROUP_MAX: usize = 1000;
-/// Longest time between durable commits while transactions keep coming.
-const GROUP_TIME: Duration = Duration::from_millis(200);
 
 /// Reads transactions from `from` on, batch after batch, into `queue`; reconnects to the
 /// notifier with backoff when it goes away. Ends when the queue's receiver is dropped or
@@ -761,11 +663,10 @@ async fn post_run_modules(modules: &mut [Module]) {
 /// decide, apply. Returns its ID and when its change was made, if known.
 async fn process_front(
     cache: &Cache,
-    open: &mut Option<WriteTxn>,
+    group: &mut Group,
     window: &mut Window,
     applier: &mut Applier,
     stash: &mut Option<Stash>,
-    recovered: &BTreeMap<u64, PendingCreate>,
 ) -> Result<(u64, Option<std::time::SystemTime>), RunError> {
     let txn = match window.front() {
         Some(Ok(txn)) => txn.clone(),
@@ -777,7 +678,7 @@ async fn process_front(
         }
         None => return Err(RunError::Internal("no transaction to process".into())),
     };
-    let cached = match open.as_ref() {
+    let cached = match group.open.as_ref() {
         Some(w) => w.entry(&txn.dn)?,
         None => cache.read()?.entry(&txn.dn)?,
     };
@@ -796,7 +697,7 @@ async fn process_front(
     let saved_stash = stash.clone();
     let mut step = process::decide(&txn, stash.take(), cached, fetched)?;
     if step == Step::Nothing {
-        let pending = match recovered.get(&txn.id) {
+        let pending = match group.recovered.get(&txn.id) {
             Some(pending) => Some(pending.clone()),
             None => cache.read()?.pending_create()?,
         };
@@ -810,9 +711,9 @@ async fn process_front(
     let span =
         tracing::debug_span!("transaction", id = txn.id, dn = %txn.dn, command = %txn.command);
     let applied = if applier.group_commit {
-        let w = match open {
+        let w = match &mut group.open {
             Some(w) => w,
-            None => open.insert(cache.write()?),
+            None => group.open.insert(cache.write()?),
         };
         applier
             .apply_in(w, txn.id, txn.command, step)

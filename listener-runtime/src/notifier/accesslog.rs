@@ -133,7 +133,7 @@ impl Write {
     /// `reqStart` (`YYYYMMDDHHMMSS.ffffffZ`) in microseconds since the epoch; 0 when it
     /// cannot be read (the time is informational: lag in seconds).
     pub fn time_us(&self) -> i64 {
-        generalized_time_us(&self.req_start).unwrap_or(0)
+        crate::utc::generalized_time_us(&self.req_start).unwrap_or(0)
     }
 }
 
@@ -150,45 +150,6 @@ pub fn parent(dn: &str) -> &str {
         }
     }
     ""
-}
-
-fn generalized_time_us(text: &str) -> Option<i64> {
-    let digits = |range: std::ops::Range<usize>| -> Option<i64> {
-        let s = text.get(range)?;
-        s.bytes()
-            .all(|b| b.is_ascii_digit())
-            .then(|| s.parse().ok())?
-    };
-    let (year, month, day) = (digits(0..4)?, digits(4..6)?, digits(6..8)?);
-    let (hour, minute, second) = (digits(8..10)?, digits(10..12)?, digits(12..14)?);
-    let micros = match text.get(14..15) {
-        Some(".") => {
-            let frac: String = text[15..]
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect();
-            let mut padded = frac.clone();
-            padded.truncate(6);
-            while padded.len() < 6 {
-                padded.push('0');
-            }
-            padded.parse::<i64>().ok()?
-        }
-        _ => 0,
-    };
-    let days = days_from_civil(year, month, day);
-    Some(((days * 24 + hour) * 60 + minute) * 60_000_000 + second * 1_000_000 + micros)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]
@@ -257,12 +218,15 @@ mod tests {
 
     #[test]
     fn req_start_is_read_as_utc_microseconds() {
-        assert_eq!(generalized_time_us("19700101000000.000001Z"), Some(1));
         assert_eq!(
-            generalized_time_us("20000301000000Z"),
+            crate::utc::generalized_time_us("19700101000000.000001Z"),
+            Some(1)
+        );
+        assert_eq!(
+            crate::utc::generalized_time_us("20000301000000Z"),
             Some(951_868_800_000_000)
         );
-        assert_eq!(generalized_time_us("2026112807164"), None);
-        assert_eq!(generalized_time_us("2026x128071644.5Z"), None);
+        assert_eq!(crate::utc::generalized_time_us("2026112807164"), None);
+        assert_eq!(crate::utc::generalized_time_us("2026x128071644.5Z"), None);
     }
 }
