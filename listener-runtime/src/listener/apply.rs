@@ -21,11 +21,42 @@ pub struct Applier {
     pub specs: Vec<ModuleSpec>,
     /// Retries of a failing call.
     pub policy: RetryPolicy,
-    /// Commit transactions non-durably; the caller makes them durable in groups
-    /// ([`Cache::sync`]).
-    pub group_commit: bool,
-    /// Where pending creates go under group commit (else: a durable cache commit each).
+    /// Where pending creates go under group commit ([`Applier::apply_in`]); without
+    /// it every transaction is its own durable commit ([`Applier::apply`]).
     pub intents: Option<Intents>,
+}
+
+impl Applier {
+    /// An applier committing every transaction durably on its own (no intents file).
+    pub fn new(modules: Vec<Module>, specs: Vec<ModuleSpec>, policy: RetryPolicy) -> Applier {
+        Applier {
+            modules,
+            specs,
+            policy,
+            intents: None,
+        }
+    }
+
+    /// An applier of `registration` alone, retrying once after 1 ms (for unit tests).
+    #[cfg(test)]
+    pub(crate) fn for_tests(registration: &'static crate::registry::ModuleRegistration) -> Applier {
+        let spec = ModuleSpec::from_registration(registration, listener_core::Schema::builtin())
+            .expect("the test module's configuration compiles");
+        Applier::new(
+            vec![Module::load(registration)],
+            vec![spec],
+            RetryPolicy {
+                attempts: 2,
+                first_delay: std::time::Duration::from_millis(1),
+                max_delay: std::time::Duration::from_millis(1),
+            },
+        )
+    }
+
+    /// Whether transactions are applied in commit groups (`--durability group`).
+    pub fn groups(&self) -> bool {
+        self.intents.is_some()
+    }
 }
 
 /// What one applied transaction did, for logs and tests.
@@ -220,9 +251,6 @@ impl Applier {
         w.set_last_id(id)?;
         if let Some(mut own) = own {
             own.clear_pending_create()?;
-            if self.group_commit {
-                own.set_durable(false)?;
-            }
             own.commit()?;
         }
         Ok(applied)

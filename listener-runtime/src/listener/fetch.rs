@@ -565,12 +565,12 @@ where
         .buffered(depth.max(1))
 }
 
-/// A fetch task that is aborted when its result is no longer wanted (the fetch-ahead
-/// stream was dropped), so no search outlives the stream.
-struct AbortOnDrop<R>(tokio::task::JoinHandle<R>);
+/// A task that is aborted when its handle is dropped (a fetch whose result is no longer
+/// wanted, the listener's notifier reader when it stops), so no search outlives its user.
+pub(crate) struct AbortOnDrop<R>(pub(crate) tokio::task::JoinHandle<R>);
 
 impl<R> AbortOnDrop<R> {
-    async fn join(mut self) -> Result<R, tokio::task::JoinError> {
+    pub(crate) async fn join(mut self) -> Result<R, tokio::task::JoinError> {
         (&mut self.0).await
     }
 }

@@ -46,7 +46,7 @@ impl Group {
         stats: &Stats,
         last: u64,
     ) -> Result<(), CacheError> {
-        if !applier.group_commit {
+        if !applier.groups() {
             stats.set_durable(last);
             return Ok(());
         }

@@ -20,10 +20,9 @@ use std::sync::Arc;
 
 use listener_core::{Command, Dn, Entry};
 use tokio::sync::{Semaphore, watch};
-use tokio::task::JoinHandle;
 
 use super::cache::{Cache, CacheError, CachedEntry};
-use super::fetch::{FetchError, Fetcher};
+use super::fetch::{AbortOnDrop, FetchError, Fetcher};
 use super::notifier_client::TransactionRef;
 use super::process::{self, FetchBy, Stash, Transaction};
 
@@ -67,17 +66,10 @@ struct Prefetch {
     by: FetchBy,
     /// The normalized DN and entryUUID the fetch is about.
     keys: Vec<String>,
-    task: JoinHandle<Result<Option<Entry>, FetchError>>,
+    /// Aborted when the window drops the transaction unused (the listener stops).
+    task: AbortOnDrop<Result<Option<Entry>, FetchError>>,
     /// Becomes `true` (or is dropped) when the fetch is done.
     done: watch::Receiver<bool>,
-}
-
-impl Drop for Ahead {
-    fn drop(&mut self) {
-        if let Some(fetch) = &self.fetch {
-            fetch.task.abort();
-        }
-    }
 }
 
 impl Window {
@@ -242,7 +234,7 @@ impl Window {
         self.turn = (self.turn + 1) % self.pool.len().max(1);
         let (fetcher, limit) = self.pool[self.turn].clone();
         let task_by = by.clone();
-        let task = tokio::spawn(async move {
+        let task = AbortOnDrop(tokio::spawn(async move {
             for mut earlier in before {
                 // An error means the earlier fetch is gone: done as well.
                 let _ = earlier.wait_for(|done| *done).await;
@@ -252,7 +244,7 @@ impl Window {
             let result = fetch(&fetcher, &task_by).await;
             let _ = done_tx.send(true);
             result
-        });
+        }));
         Ok(Some(Prefetch {
             by,
             keys,
@@ -264,8 +256,8 @@ impl Window {
 
 /// The result of a prefetch task (a panic inside ldap3 or an abort becomes an error).
 async fn join(prefetch: Prefetch) -> Result<Option<Entry>, FetchError> {
-    let Prefetch { by, mut task, .. } = prefetch;
-    match (&mut task).await {
+    let Prefetch { by, task, .. } = prefetch;
+    match task.join().await {
         Ok(result) => result,
         Err(e) => Err(FetchError::Task {
             what: format!("{by:?}"),

@@ -23,6 +23,7 @@ use super::apply::Applier;
 use super::cache::{Cache, CacheError, Intents};
 use super::control;
 use super::dispatch::{ModuleSpec, SpecError};
+use super::fetch::AbortOnDrop;
 use super::fetch::{FetchError, Fetcher};
 use super::group::Group;
 use super::invoke::{Module, RetryPolicy};
@@ -352,17 +353,14 @@ pub async fn run(
         }
     }
     let mut loaded = modules.into_iter().map(Some).collect::<Vec<_>>();
-    let mut applier = Applier {
-        modules: ready.iter().filter_map(|&i| loaded[i].take()).collect(),
-        specs: ready.iter().map(|&i| specs[i].clone()).collect(),
-        policy: config.retry.clone(),
-        group_commit: false,
-        intents: None,
-    };
+    let mut applier = Applier::new(
+        ready.iter().filter_map(|&i| loaded[i].take()).collect(),
+        ready.iter().map(|&i| specs[i].clone()).collect(),
+        config.retry.clone(),
+    );
 
     let mut recovered = BTreeMap::new();
     if config.durability == Durability::Group {
-        applier.group_commit = true;
         let (intents, found) = Intents::open(&config.cache_dir)?;
         recovered.extend(
             found
@@ -555,15 +553,6 @@ async fn read_notifier(
     }
 }
 
-/// A task aborted when its handle is dropped (the listener stops).
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// The connections fetches ahead are spread over (none with a window of 1).
 async fn connect_pool(config: &RunConfig) -> Result<Vec<Fetcher>, RunError> {
     let mut pool = Vec::new();
@@ -710,7 +699,7 @@ async fn process_front(
     let change_time = step_entry(&step).and_then(super::stats::change_time);
     let span =
         tracing::debug_span!("transaction", id = txn.id, dn = %txn.dn, command = %txn.command);
-    let applied = if applier.group_commit {
+    let applied = if applier.groups() {
         let w = match &mut group.open {
             Some(w) => w,
             None => group.open.insert(cache.write()?),

@@ -1,7 +1,5 @@
 use std::sync::Mutex;
 
-use listener_core::Schema;
-
 use super::*;
 use crate::context::Context;
 use crate::error::{HandlerError, HandlerResult};
@@ -64,17 +62,7 @@ fn object(dn: &str, uuid: &str, description: &str) -> Entry {
 }
 
 fn applier() -> Applier {
-    Applier {
-        modules: vec![Module::load(&RECORDER)],
-        specs: vec![ModuleSpec::from_registration(&RECORDER, Schema::builtin()).unwrap()],
-        policy: RetryPolicy {
-            attempts: 2,
-            first_delay: std::time::Duration::from_millis(1),
-            max_delay: std::time::Duration::from_millis(1),
-        },
-        group_commit: false,
-        intents: None,
-    }
+    Applier::for_tests(&RECORDER)
 }
 
 fn take() -> Vec<String> {
@@ -213,17 +201,7 @@ static BLOCKING: ModuleRegistration = ModuleRegistration {
 async fn a_failing_blocking_module_halts_with_nothing_committed() {
     let dir = tempfile::tempdir().unwrap();
     let cache = Cache::open(dir.path()).unwrap();
-    let mut a = Applier {
-        modules: vec![Module::load(&BLOCKING)],
-        specs: vec![ModuleSpec::from_registration(&BLOCKING, Schema::builtin()).unwrap()],
-        policy: RetryPolicy {
-            attempts: 2,
-            first_delay: std::time::Duration::from_millis(1),
-            max_delay: std::time::Duration::from_millis(1),
-        },
-        group_commit: false,
-        intents: None,
-    };
+    let mut a = Applier::for_tests(&BLOCKING);
     let fine = object("cn=fine,dc=x", "f", "x");
     a.apply(
         &cache,

@@ -396,12 +396,11 @@ mod tests {
         use std::sync::Mutex;
         use std::sync::atomic::{AtomicBool, Ordering};
 
-        use listener_core::{Dn, Schema};
+        use listener_core::Dn;
 
         use super::super::*;
         use crate::context::Context;
         use crate::error::{HandlerError, HandlerResult};
-        use crate::listener::invoke::{Module, RetryPolicy};
         use crate::listener::process::Step;
         use crate::registry::{ApiKind, ModuleInstance, ModuleRegistration, SourceLocation};
 
@@ -476,17 +475,7 @@ mod tests {
         async fn replay_delivers_the_current_state_the_remove_or_drops_the_event() {
             let dir = tempfile::tempdir().unwrap();
             let cache = Cache::open(dir.path()).unwrap();
-            let mut a = Applier {
-                modules: vec![Module::load(&FLAKY)],
-                specs: vec![ModuleSpec::from_registration(&FLAKY, Schema::builtin()).unwrap()],
-                policy: RetryPolicy {
-                    attempts: 2,
-                    first_delay: std::time::Duration::from_millis(1),
-                    max_delay: std::time::Duration::from_millis(1),
-                },
-                group_commit: false,
-                intents: None,
-            };
+            let mut a = Applier::for_tests(&FLAKY);
             let take = || std::mem::take(&mut *CALLS.lock().unwrap());
 
             // A create the module fails.
