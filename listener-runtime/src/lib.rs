@@ -26,6 +26,10 @@ pub mod notifier;
 pub mod registry;
 mod utc;
 
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub use listener_core::{AttributeDescription, Command, Dn, Entry};
 pub use listener_macros::listener_module;
 

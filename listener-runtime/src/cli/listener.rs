@@ -51,7 +51,7 @@ pub(super) struct RunArgs {
     )]
     fetch_connections: usize,
     /// When cache commits are made durable (fsync): `each` transaction, or in groups
-    /// (when caught up, or every 1,000 transactions / 200 ms). A transaction is reported
+    /// (when caught up, or every 10,000 transactions / 1 s). A transaction is reported
     /// as processed only once durable; after a crash the rest is processed again.
     #[arg(long, env = "LISTENER_DURABILITY", value_enum, default_value_t = Durability::Group)]
     durability: Durability,

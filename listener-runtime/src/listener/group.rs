@@ -11,10 +11,12 @@ use super::apply::Applier;
 use super::cache::{Cache, CacheError, PendingCreate, WriteTxn};
 use super::stats::Stats;
 
-/// Most transactions applied between durable commits.
-const GROUP_MAX: usize = 1000;
+/// Most transactions applied between durable commits. A durable commit writes every page
+/// the group changed, so its cost grows more slowly than the group (measured in a
+/// catch-up: 75 ms for 1,000 transactions, 230 ms for 4,600).
+const GROUP_MAX: usize = 10_000;
 /// Longest time between durable commits while transactions keep coming.
-const GROUP_TIME: Duration = Duration::from_millis(200);
+const GROUP_TIME: Duration = Duration::from_secs(1);
 
 /// The transactions applied and not yet durable.
 #[derive(Default)]

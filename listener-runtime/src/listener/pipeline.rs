@@ -1,6 +1,8 @@
 //! The fetch-ahead window: transactions taken from the notifier before the apply stage
 //! reaches them, each with its object already being fetched from LDAP. The apply stage
 //! still handles them strictly one by one; the window only hides the fetch round trips.
+//! The fetches of transactions taken in together go out as one search ([`batch`]), and a
+//! full window takes transactions in again only once a batch's worth has been applied.
 //!
 //! A fetch made ahead is a guess: which object to fetch (by cached entryUUID or by DN)
 //! depends on the cache and the pending `r` as they are when the transaction is applied.
@@ -15,14 +17,16 @@
 //! * A fetched entry older (by `entryCSN`) than the cached state of the same object is
 //!   fetched again.
 
+mod batch;
+
 use std::collections::VecDeque;
-use std::sync::Arc;
 
 use listener_core::{Command, Dn, Entry};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinSet;
 
 use super::cache::{Cache, CacheError, CachedEntry};
-use super::fetch::{AbortOnDrop, FetchError, Fetcher};
+use super::fetch::{FetchError, Fetcher};
 use super::notifier_client::TransactionRef;
 use super::process::{self, FetchBy, Stash, Transaction};
 
@@ -45,10 +49,16 @@ pub struct Window {
     /// For fetches made by the apply stage itself.
     fetcher: Fetcher,
     /// For fetches ahead: connections, each with its limit of concurrent searches.
-    pool: Vec<(Fetcher, Arc<Semaphore>)>,
-    /// The pool connection the next fetch ahead goes to.
-    turn: usize,
+    pool: batch::Pool,
+    /// Fetches ahead taken in since the last [`Window::flush`], to be made in one search.
+    batch: Vec<batch::Request>,
+    /// The searches under way (aborted when the window is dropped: the listener stops).
+    searches: JoinSet<()>,
     depth: usize,
+    /// Whether the window takes transactions in. Once full it waits until a batch's worth
+    /// has been applied, so that fetches start in groups that [`batch`] can join into one
+    /// search, rather than one by one as the apply stage frees single places.
+    filling: bool,
     items: VecDeque<Ahead>,
     /// The `r` the window expects the apply stage to hold when the next `a` comes: its
     /// ID and the cached entryUUID of the object.
@@ -66,8 +76,8 @@ struct Prefetch {
     by: FetchBy,
     /// The normalized DN and entryUUID the fetch is about.
     keys: Vec<String>,
-    /// Aborted when the window drops the transaction unused (the listener stops).
-    task: AbortOnDrop<Result<Option<Entry>, FetchError>>,
+    /// The answer, once the fetch is done.
+    result: oneshot::Receiver<Result<Option<Entry>, FetchError>>,
     /// Becomes `true` (or is dropped) when the fetch is done.
     done: watch::Receiver<bool>,
 }
@@ -78,36 +88,39 @@ impl Window {
     /// Fetches ahead are spread over the connections of `pool` (the apply stage's own
     /// `fetcher` when empty).
     pub fn new(fetcher: Fetcher, pool: Vec<Fetcher>, depth: usize) -> Window {
-        let mut window = Window {
+        let pool = Window::pool(&fetcher, pool);
+        Window {
             fetcher,
-            pool: Vec::new(),
-            turn: 0,
+            pool,
+            batch: Vec::new(),
+            searches: JoinSet::new(),
             depth: depth.max(1),
+            filling: true,
             items: VecDeque::new(),
             rename: None,
-        };
-        window.set_fetchers(window.fetcher.clone(), pool);
-        window
+        }
     }
 
-    /// Fetches from now on use `fetcher` and `pool` (after a reconnect). Fetches under way
-    /// on the old connections fail or finish; a failed one is fetched again when applied.
-    pub fn set_fetchers(&mut self, fetcher: Fetcher, pool: Vec<Fetcher>) {
+    fn pool(fetcher: &Fetcher, pool: Vec<Fetcher>) -> batch::Pool {
         let pool = if pool.is_empty() {
             vec![fetcher.clone()]
         } else {
             pool
         };
+        batch::Pool::new(pool, PER_CONNECTION)
+    }
+
+    /// Fetches from now on use `fetcher` and `pool` (after a reconnect). Fetches under way
+    /// on the old connections fail or finish; a failed one is fetched again when applied.
+    pub fn set_fetchers(&mut self, fetcher: Fetcher, pool: Vec<Fetcher>) {
+        self.pool = Window::pool(&fetcher, pool);
         self.fetcher = fetcher;
-        self.pool = pool
-            .into_iter()
-            .map(|f| (f, Arc::new(Semaphore::new(PER_CONNECTION))))
-            .collect();
+        self.flush();
     }
 
     /// Whether another transaction may enter.
     pub fn has_room(&self) -> bool {
-        self.items.len() < self.depth
+        self.filling && self.items.len() < self.depth
     }
 
     /// Transactions in the window.
@@ -125,7 +138,9 @@ impl Window {
         self.items.iter().filter(|a| a.fetch.is_some()).count()
     }
 
-    /// Takes `t` in and, with a depth above 1, starts fetching its object.
+    /// Takes `t` in and, with a depth above 1, prepares the fetch of its object: it
+    /// starts with the next [`Window::flush`], together with the others taken in until
+    /// then (or at once when a batch is full).
     pub fn push(&mut self, t: TransactionRef, cache: &Cache) -> Result<(), CacheError> {
         let txn = Dn::parse(&t.dn)
             .map(|dn| Transaction {
@@ -142,7 +157,20 @@ impl Window {
             Ok(_) | Err(_) => None,
         };
         self.items.push_back(Ahead { txn, fetch });
+        if self.items.len() >= self.depth {
+            self.filling = false;
+        }
         Ok(())
+    }
+
+    /// Starts the fetches prepared since the last flush, in one search.
+    pub fn flush(&mut self) {
+        while self.searches.try_join_next().is_some() {}
+        if self.batch.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.batch);
+        self.searches.spawn(self.pool.next().fetch(batch));
     }
 
     /// The next transaction for the apply stage.
@@ -153,6 +181,9 @@ impl Window {
     /// Done with the front transaction.
     pub fn pop(&mut self) {
         self.items.pop_front();
+        if self.items.len() <= self.depth.saturating_sub(batch::MAX_BATCH) {
+            self.filling = true;
+        }
     }
 
     /// The object of the front transaction found by `by`: the result fetched ahead when it
@@ -163,6 +194,7 @@ impl Window {
         by: &FetchBy,
         known: Option<&CachedEntry>,
     ) -> Result<Option<Entry>, FetchError> {
+        self.flush();
         let ahead = self.items.front_mut().and_then(|a| a.fetch.take());
         if let Some(prefetch) = ahead {
             let ahead_by = prefetch.by.clone();
@@ -231,39 +263,46 @@ impl Window {
             .map(|f| f.done.clone())
             .collect();
         let (done_tx, done) = watch::channel(false);
-        self.turn = (self.turn + 1) % self.pool.len().max(1);
-        let (fetcher, limit) = self.pool[self.turn].clone();
-        let task_by = by.clone();
-        let task = AbortOnDrop(tokio::spawn(async move {
-            for mut earlier in before {
-                // An error means the earlier fetch is gone: done as well.
-                let _ = earlier.wait_for(|done| *done).await;
+        let (reply, result) = oneshot::channel();
+        let request = batch::Request {
+            by: by.clone(),
+            reply,
+            done: done_tx,
+        };
+        if before.is_empty() {
+            self.batch.push(request);
+            if self.batch.len() >= batch::MAX_BATCH {
+                self.flush();
             }
-            // Closed only never; without a permit the fetch just goes ahead.
-            let _permit = limit.acquire_owned().await;
-            let result = fetch(&fetcher, &task_by).await;
-            let _ = done_tx.send(true);
-            result
-        }));
+        } else {
+            let slot = self.pool.next();
+            self.searches.spawn(async move {
+                for mut earlier in before {
+                    // An error means the earlier fetch is gone: done as well.
+                    let _ = earlier.wait_for(|done| *done).await;
+                }
+                slot.fetch(vec![request]).await;
+            });
+        }
         Ok(Some(Prefetch {
             by,
             keys,
-            task,
+            result,
             done,
         }))
     }
 }
 
-/// The result of a prefetch task (a panic inside ldap3 or an abort becomes an error).
+/// The answer of a fetch made ahead (a fetch that was dropped, by a failed search task or
+/// a reconnect, is an error: the apply stage fetches again).
 async fn join(prefetch: Prefetch) -> Result<Option<Entry>, FetchError> {
-    let Prefetch { by, task, .. } = prefetch;
-    match task.join().await {
-        Ok(result) => result,
-        Err(e) => Err(FetchError::Task {
+    let Prefetch { by, result, .. } = prefetch;
+    result.await.unwrap_or_else(|_| {
+        Err(FetchError::Task {
             what: format!("{by:?}"),
-            reason: e.to_string(),
-        }),
-    }
+            reason: "the fetch was dropped".to_owned(),
+        })
+    })
 }
 
 /// Fetches the object `by` names.

@@ -73,8 +73,8 @@ pub struct RunConfig {
 pub enum Durability {
     /// Every transaction's commit, as UDL does: one fsync per transaction.
     Each,
-    /// Group commit: durable when the listener has caught up, after 1,000 transactions
-    /// or after 200 ms, whichever comes first.
+    /// Group commit: durable when the listener has caught up, after 10,000 transactions
+    /// or after 1 s, whichever comes first.
     #[default]
     Group,
 }
@@ -395,6 +395,7 @@ pub async fn run(
                 Err(_) => break,
             }
         }
+        window.flush();
         stats
             .queued
             .store((window.len() + queue.len()) as u64, Ordering::Relaxed);
