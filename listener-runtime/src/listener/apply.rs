@@ -161,8 +161,9 @@ impl Applier {
             let creates: BTreeSet<String> = plans
                 .iter()
                 .filter(|p| p.on_success == Registration::Register && !p.calls.is_empty())
-                .map(|p| self.modules[p.module].name().to_owned())
-                .filter(|name| !registered.contains(name))
+                .map(|p| self.modules[p.module].name())
+                .filter(|name| !registered.contains(*name))
+                .map(str::to_owned)
                 .collect();
             let target = match &write {
                 Write::Put(entry) | Write::Move(_, entry) => Some(*entry),
@@ -189,7 +190,7 @@ impl Applier {
             }
             for plan in plans {
                 let module = &mut self.modules[plan.module];
-                let name = module.name().to_owned();
+                let name = module.name();
                 let mut failure = None;
                 for call in &plan.calls {
                     // The DN last: it may contain spaces, and tests read it up to the end.
@@ -204,24 +205,27 @@ impl Applier {
                 }
                 match failure {
                     None => match plan.on_success {
+                        // Most modules keep the registration they had: no new String then.
                         Registration::Register => {
-                            modules.insert(name);
+                            if !modules.contains(name) {
+                                modules.insert(name.to_owned());
+                            }
                         }
                         Registration::Unregister => {
-                            modules.remove(&name);
+                            modules.remove(name);
                         }
                         Registration::Keep => {}
                     },
                     Some((_, failure)) if module.registration().blocking => {
                         // A blocking module must not miss or reorder a change: nothing is
                         // committed and the transaction is tried again (semantics §5.4).
-                        applied.halted = Some((name, failure.error));
+                        applied.halted = Some((name.to_owned(), failure.error));
                         return Ok(applied);
                     }
                     Some((call, failure)) => {
                         // Unregistered, so the module's next change of the object reaches
                         // it as new (semantics §5 rule 4).
-                        modules.remove(&name);
+                        modules.remove(name);
                         applied.failures += 1;
                         failed.push((name, failed_event(id, call, failure)));
                     }
@@ -274,7 +278,7 @@ enum Write<'a> {
 }
 
 /// A dispatch call as a module invocation.
-pub fn invocation(call: &Call) -> Invocation<'_> {
+pub fn invocation<'c>(call: &'c Call<'_>) -> Invocation<'c> {
     match call {
         Call::Create { dn, new } => Invocation::Create { dn, new },
         Call::Modify {
@@ -286,7 +290,7 @@ pub fn invocation(call: &Call) -> Invocation<'_> {
             dn,
             old,
             new,
-            old_dn: old_dn.as_ref(),
+            old_dn: *old_dn,
         },
         Call::Remove { dn, old } => Invocation::Remove { dn, old },
         Call::Classic {
@@ -296,14 +300,14 @@ pub fn invocation(call: &Call) -> Invocation<'_> {
             command,
         } => Invocation::Classic {
             dn,
-            new: new.as_ref(),
-            old: old.as_ref(),
+            new: *new,
+            old: *old,
             command: *command,
         },
     }
 }
 
-fn failed_event(id: u64, call: &Call, failure: Failure) -> FailedEvent {
+fn failed_event(id: u64, call: &Call<'_>, failure: Failure) -> FailedEvent {
     let (dn, old, new, command) = invocation(call).parts();
     let uuid = new
         .or(old)

@@ -49,6 +49,7 @@
 //! * **Registration after a delete** is [`Registration::Unregister`] for every called
 //!   module; the cache entry is dropped anyway.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use listener_core::entry::{diff_with, is_metadata};
@@ -167,15 +168,36 @@ impl ModuleSpec {
     }
 
     /// Rule 1: whether a module registered on the old entry is up to date, given the
-    /// attributes that changed (metadata included, see [`diff_with`]).
-    fn up_to_date(&self, changed: &[AttributeDescription]) -> bool {
+    /// attributes that changed.
+    fn up_to_date(&self, changed: &Changed) -> bool {
         if self.attributes.is_empty() {
-            return changed.is_empty();
+            return !changed.any;
         }
         !changed
+            .content
             .iter()
-            .filter(|c| !is_metadata(c))
             .any(|c| self.attributes.iter().any(|listed| covers(listed, c)))
+    }
+}
+
+/// The attributes that changed between two states, worked out once per change for all
+/// modules.
+#[derive(Debug, Default)]
+struct Changed {
+    /// Whether any attribute changed, metadata included ([`diff_with`] with metadata).
+    any: bool,
+    /// The changed attributes that are not metadata: the only ones a module's
+    /// `attributes` can select.
+    content: Vec<AttributeDescription>,
+}
+
+impl Changed {
+    fn between(old: &Entry, new: &Entry) -> Changed {
+        let all = diff_with(old, new, true);
+        Changed {
+            any: !all.is_empty(),
+            content: all.into_iter().filter(|c| !is_metadata(c)).collect(),
+        }
     }
 }
 
@@ -237,49 +259,50 @@ pub enum DeleteCause {
     Gone,
 }
 
-/// One call of a module.
+/// One call of a module. It borrows the states of the change it was planned for, so
+/// planning a change for many modules copies no entries.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Call {
+pub enum Call<'a> {
     /// New and async API `create(dn, new)`.
     Create {
         /// The object's DN.
-        dn: Dn,
+        dn: &'a Dn,
         /// The object.
-        new: Entry,
+        new: &'a Entry,
     },
     /// New and async API `modify(dn, old, new, old_dn)`.
     Modify {
         /// The object's (new) DN.
-        dn: Dn,
+        dn: &'a Dn,
         /// The state the module saw last.
-        old: Entry,
+        old: &'a Entry,
         /// The state now.
-        new: Entry,
+        new: &'a Entry,
         /// The DN before a move; `None` for a plain modify.
-        old_dn: Option<Dn>,
+        old_dn: Option<&'a Dn>,
     },
     /// New and async API `remove(dn, old)`.
     Remove {
         /// The object's DN.
-        dn: Dn,
-        /// The state the module saw last (empty for an unknown object deleted under
-        /// `handle_every_delete`).
-        old: Entry,
+        dn: &'a Dn,
+        /// The state the module saw last; owned only when dispatch made it up (an empty
+        /// entry for an unknown object deleted under `handle_every_delete`).
+        old: Cow<'a, Entry>,
     },
     /// Classic API `handler(dn, new, old, command)`.
     Classic {
         /// The DN the command is about.
-        dn: Dn,
+        dn: &'a Dn,
         /// The new state (`a`, `m`, `n`).
-        new: Option<Entry>,
+        new: Option<&'a Entry>,
         /// The old state (`m`, `d`, `r`).
-        old: Option<Entry>,
+        old: Option<&'a Entry>,
         /// The command letter.
         command: Command,
     },
 }
 
-impl Call {
+impl Call<'_> {
     /// The DN the call is about (the new DN of a move).
     pub fn dn(&self) -> &Dn {
         match self {
@@ -312,13 +335,14 @@ pub enum Registration {
     Keep,
 }
 
-/// The calls for one module and what to do with its registration afterwards.
+/// The calls for one module and what to do with its registration afterwards; the calls
+/// borrow from the [`Change`] planned.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ModulePlan {
+pub struct ModulePlan<'a> {
     /// Index of the module in the specs given to [`plan`].
     pub module: usize,
     /// The calls, in order; empty when the module is up to date (rule 1).
-    pub calls: Vec<Call>,
+    pub calls: Vec<Call<'a>>,
     /// Applied when every call succeeded; on failure the module is unregistered (§5.4).
     pub on_success: Registration,
 }
@@ -329,23 +353,23 @@ pub struct ModulePlan {
 /// `registered` holds the names of the modules registered on the cached entry (empty if
 /// the object is not cached). Modules with nothing to do are left out; modules that are
 /// up to date (rule 1) are listed with no calls and [`Registration::Keep`].
-pub fn plan(
-    change: &Change<'_>,
+pub fn plan<'a>(
+    change: &Change<'a>,
     registered: &BTreeSet<String>,
     modules: &[ModuleSpec],
-) -> Vec<ModulePlan> {
+) -> Vec<ModulePlan<'a>> {
     // The attribute changes are the same for every module: compute them once.
     let changed = match *change {
         Change::Update {
             old: Some(old),
             new,
-        } => diff_with(old, new, true),
+        } => Changed::between(old, new),
         Change::Move {
             patched,
             fresh: Some(fresh),
             ..
-        } => diff_with(patched, fresh, true),
-        _ => Vec::new(),
+        } => Changed::between(patched, fresh),
+        _ => Changed::default(),
     };
     call_order(modules)
         .into_iter()
@@ -385,16 +409,16 @@ fn call_order(modules: &[ModuleSpec]) -> Vec<usize> {
     order
 }
 
-type Decision = Option<(Vec<Call>, Registration)>;
+type Decision<'a> = Option<(Vec<Call<'a>>, Registration)>;
 
 /// Rules 1 and 2 for an update; `registered_old` is the cached entry if the module is
 /// registered on it.
-fn update(
+fn update<'a>(
     spec: &ModuleSpec,
-    registered_old: Option<&Entry>,
-    new: &Entry,
-    changed: &[AttributeDescription],
-) -> Decision {
+    registered_old: Option<&'a Entry>,
+    new: &'a Entry,
+    changed: &Changed,
+) -> Decision<'a> {
     // 1. Up to date.
     if registered_old.is_some() && spec.up_to_date(changed) {
         return Some((Vec::new(), Registration::Keep));
@@ -418,13 +442,13 @@ fn update(
 
 /// Rule 3: every module registered on the old entry, and on a real delete every module
 /// with `handle_every_delete`.
-fn delete(
+fn delete<'a>(
     spec: &ModuleSpec,
-    dn: &Dn,
-    old: Option<&Entry>,
+    dn: &'a Dn,
+    old: Option<&'a Entry>,
     registered: bool,
     cause: DeleteCause,
-) -> Decision {
+) -> Decision<'a> {
     let registered = registered && old.is_some();
     let every_delete = spec.handle_every_delete && cause == DeleteCause::Deleted;
     (registered || every_delete).then(|| (vec![remove(spec, dn, old)], Registration::Unregister))
@@ -432,15 +456,15 @@ fn delete(
 
 /// A move (semantics §4) combined with the filter of rule 2, judged on the state the
 /// module will be given: the fresh one, or the patched cached one if it moved on again.
-fn moved(
+fn moved<'a>(
     spec: &ModuleSpec,
     registered: bool,
-    old_dn: &Dn,
-    old: &Entry,
-    patched: &Entry,
-    fresh: Option<&Entry>,
-    changed_since_cache: &[AttributeDescription],
-) -> Decision {
+    old_dn: &'a Dn,
+    old: &'a Entry,
+    patched: &'a Entry,
+    fresh: Option<&'a Entry>,
+    changed_since_cache: &Changed,
+) -> Decision<'a> {
     let new = fresh.unwrap_or(patched);
     match (registered, spec.filter.matches(new)) {
         (true, true) => {
@@ -471,10 +495,10 @@ fn moved(
                 // One modify with the final state (UDL's adapter sends the stale cached
                 // state and then a second modify).
                 ApiKind::New | ApiKind::Async => vec![Call::Modify {
-                    dn: new.dn().clone(),
-                    old: old.clone(),
-                    new: new.clone(),
-                    old_dn: Some(old_dn.clone()),
+                    dn: new.dn(),
+                    old,
+                    new,
+                    old_dn: Some(old_dn),
                 }],
             };
             Some((calls, Registration::Register))
@@ -492,54 +516,53 @@ fn moved(
 
 /// The call a module's initialization makes for each matching object (semantics §6):
 /// `create` in the new and async APIs, `n` in the classic API.
-pub fn initial_call(spec: &ModuleSpec, dn: &Dn, entry: &Entry) -> Call {
+pub fn initial_call<'a>(spec: &ModuleSpec, dn: &'a Dn, entry: &'a Entry) -> Call<'a> {
     match spec.api {
         ApiKind::Classic => classic(dn, Some(entry), None, Command::Initialize),
-        ApiKind::New | ApiKind::Async => Call::Create {
-            dn: dn.clone(),
-            new: entry.clone(),
-        },
+        ApiKind::New | ApiKind::Async => Call::Create { dn, new: entry },
     }
 }
 
-fn create(spec: &ModuleSpec, new: &Entry) -> Call {
+fn create<'a>(spec: &ModuleSpec, new: &'a Entry) -> Call<'a> {
     match spec.api {
         ApiKind::Classic => classic(new.dn(), Some(new), None, Command::Add),
-        ApiKind::New | ApiKind::Async => Call::Create {
-            dn: new.dn().clone(),
-            new: new.clone(),
-        },
+        ApiKind::New | ApiKind::Async => Call::Create { dn: new.dn(), new },
     }
 }
 
-fn modify(spec: &ModuleSpec, old: &Entry, new: &Entry) -> Call {
+fn modify<'a>(spec: &ModuleSpec, old: &'a Entry, new: &'a Entry) -> Call<'a> {
     match spec.api {
         ApiKind::Classic => classic(new.dn(), Some(new), Some(old), Command::Modify),
         ApiKind::New | ApiKind::Async => Call::Modify {
-            dn: new.dn().clone(),
-            old: old.clone(),
-            new: new.clone(),
+            dn: new.dn(),
+            old,
+            new,
             old_dn: None,
         },
     }
 }
 
 /// `old` is `None` only for a delete under `handle_every_delete` of an uncached object.
-fn remove(spec: &ModuleSpec, dn: &Dn, old: Option<&Entry>) -> Call {
+fn remove<'a>(spec: &ModuleSpec, dn: &'a Dn, old: Option<&'a Entry>) -> Call<'a> {
     match spec.api {
         ApiKind::Classic => classic(dn, None, old, Command::Delete),
         ApiKind::New | ApiKind::Async => Call::Remove {
-            dn: dn.clone(),
-            old: old.cloned().unwrap_or_else(|| Entry::new(dn.clone())),
+            dn,
+            old: old.map_or_else(|| Cow::Owned(Entry::new(dn.clone())), Cow::Borrowed),
         },
     }
 }
 
-fn classic(dn: &Dn, new: Option<&Entry>, old: Option<&Entry>, command: Command) -> Call {
+fn classic<'a>(
+    dn: &'a Dn,
+    new: Option<&'a Entry>,
+    old: Option<&'a Entry>,
+    command: Command,
+) -> Call<'a> {
     Call::Classic {
-        dn: dn.clone(),
-        new: new.cloned(),
-        old: old.cloned(),
+        dn,
+        new,
+        old,
         command,
     }
 }

@@ -105,7 +105,7 @@ fn uuid(e: Option<&Entry>) -> String {
 
 /// A call in the notation of semantics §10, `test(old,new,cmd)`; a new-API call names
 /// its method instead of the letter, a move's modify its old DN.
-fn render(call: &Call) -> String {
+fn render(call: &Call<'_>) -> String {
     match call {
         Call::Create { dn, new } => format!("{}(-,{},create)", leaf(dn), uuid(Some(new))),
         Call::Modify {
@@ -115,7 +115,6 @@ fn render(call: &Call) -> String {
             old_dn,
         } => {
             let from = old_dn
-                .as_ref()
                 .map(|d| format!(" from {}", leaf(d)))
                 .unwrap_or_default();
             format!(
@@ -131,12 +130,7 @@ fn render(call: &Call) -> String {
             new,
             old,
             command,
-        } => format!(
-            "{}({},{},{command})",
-            leaf(dn),
-            uuid(old.as_ref()),
-            uuid(new.as_ref())
-        ),
+        } => format!("{}({},{},{command})", leaf(dn), uuid(*old), uuid(*new)),
     }
 }
 
@@ -260,18 +254,18 @@ fn a_modify_calls_registered_modules_with_old_and_new() {
     assert_eq!(
         plans[0].calls,
         [Call::Classic {
-            dn: new.dn().clone(),
-            new: Some(new.clone()),
-            old: Some(old.clone()),
+            dn: new.dn(),
+            new: Some(&new),
+            old: Some(&old),
             command: Command::Modify,
         }]
     );
     assert_eq!(
         plans[1].calls,
         [Call::Modify {
-            dn: new.dn().clone(),
-            old,
-            new,
+            dn: new.dn(),
+            old: &old,
+            new: &new,
             old_dn: None,
         }]
     );
@@ -431,8 +425,8 @@ fn leaving_the_filter_delivers_a_remove_and_unregisters() {
     assert_eq!(
         plans[1].calls,
         [Call::Remove {
-            dn: old.dn().clone(),
-            old: old.clone()
+            dn: old.dn(),
+            old: Cow::Borrowed(&old)
         }]
     );
     assert!(
@@ -573,8 +567,8 @@ fn handle_every_delete_gets_deletes_of_objects_it_never_saw() {
     assert_eq!(
         plans[1].calls,
         [Call::Remove {
-            dn: at.clone(),
-            old: Entry::new(at.clone())
+            dn: &at,
+            old: Cow::Owned(Entry::new(at.clone()))
         }]
     );
     // Cached, filter not matching, not registered: called with the cached state.
@@ -657,21 +651,21 @@ fn a_classic_module_with_modrdn_gets_r_a_m() {
         plans[0].calls,
         [
             Call::Classic {
-                dn: mv.old_dn.clone(),
+                dn: &mv.old_dn,
                 new: None,
-                old: Some(mv.old.clone()),
+                old: Some(&mv.old),
                 command: Command::Rename,
             },
             Call::Classic {
-                dn: mv.patched.dn().clone(),
-                new: Some(mv.patched.clone()),
+                dn: mv.patched.dn(),
+                new: Some(&mv.patched),
                 old: None,
                 command: Command::Add,
             },
             Call::Classic {
-                dn: mv.fresh.dn().clone(),
-                new: Some(mv.fresh.clone()),
-                old: Some(mv.patched.clone()),
+                dn: mv.fresh.dn(),
+                new: Some(&mv.fresh),
+                old: Some(&mv.patched),
                 command: Command::Modify,
             },
         ]
@@ -745,10 +739,10 @@ fn a_move_that_moved_on_again_is_delivered_with_the_cached_state() {
     assert_eq!(
         plans[1].calls,
         [Call::Modify {
-            dn: mv.patched.dn().clone(),
-            old: mv.old.clone(),
-            new: mv.patched.clone(),
-            old_dn: Some(mv.old_dn.clone()),
+            dn: mv.patched.dn(),
+            old: &mv.old,
+            new: &mv.patched,
+            old_dn: Some(&mv.old_dn),
         }]
     );
 }
@@ -762,14 +756,14 @@ fn a_classic_module_without_modrdn_gets_d_then_a_with_the_final_state() {
         plans[0].calls,
         [
             Call::Classic {
-                dn: mv.old_dn.clone(),
+                dn: &mv.old_dn,
                 new: None,
-                old: Some(mv.old.clone()),
+                old: Some(&mv.old),
                 command: Command::Delete,
             },
             Call::Classic {
-                dn: mv.fresh.dn().clone(),
-                new: Some(mv.fresh.clone()),
+                dn: mv.fresh.dn(),
+                new: Some(&mv.fresh),
                 old: None,
                 command: Command::Add,
             },
@@ -792,10 +786,10 @@ fn the_new_and_async_apis_get_one_modify_with_the_final_state() {
         &modules,
     );
     let expected = [Call::Modify {
-        dn: mv.fresh.dn().clone(),
-        old: mv.old.clone(),
-        new: mv.fresh.clone(),
-        old_dn: Some(mv.old_dn.clone()),
+        dn: mv.fresh.dn(),
+        old: &mv.old,
+        new: &mv.fresh,
+        old_dn: Some(&mv.old_dn),
     }];
     assert_eq!(plans.len(), 2);
     assert!(plans.iter().all(|p| p.calls == expected));
@@ -864,8 +858,8 @@ fn initialization_creates_and_classic_modules_get_n() {
     assert_eq!(
         initial_call(&new_api("n", ALL), e.dn(), &e),
         Call::Create {
-            dn: e.dn().clone(),
-            new: e.clone()
+            dn: e.dn(),
+            new: &e
         }
     );
 }

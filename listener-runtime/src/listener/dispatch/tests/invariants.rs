@@ -190,11 +190,11 @@ fn change<'a>(kind: &Kind, e: &'a Entries) -> Change<'a> {
 }
 
 /// The state a call leaves the module with: its new entry, or `None` after a remove.
-fn final_state(call: &Call) -> Option<&Entry> {
+fn final_state<'a>(call: &Call<'a>) -> Option<&'a Entry> {
     match call {
         Call::Create { new, .. } | Call::Modify { new, .. } => Some(new),
         Call::Remove { .. } => None,
-        Call::Classic { new, .. } => new.as_ref(),
+        Call::Classic { new, .. } => *new,
     }
 }
 
