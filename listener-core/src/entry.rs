@@ -209,7 +209,9 @@ pub fn diff_with(old: &Entry, new: &Entry, include_metadata: bool) -> Vec<Attrib
     let mut changed = BTreeSet::new();
     for a in &old.attrs {
         let differs = match new.attrs.iter().find(|b| b.desc == a.desc) {
-            Some(b) => value_set(a) != value_set(b),
+            // Byte-identical values (the common case) are the same set; only values
+            // that differ in bytes or order need their matching rule.
+            Some(b) => a.values != b.values && value_set(a) != value_set(b),
             None => true,
         };
         if differs {
