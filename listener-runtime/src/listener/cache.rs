@@ -11,7 +11,7 @@
 //! all but the last commit of a group non-durable ([`WriteTxn::set_durable`]); a crash
 //! then loses a suffix of whole transactions, never part of one, and the listener replays
 //! them (at-least-once, semantics §4). [`ReadTxn::verify`] checks the derived tables (uuid
-//! index, registrations) against the entries.
+//! index, registrations by module) against the entries.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), listener_runtime::listener::cache::CacheError> {
@@ -160,7 +160,6 @@ impl Cache {
         open(&w, tables::ENTRIES)?;
         open(&w, tables::MODULE_STATES)?;
         open(&w, tables::UUIDS)?;
-        open(&w, tables::REGISTRATIONS)?;
         open(&w, tables::REGISTRATIONS_BY_MODULE)?;
         open(&w, tables::FAILED_EVENTS)?;
         open(&w, tables::QUEUE)?;

@@ -1,7 +1,6 @@
 //! Reading the cache: [`ReadTxn`], a consistent snapshot, and the lookups [`super::WriteTxn`]
 //! shares with it (generic over redb's readable tables, so both see the same decoding).
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -12,13 +11,11 @@ use serde::Deserialize;
 use super::error::{CacheError, Result, store_err};
 use super::records::{CachedEntry, FailedEvent, ModuleState, PendingCreate};
 use super::stored::{
-    EntryHead, EntryRecord, FailedRecord, ModuleStateRecord, PendingRecord, decode, decode_prefix,
-    entry_uuid,
+    FailedRecord, ModuleStateRecord, PendingRecord, decode, decode_stored, entry_uuid, stored_uuid,
 };
 use super::tables::{
     ENTRIES, FAILED_EVENTS, META, META_LAST_ID, META_NOTIFIER_IDENTITY, META_PENDING_CREATE,
-    META_SCHEMA_ID, MODULE_STATES, QUEUE, REGISTRATIONS, REGISTRATIONS_BY_MODULE, UUIDS,
-    prefix_end,
+    META_SCHEMA_ID, MODULE_STATES, QUEUE, REGISTRATIONS_BY_MODULE, UUIDS, prefix_end,
 };
 
 /// A consistent snapshot of the cache; writes committed after it began are not seen.
@@ -50,18 +47,11 @@ impl ReadTxn {
         else {
             return Ok(None);
         };
-        Ok(decode_prefix::<EntryHead<'_>>(bytes.value())
-            .ok()
-            .and_then(|head| head.uuid.map(str::to_owned)))
+        Ok(stored_uuid(bytes.value()).ok().flatten().map(str::to_owned))
     }
 
     fn entry_at(&self, key: &str) -> Result<Option<CachedEntry>> {
-        load_entry(
-            &self.path,
-            &self.table(ENTRIES)?,
-            &self.table(REGISTRATIONS)?,
-            key,
-        )
+        load_entry(&self.path, &self.table(ENTRIES)?, key)
     }
 
     /// The cached object with this entryUUID (any case), wherever it is cached. Should
@@ -112,7 +102,6 @@ impl ReadTxn {
             .map_err(store_err(&self.path))?;
         Ok(Entries {
             range,
-            registrations: self.table(REGISTRATIONS)?,
             path: self.path.clone(),
         })
     }
@@ -258,7 +247,6 @@ impl ReadTxn {
 /// The iterator of [`ReadTxn::entries`].
 pub struct Entries {
     range: redb::Range<'static, &'static str, &'static [u8]>,
-    registrations: ReadOnlyTable<(&'static str, &'static str), ()>,
     path: Arc<Path>,
 }
 
@@ -267,26 +255,22 @@ impl Iterator for Entries {
 
     fn next(&mut self) -> Option<Self::Item> {
         let item = self.range.next()?;
-        Some(item.map_err(store_err(&self.path)).and_then(|(k, v)| {
-            let entry = decode_entry(&self.path, k.value(), v.value())?;
-            let modules = modules_of(&self.path, &self.registrations, k.value())?;
-            Ok(CachedEntry { entry, modules })
-        }))
+        Some(
+            item.map_err(store_err(&self.path))
+                .and_then(|(k, v)| decode_entry(&self.path, k.value(), v.value())),
+        )
     }
 }
 
 pub(super) fn load_entry(
     path: &Path,
     entries: &impl ReadableTable<&'static str, &'static [u8]>,
-    registrations: &impl ReadableTable<(&'static str, &'static str), ()>,
     key: &str,
 ) -> Result<Option<CachedEntry>> {
     let Some(bytes) = entries.get(key).map_err(store_err(path))? else {
         return Ok(None);
     };
-    let entry = decode_entry(path, key, bytes.value())?;
-    let modules = modules_of(path, registrations, key)?;
-    Ok(Some(CachedEntry { entry, modules }))
+    decode_entry(path, key, bytes.value()).map(Some)
 }
 
 /// The normalized DNs the uuid index holds for `uuid` (lower-cased).
@@ -298,24 +282,6 @@ fn dns_of_uuid(
     let end = prefix_end(uuid);
     let range = uuids
         .range((uuid, "")..(end.as_str(), ""))
-        .map_err(store_err(path))?;
-    range
-        .map(|item| {
-            let (k, _) = item.map_err(store_err(path))?;
-            Ok(k.value().1.to_owned())
-        })
-        .collect()
-}
-
-/// The modules registered on the entry at normalized DN `key`.
-pub(super) fn modules_of(
-    path: &Path,
-    registrations: &impl ReadableTable<(&'static str, &'static str), ()>,
-    key: &str,
-) -> Result<BTreeSet<String>> {
-    let end = prefix_end(key);
-    let range = registrations
-        .range((key, "")..(end.as_str(), ""))
         .map_err(store_err(path))?;
     range
         .map(|item| {
@@ -355,9 +321,14 @@ pub(super) fn count(
     Ok(n)
 }
 
-fn decode_entry(path: &Path, key: &str, bytes: &[u8]) -> Result<listener_core::Entry> {
-    decode::<EntryRecord<'_>>(bytes)
-        .and_then(|r| r.to_entry())
+fn decode_entry(path: &Path, key: &str, bytes: &[u8]) -> Result<CachedEntry> {
+    decode_stored(bytes)
+        .and_then(|(head, body)| {
+            Ok(CachedEntry {
+                entry: body.to_entry()?,
+                modules: head.modules.iter().map(|&m| m.to_owned()).collect(),
+            })
+        })
         .map_err(|reason| damaged(path, "entries", key, reason))
 }
 

@@ -1,9 +1,15 @@
 //! The on-disk form of the cache's values: serde structs encoded with `postcard`.
 //!
-//! listener-core stays free of serde, so entries are converted to [`EntryRecord`]: the DN
-//! and attribute descriptions as spelled (normalized forms are recomputed on load) and
-//! values as raw bytes. The records borrow from what they encode and from the bytes they
-//! are decoded from, so neither direction copies attribute values more than once.
+//! listener-core stays free of serde, so entries are converted to records: the DN and
+//! attribute descriptions as spelled (normalized forms are recomputed on load) and values
+//! as raw bytes. The records borrow from what they encode and from the bytes they are
+//! decoded from, so neither direction copies attribute values more than once.
+//!
+//! A value of the `entries` table is an [`EntryHead`] (entryUUID and registered modules)
+//! followed by an [`EntryBody`] (DN and attributes), so the indexes can be kept in step
+//! with a record by decoding its head only, and the registrations rewritten by re-encoding
+//! the head in front of the unchanged body bytes. Failed events and pending creates keep
+//! the older [`EntryRecord`] form.
 //!
 //! Changing a record's layout changes the file format: bump [`super::tables::FORMAT_VERSION`].
 
@@ -31,47 +37,123 @@ impl<'de: 'a, 'a> Deserialize<'de> for Value<'a> {
     }
 }
 
-/// An entry as stored in the `entries` table.
+/// An entry inside a failed event or a pending create: the DN and attributes as spelled,
+/// values as raw bytes.
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct EntryRecord<'a> {
     pub dn: &'a str,
-    /// The entryUUID, lower-cased: what the uuid index holds for this entry.
+    /// The entryUUID, lower-cased (unused in these records: always `None`).
     pub uuid: Option<&'a str>,
     #[serde(borrow)]
     pub attrs: Vec<(&'a str, Vec<Value<'a>>)>,
 }
 
-/// The leading fields of an [`EntryRecord`]: decoding just these finds an entry's uuid
-/// without decoding its attributes (postcard encodes a struct as its fields in order).
-#[derive(Debug, Deserialize)]
-pub(super) struct EntryHead<'a> {
-    #[allow(dead_code)] // decoded only to reach `uuid`
-    pub dn: &'a str,
-    pub uuid: Option<&'a str>,
-}
-
 impl<'a> EntryRecord<'a> {
-    pub fn new(entry: &'a Entry, uuid: Option<&'a str>) -> EntryRecord<'a> {
+    pub fn new(entry: &'a Entry) -> EntryRecord<'a> {
         EntryRecord {
             dn: entry.dn().as_str(),
-            uuid,
-            attrs: entry
-                .attributes()
-                .map(|a| (a.desc.as_str(), a.values.iter().map(|v| Value(v)).collect()))
-                .collect(),
+            uuid: None,
+            attrs: attrs_of(entry),
         }
     }
 
     pub fn to_entry(&self) -> Result<Entry, String> {
-        let dn = Dn::parse(self.dn).map_err(|e| format!("its DN {:?}: {e}", self.dn))?;
-        let mut entry = Entry::new(dn);
-        for (name, values) in &self.attrs {
-            entry
-                .insert(name, values.iter().map(|v| v.0.to_vec()))
-                .map_err(|e| format!("attribute {name:?}: {e}"))?;
-        }
-        Ok(entry)
+        to_entry(self.dn, &self.attrs)
     }
+}
+
+/// What a value of the `entries` table starts with: everything the indexes derive from
+/// the entry. The writer decodes just this from the value it replaces or removes to bring
+/// the uuid index and the by-module registrations up to date, and the fetch-ahead window
+/// reads the uuid from it, without decoding the attributes. An [`EntryBody`] follows.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(super) struct EntryHead<'a> {
+    /// The entryUUID, lower-cased: what the uuid index holds for this entry.
+    pub uuid: Option<&'a str>,
+    /// The modules registered on the entry, sorted and without duplicates: what
+    /// `registrations_by_module` holds for it.
+    #[serde(borrow)]
+    pub modules: Vec<&'a str>,
+}
+
+impl<'a> EntryHead<'a> {
+    /// A head registering `modules` (in any order, repeats allowed).
+    pub fn new(uuid: Option<&'a str>, modules: impl IntoIterator<Item = &'a str>) -> EntryHead<'a> {
+        let mut modules: Vec<&str> = modules.into_iter().collect();
+        modules.sort_unstable();
+        modules.dedup();
+        EntryHead { uuid, modules }
+    }
+}
+
+/// The rest of a value of the `entries` table, after its [`EntryHead`].
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct EntryBody<'a> {
+    pub dn: &'a str,
+    #[serde(borrow)]
+    pub attrs: Vec<(&'a str, Vec<Value<'a>>)>,
+}
+
+impl<'a> EntryBody<'a> {
+    pub fn new(entry: &'a Entry) -> EntryBody<'a> {
+        EntryBody {
+            dn: entry.dn().as_str(),
+            attrs: attrs_of(entry),
+        }
+    }
+
+    pub fn to_entry(&self) -> Result<Entry, String> {
+        to_entry(self.dn, &self.attrs)
+    }
+}
+
+/// Encodes a value of the `entries` table: `head` then `body`, one postcard encoding
+/// after the other.
+pub(super) fn encode_stored(head: &EntryHead<'_>, body: &EntryBody<'_>) -> Result<Vec<u8>, String> {
+    let bytes = encode(head)?;
+    postcard::to_extend(body, bytes).map_err(|e| e.to_string())
+}
+
+/// A value of the `entries` table with a new head in front of `body`, an encoded
+/// [`EntryBody`] taken from the value it replaces.
+pub(super) fn reencode_stored(head: &EntryHead<'_>, body: &[u8]) -> Result<Vec<u8>, String> {
+    let mut bytes = encode(head)?;
+    bytes.extend_from_slice(body);
+    Ok(bytes)
+}
+
+/// The entryUUID in a value of the `entries` table, decoding nothing after it.
+pub(super) fn stored_uuid(bytes: &[u8]) -> Result<Option<&str>, String> {
+    decode_prefix::<Option<&str>>(bytes)
+}
+
+/// Splits a value of the `entries` table into its decoded head and the encoded body.
+pub(super) fn split_stored(bytes: &[u8]) -> Result<(EntryHead<'_>, &[u8]), String> {
+    postcard::take_from_bytes(bytes).map_err(|e| e.to_string())
+}
+
+/// Decodes a whole value of the `entries` table.
+pub(super) fn decode_stored(bytes: &[u8]) -> Result<(EntryHead<'_>, EntryBody<'_>), String> {
+    let (head, body) = split_stored(bytes)?;
+    Ok((head, decode(body)?))
+}
+
+fn attrs_of(entry: &Entry) -> Vec<(&str, Vec<Value<'_>>)> {
+    entry
+        .attributes()
+        .map(|a| (a.desc.as_str(), a.values.iter().map(|v| Value(v)).collect()))
+        .collect()
+}
+
+fn to_entry(dn: &str, attrs: &[(&str, Vec<Value<'_>>)]) -> Result<Entry, String> {
+    let dn_parsed = Dn::parse(dn).map_err(|e| format!("its DN {dn:?}: {e}"))?;
+    let mut entry = Entry::new(dn_parsed);
+    for (name, values) in attrs {
+        entry
+            .insert(name, values.iter().map(|v| v.0.to_vec()))
+            .map_err(|e| format!("attribute {name:?}: {e}"))?;
+    }
+    Ok(entry)
 }
 
 /// The lower-cased entryUUID of an entry, the uuid index's key.
@@ -149,7 +231,7 @@ pub(super) struct FailedRecord<'a> {
 
 impl<'a> FailedRecord<'a> {
     pub fn new(event: &'a FailedEvent) -> FailedRecord<'a> {
-        let record = |e: &'a Entry| EntryRecord::new(e, None);
+        let record = |e: &'a Entry| EntryRecord::new(e);
         FailedRecord {
             transaction_id: event.transaction_id,
             dn: event.dn.as_str(),
@@ -224,7 +306,7 @@ impl<'a> PendingRecord<'a> {
     pub fn new(pending: &'a PendingCreate) -> PendingRecord<'a> {
         PendingRecord {
             transaction_id: pending.transaction_id,
-            entry: EntryRecord::new(&pending.entry, None),
+            entry: EntryRecord::new(&pending.entry),
             modules: pending.modules.iter().map(String::as_str).collect(),
         }
     }

@@ -4,9 +4,8 @@
 //! | table | key | value |
 //! |---|---|---|
 //! | `meta` | name: `format`, `last_id`, `schema_id`, `notifier_identity`, `pending_create` | postcard `u32`/`u64`/`u64`/`String`/[`PendingRecord`](super::stored::PendingRecord) |
-//! | `entries` | normalized DN | postcard [`EntryRecord`](super::stored::EntryRecord) |
+//! | `entries` | normalized DN | postcard [`EntryHead`](super::stored::EntryHead) (entryUUID, registered modules) then [`EntryBody`](super::stored::EntryBody) (DN, attributes) |
 //! | `uuid_index` | (lower-cased entryUUID, normalized DN) | `()` |
-//! | `registrations` | (normalized DN, module) | `()` |
 //! | `registrations_by_module` | (module, normalized DN) | `()` |
 //! | `module_states` | module | postcard [`ModuleStateRecord`](super::stored::ModuleStateRecord) |
 //! | `failed_events` | (module, sequence) | postcard [`FailedRecord`](super::stored::FailedRecord) |
@@ -18,22 +17,24 @@
 //! one uuid (a stale entry the listener has not yet learned is gone): removing either
 //! leaves the other findable.
 //!
-//! Registrations are kept in both directions: by DN to read an entry's modules, by module
-//! so re-initializing a module unregisters it with a range scan over its own keys instead of
-//! a pass over every entry. Sequence numbers come from `sequences` rather than "last key +
+//! The modules registered on an entry are part of its record, so loading an entry is one
+//! lookup and storing it one insert; `registrations_by_module` is the same registrations
+//! by module, so re-initializing a module finds the objects to unregister it from (and
+//! `registered_count` counts them) with a range scan over its own keys instead of a pass
+//! over every entry. Like the uuid index it is derived from the records' heads and changes
+//! only where a record's modules do. Sequence numbers come from `sequences` rather than "last key +
 //! 1", so a number is never handed out twice even after its table emptied: a failed event's
 //! number stays a stable name for the CLI.
 
 use redb::TableDefinition;
 
 /// The layout version written into `meta` at creation and checked on open.
-pub(super) const FORMAT_VERSION: u32 = 1;
+/// 2: registrations inside the entry records (no `registrations` (DN, module) table).
+pub(super) const FORMAT_VERSION: u32 = 2;
 
 pub(super) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 pub(super) const ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("entries");
 pub(super) const UUIDS: TableDefinition<(&str, &str), ()> = TableDefinition::new("uuid_index");
-pub(super) const REGISTRATIONS: TableDefinition<(&str, &str), ()> =
-    TableDefinition::new("registrations");
 pub(super) const REGISTRATIONS_BY_MODULE: TableDefinition<(&str, &str), ()> =
     TableDefinition::new("registrations_by_module");
 pub(super) const MODULE_STATES: TableDefinition<&str, &[u8]> =

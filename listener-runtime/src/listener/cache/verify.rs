@@ -1,5 +1,5 @@
-//! `verify`: checks that the cache's derived tables (the uuid index, the two directions of
-//! the registrations) agree with its entries, and that every entry can be read.
+//! `verify`: checks that the cache's derived tables (the uuid index, the registrations by
+//! module) agree with its entries' records, and that every entry can be read.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -7,8 +7,8 @@ use redb::TableDefinition;
 
 use super::error::{Result, store_err};
 use super::read::ReadTxn;
-use super::stored::{EntryRecord, decode, entry_uuid};
-use super::tables::{ENTRIES, REGISTRATIONS, REGISTRATIONS_BY_MODULE, UUIDS};
+use super::stored::{decode_stored, entry_uuid};
+use super::tables::{ENTRIES, REGISTRATIONS_BY_MODULE, UUIDS};
 
 /// What [`ReadTxn::verify`] found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -31,6 +31,8 @@ impl ReadTxn {
         let mut report = VerifyReport::default();
         let mut keys = BTreeSet::new();
         let mut claimed: BTreeSet<(String, String)> = BTreeSet::new();
+        // (normalized DN, module) as the records list them.
+        let mut registered: BTreeSet<(String, String)> = BTreeSet::new();
         for item in self
             .table(ENTRIES)?
             .range::<&str>(..)
@@ -40,7 +42,7 @@ impl ReadTxn {
             let key = k.value();
             report.entries += 1;
             keys.insert(key.to_owned());
-            let record = match decode::<EntryRecord<'_>>(v.value()) {
+            let (head, body) = match decode_stored(v.value()) {
                 Ok(record) => record,
                 Err(reason) => {
                     report
@@ -49,11 +51,11 @@ impl ReadTxn {
                     continue;
                 }
             };
-            match record.to_entry() {
-                Ok(entry) if entry_uuid(&entry).as_deref() != record.uuid => {
+            match body.to_entry() {
+                Ok(entry) if entry_uuid(&entry).as_deref() != head.uuid => {
                     report.problems.push(format!(
                         "entry {key:?} is indexed under uuid {:?} but has entryUUID {:?}",
-                        record.uuid,
+                        head.uuid,
                         entry_uuid(&entry)
                     ));
                 }
@@ -62,8 +64,18 @@ impl ReadTxn {
                     .problems
                     .push(format!("entry {key:?} is damaged ({reason})")),
             }
-            if let Some(uuid) = record.uuid {
+            if let Some(uuid) = head.uuid {
                 claimed.insert((uuid.to_owned(), key.to_owned()));
+            }
+            // The writer diffs module lists by binary search.
+            if !head.modules.is_sorted_by(|a, b| a < b) {
+                report.problems.push(format!(
+                    "entry {key:?} lists its modules out of order or repeated: {:?}",
+                    head.modules
+                ));
+            }
+            for module in head.modules {
+                registered.insert((key.to_owned(), module.to_owned()));
             }
         }
 
@@ -88,18 +100,23 @@ impl ReadTxn {
             .map(|(uuid, dns)| (uuid.to_owned(), dns))
             .collect();
 
-        let by_dn = pairs(self, REGISTRATIONS)?;
         let by_module: BTreeSet<(String, String)> = pairs(self, REGISTRATIONS_BY_MODULE)?
             .into_iter()
             .map(|(module, ndn)| (ndn, module))
             .collect();
-        for (ndn, module) in by_dn.symmetric_difference(&by_module) {
+        for (ndn, module) in registered.difference(&by_module) {
             report.problems.push(format!(
-                "the registration of {module} on {ndn:?} is recorded in one direction only"
+                "the registration of {module} on {ndn:?} is recorded in one direction only \
+                 (in the entry, not in the by-module index)"
             ));
         }
-        for (ndn, module) in by_dn.union(&by_module) {
-            if !keys.contains(ndn) {
+        for (ndn, module) in by_module.difference(&registered) {
+            if keys.contains(ndn) {
+                report.problems.push(format!(
+                    "the registration of {module} on {ndn:?} is recorded in one direction \
+                     only (in the by-module index, not in the entry)"
+                ));
+            } else {
                 report.problems.push(format!(
                     "{module} is registered on {ndn:?}, which is not cached"
                 ));

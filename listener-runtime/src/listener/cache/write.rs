@@ -1,6 +1,5 @@
 //! Changing the cache: [`WriteTxn`], all-or-nothing.
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -9,16 +8,15 @@ use redb::{ReadableTable, Table};
 use serde::Serialize;
 
 use super::error::{CacheError, Result, store_err};
-use super::read::{count, load_entry, meta, modules_of};
+use super::read::{count, damaged, load_entry, meta};
 use super::records::{CachedEntry, FailedEvent, ModuleState, PendingCreate};
 use super::stored::{
-    EntryHead, EntryRecord, FailedRecord, ModuleStateRecord, PendingRecord, decode_prefix, encode,
-    entry_uuid,
+    EntryBody, EntryHead, FailedRecord, ModuleStateRecord, PendingRecord, encode, encode_stored,
+    entry_uuid, reencode_stored, split_stored,
 };
 use super::tables::{
     ENTRIES, FAILED_EVENTS, META, META_LAST_ID, META_NOTIFIER_IDENTITY, META_PENDING_CREATE,
-    META_SCHEMA_ID, MODULE_STATES, QUEUE, REGISTRATIONS, REGISTRATIONS_BY_MODULE, SEQUENCES, UUIDS,
-    prefix_end,
+    META_SCHEMA_ID, MODULE_STATES, QUEUE, REGISTRATIONS_BY_MODULE, SEQUENCES, UUIDS, prefix_end,
 };
 
 /// A write transaction over the whole cache. Nothing it does is visible to readers or
@@ -86,12 +84,7 @@ impl WriteTxn {
 
     /// The cached object at `dn`, as this transaction has left it so far.
     pub fn entry(&self, dn: &Dn) -> Result<Option<CachedEntry>> {
-        load_entry(
-            &self.path,
-            &self.table(ENTRIES)?,
-            &self.table(REGISTRATIONS)?,
-            dn.normalized(),
-        )
+        load_entry(&self.path, &self.table(ENTRIES)?, dn.normalized())
     }
 
     /// The last processed transaction ID as this transaction has left it so far.
@@ -108,56 +101,18 @@ impl WriteTxn {
         S: AsRef<str>,
     {
         self.guarded(|w| {
-            let key = entry.dn().normalized();
             let uuid = entry_uuid(entry);
-            let bytes = encode(&EntryRecord::new(entry, uuid.as_deref()))
-                .map_err(|reason| w.encode_err(format!("the entry {}", entry.dn()), reason))?;
-            let previous_uuid = {
-                let mut entries = w.table(ENTRIES)?;
-                let previous = entries
-                    .insert(key, bytes.as_slice())
-                    .map_err(store_err(&w.path))?;
-                previous.and_then(|old| w.head_uuid(key, old.value()))
-            };
-            let mut uuids = w.table(UUIDS)?;
-            if let Some(old) = previous_uuid
-                && Some(&old) != uuid.as_ref()
-            {
-                uuids
-                    .remove((old.as_str(), key))
-                    .map_err(store_err(&w.path))?;
-            }
-            if let Some(uuid) = &uuid {
-                uuids
-                    .insert((uuid.as_str(), key), ())
-                    .map_err(store_err(&w.path))?;
-            }
-            drop(uuids);
-            w.register(key, modules)
+            let modules: Vec<S> = modules.into_iter().collect();
+            let head = EntryHead::new(uuid.as_deref(), modules.iter().map(AsRef::as_ref));
+            let bytes = w.encode_entry(&head, entry)?;
+            EntryTables::open(w)?.store(entry.dn().normalized(), &bytes, &head)
         })
     }
 
     /// Removes the object at `dn` with its registrations and uuid index entry. Returns
     /// whether it was cached.
     pub fn remove_entry(&mut self, dn: &Dn) -> Result<bool> {
-        self.guarded(|w| {
-            let key = dn.normalized();
-            let previous_uuid = {
-                let mut entries = w.table(ENTRIES)?;
-                let previous = entries.remove(key).map_err(store_err(&w.path))?;
-                previous.map(|old| w.head_uuid(key, old.value()))
-            };
-            let Some(previous_uuid) = previous_uuid else {
-                return Ok(false);
-            };
-            if let Some(old) = previous_uuid {
-                w.table(UUIDS)?
-                    .remove((old.as_str(), key))
-                    .map_err(store_err(&w.path))?;
-            }
-            w.register(key, std::iter::empty::<&str>())?;
-            Ok(true)
-        })
+        self.guarded(|w| Ok(EntryTables::open(w)?.remove(dn.normalized())?.is_some()))
     }
 
     /// Moves the object cached at `old` to `new_entry`'s DN, storing `new_entry` there;
@@ -165,9 +120,12 @@ impl WriteTxn {
     /// `new_entry` with no registrations.
     pub fn move_entry(&mut self, old: &Dn, new_entry: &Entry) -> Result<()> {
         self.guarded(|w| {
-            let modules = modules_of(&w.path, &w.table(REGISTRATIONS)?, old.normalized())?;
-            w.remove_entry(old)?;
-            w.put_entry(new_entry, &modules)
+            let mut tables = EntryTables::open(w)?;
+            let modules = tables.remove(old.normalized())?.unwrap_or_default();
+            let uuid = entry_uuid(new_entry);
+            let head = EntryHead::new(uuid.as_deref(), modules.iter().map(String::as_str));
+            let bytes = w.encode_entry(&head, new_entry)?;
+            tables.store(new_entry.dn().normalized(), &bytes, &head)
         })
     }
 
@@ -179,45 +137,74 @@ impl WriteTxn {
         S: AsRef<str>,
     {
         let key = dn.normalized();
-        let cached = self
-            .table(ENTRIES)?
-            .get(key)
-            .map_err(store_err(&self.path))?
-            .is_some();
-        if !cached {
-            return Err(CacheError::NotCached {
-                path: self.path.to_path_buf(),
-                dn: dn.to_string(),
-            });
+        let modules: Vec<S> = modules.into_iter().collect();
+        let wanted = EntryHead::new(None, modules.iter().map(AsRef::as_ref)).modules;
+        let mut tables = EntryTables::open(self)?;
+        // Nothing is changed until the record is rewritten: the errors before leave the
+        // transaction usable.
+        let bytes = match tables.rewrite(key, Change::Set(&wanted))? {
+            Rewrite::Record(bytes) => bytes,
+            Rewrite::Unchanged => return Ok(()),
+            Rewrite::NotCached => {
+                return Err(CacheError::NotCached {
+                    path: self.path.to_path_buf(),
+                    dn: dn.to_string(),
+                });
+            }
+        };
+        let stored = split_stored(&bytes)
+            .map_err(|reason| self.encode_err(format!("the entry {dn}"), reason))
+            .and_then(|(head, _)| tables.store(key, &bytes, &head));
+        drop(tables);
+        if stored.is_err() {
+            self.poisoned = true;
         }
-        self.guarded(|w| w.register(key, modules))
+        stored
     }
 
     /// Removes `module`'s registration from every cached object (before re-initializing
-    /// it); costs a range over that module's registrations, not a pass over the cache.
-    /// Returns how many objects it was registered on.
+    /// it); costs a range over that module's registrations, not a pass over the cache,
+    /// and a rewrite of each of those objects' records. Returns how many objects it was
+    /// registered on.
     pub fn unregister_module_everywhere(&mut self, module: &str) -> Result<u64> {
         self.guarded(|w| {
+            let mut tables = EntryTables::open(w)?;
             let end = prefix_end(module);
-            let mut by_module = w.table(REGISTRATIONS_BY_MODULE)?;
-            let mut by_dn = w.table(REGISTRATIONS)?;
+            let dns: Vec<String> = {
+                let by_module = tables.indexes.by_module()?;
+                let range = by_module
+                    .range((module, "")..(end.as_str(), ""))
+                    .map_err(store_err(&w.path))?;
+                range
+                    .map(|item| Ok(item.map_err(store_err(&w.path))?.0.value().1.to_owned()))
+                    .collect::<Result<_>>()?
+            };
             let mut n = 0;
-            let mut failure = None;
-            by_module
-                .retain_in((module, "")..(end.as_str(), ""), |(_, ndn), ()| {
-                    if failure.is_none() {
-                        match by_dn.remove((ndn, module)) {
-                            Ok(_) => n += 1,
-                            Err(e) => failure = Some(e),
-                        }
+            for ndn in &dns {
+                let rewritten = match tables.rewrite(ndn, Change::Unregister(module)) {
+                    // A damaged record has nothing to rewrite.
+                    Err(CacheError::Damaged { .. }) => Rewrite::Unchanged,
+                    other => other?,
+                };
+                match rewritten {
+                    Rewrite::Record(bytes) => {
+                        let (head, _) = split_stored(&bytes)
+                            .map_err(|reason| w.encode_err(format!("the entry {ndn}"), reason))?;
+                        tables.store(ndn, &bytes, &head)?;
+                        n += 1;
                     }
-                    false
-                })
-                .map_err(store_err(&w.path))?;
-            match failure {
-                Some(e) => Err(store_err(&w.path)(e)),
-                None => Ok(n),
+                    // A pair its record does not back (left by a damaged record that was
+                    // replaced): drop it.
+                    Rewrite::Unchanged | Rewrite::NotCached => {
+                        tables
+                            .indexes
+                            .by_module()?
+                            .remove((module, ndn.as_str()))
+                            .map_err(store_err(&w.path))?;
+                    }
+                }
             }
+            Ok(n)
         })
     }
 
@@ -388,35 +375,6 @@ impl WriteTxn {
         count(&self.path, &self.table(QUEUE)?, module)
     }
 
-    /// Makes exactly `modules` registered on the entry at `key`, in both directions.
-    fn register<I, S>(&mut self, key: &str, modules: I) -> Result<()>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<str>,
-    {
-        let wanted: BTreeSet<String> = modules.into_iter().map(|m| m.as_ref().to_owned()).collect();
-        let mut by_dn = self.table(REGISTRATIONS)?;
-        let mut by_module = self.table(REGISTRATIONS_BY_MODULE)?;
-        let current = modules_of(&self.path, &by_dn, key)?;
-        for module in current.difference(&wanted) {
-            by_dn
-                .remove((key, module.as_str()))
-                .map_err(store_err(&self.path))?;
-            by_module
-                .remove((module.as_str(), key))
-                .map_err(store_err(&self.path))?;
-        }
-        for module in wanted.difference(&current) {
-            by_dn
-                .insert((key, module.as_str()), ())
-                .map_err(store_err(&self.path))?;
-            by_module
-                .insert((module.as_str(), key), ())
-                .map_err(store_err(&self.path))?;
-        }
-        Ok(())
-    }
-
     fn set_meta<T: Serialize>(&mut self, key: &'static str, value: &T) -> Result<()> {
         let bytes = encode(value).map_err(|reason| self.encode_err(key.to_owned(), reason))?;
         self.table(META)?
@@ -439,22 +397,10 @@ impl WriteTxn {
         Ok(next)
     }
 
-    /// The uuid recorded in a stored entry, decoding only the record's head. A damaged
-    /// record is being replaced or removed, which is how it heals; its uuid cannot be
-    /// unindexed, but a stale index entry is harmless because lookups by uuid check the
-    /// entry they reach (and `verify` reports it).
-    fn head_uuid(&self, key: &str, bytes: &[u8]) -> Option<String> {
-        match decode_prefix::<EntryHead<'_>>(bytes) {
-            Ok(head) => head.uuid.map(str::to_owned),
-            Err(reason) => {
-                tracing::warn!(
-                    cache = %self.path.display(),
-                    dn = key,
-                    "replacing a damaged cache record ({reason})"
-                );
-                None
-            }
-        }
+    /// Encodes `entry` for the `entries` table with `head`.
+    fn encode_entry(&self, head: &EntryHead<'_>, entry: &Entry) -> Result<Vec<u8>> {
+        encode_stored(head, &EntryBody::new(entry))
+            .map_err(|reason| self.encode_err(format!("the entry {}", entry.dn()), reason))
     }
 
     fn encode_err(&self, what: String, reason: String) -> CacheError {
@@ -462,6 +408,172 @@ impl WriteTxn {
             path: self.path.to_path_buf(),
             what,
             reason,
+        }
+    }
+}
+
+/// The tables an object's state spans, opened once per operation: its record and, when
+/// the operation changes what they derive from the record's head, the indexes.
+struct EntryTables<'t> {
+    entries: Table<'t, &'static str, &'static [u8]>,
+    indexes: Indexes<'t>,
+}
+
+impl<'t> EntryTables<'t> {
+    fn open(w: &'t WriteTxn) -> Result<EntryTables<'t>> {
+        Ok(EntryTables {
+            entries: w.table(ENTRIES)?,
+            indexes: Indexes {
+                w,
+                uuids: None,
+                by_module: None,
+            },
+        })
+    }
+
+    /// Stores `bytes`, an encoded record whose head is `head`, at `key`, and brings the
+    /// indexes from the head of the record it replaces to `head`.
+    fn store(&mut self, key: &str, bytes: &[u8], head: &EntryHead<'_>) -> Result<()> {
+        let previous = self
+            .entries
+            .insert(key, bytes)
+            .map_err(store_err(&self.indexes.w.path))?;
+        let old = match &previous {
+            Some(old) => self.indexes.head_of(key, old.value()),
+            None => EntryHead::default(),
+        };
+        self.indexes.update(key, &old, head)
+    }
+
+    /// Removes the record at `key` and its index entries; returns the modules that were
+    /// registered on it, `None` when nothing was cached there.
+    fn remove(&mut self, key: &str) -> Result<Option<Vec<String>>> {
+        let Some(previous) = self
+            .entries
+            .remove(key)
+            .map_err(store_err(&self.indexes.w.path))?
+        else {
+            return Ok(None);
+        };
+        let old = self.indexes.head_of(key, previous.value());
+        self.indexes.update(key, &old, &EntryHead::default())?;
+        Ok(Some(old.modules.iter().map(|&m| m.to_owned()).collect()))
+    }
+
+    /// The record at `key` re-encoded with its modules changed. Reads only; a damaged
+    /// record is an error.
+    fn rewrite(&self, key: &str, change: Change<'_>) -> Result<Rewrite> {
+        let w = self.indexes.w;
+        let Some(current) = self.entries.get(key).map_err(store_err(&w.path))? else {
+            return Ok(Rewrite::NotCached);
+        };
+        let (head, body) = split_stored(current.value())
+            .map_err(|reason| damaged(&w.path, "entries", key, reason))?;
+        let modules = match change {
+            Change::Set(wanted) if head.modules != wanted => wanted.to_vec(),
+            Change::Unregister(module) if head.modules.contains(&module) => head
+                .modules
+                .iter()
+                .copied()
+                .filter(|&m| m != module)
+                .collect(),
+            Change::Set(_) | Change::Unregister(_) => return Ok(Rewrite::Unchanged),
+        };
+        let head = EntryHead {
+            uuid: head.uuid,
+            modules,
+        };
+        reencode_stored(&head, body)
+            .map(Rewrite::Record)
+            .map_err(|reason| w.encode_err(format!("the entry {key}"), reason))
+    }
+}
+
+/// How [`EntryTables::rewrite`] changes a record's modules.
+enum Change<'a> {
+    /// To exactly these (sorted, no repeats).
+    Set(&'a [&'a str]),
+    /// Without this one.
+    Unregister(&'a str),
+}
+
+/// What [`EntryTables::rewrite`] made of a record.
+enum Rewrite {
+    NotCached,
+    Unchanged,
+    /// The new record, to store.
+    Record(Vec<u8>),
+}
+
+/// The tables derived from the records' heads, each opened when first needed.
+struct Indexes<'t> {
+    w: &'t WriteTxn,
+    uuids: Option<Table<'t, (&'static str, &'static str), ()>>,
+    by_module: Option<Table<'t, (&'static str, &'static str), ()>>,
+}
+
+impl<'t> Indexes<'t> {
+    fn uuids(&mut self) -> Result<&mut Table<'t, (&'static str, &'static str), ()>> {
+        if self.uuids.is_none() {
+            self.uuids = Some(self.w.table(UUIDS)?);
+        }
+        Ok(self.uuids.as_mut().expect("opened above"))
+    }
+
+    fn by_module(&mut self) -> Result<&mut Table<'t, (&'static str, &'static str), ()>> {
+        if self.by_module.is_none() {
+            self.by_module = Some(self.w.table(REGISTRATIONS_BY_MODULE)?);
+        }
+        Ok(self.by_module.as_mut().expect("opened above"))
+    }
+
+    /// Changes the index entries of the object at `key` from those of head `old` to those
+    /// of head `new`, touching only what differs.
+    fn update(&mut self, key: &str, old: &EntryHead<'_>, new: &EntryHead<'_>) -> Result<()> {
+        let path = &self.w.path;
+        if old.uuid != new.uuid {
+            let uuids = self.uuids()?;
+            if let Some(uuid) = old.uuid {
+                uuids.remove((uuid, key)).map_err(store_err(path))?;
+            }
+            if let Some(uuid) = new.uuid {
+                uuids.insert((uuid, key), ()).map_err(store_err(path))?;
+            }
+        }
+        if old.modules != new.modules {
+            let by_module = self.by_module()?;
+            // Both lists are sorted (a head's invariant) and short.
+            for &module in &old.modules {
+                if new.modules.binary_search(&module).is_err() {
+                    by_module.remove((module, key)).map_err(store_err(path))?;
+                }
+            }
+            for &module in &new.modules {
+                if old.modules.binary_search(&module).is_err() {
+                    by_module
+                        .insert((module, key), ())
+                        .map_err(store_err(path))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The head of a stored record. A damaged record is being replaced or removed, which
+    /// is how it heals; its index entries cannot be found from it, but stale ones are
+    /// harmless: lookups by uuid check the entry they reach, unregistering a module checks
+    /// the record, and `verify` reports them.
+    fn head_of<'b>(&self, key: &str, bytes: &'b [u8]) -> EntryHead<'b> {
+        match split_stored(bytes) {
+            Ok((head, _)) => head,
+            Err(reason) => {
+                tracing::warn!(
+                    cache = %self.w.path.display(),
+                    dn = key,
+                    "replacing a damaged cache record ({reason})"
+                );
+                EntryHead::default()
+            }
         }
     }
 }

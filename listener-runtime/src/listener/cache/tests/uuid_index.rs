@@ -1,5 +1,6 @@
-//! The uuid index stays consistent with the entries through any sequence of puts, moves
-//! and removes, in committed and abandoned transactions alike: checked against a model.
+//! The uuid index and the registrations by module stay consistent with the entries through
+//! any sequence of puts, moves, removes and registration changes, in committed and
+//! abandoned transactions alike: checked against a model.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -37,6 +38,10 @@ enum Op {
     Remove {
         dn: usize,
     },
+    Register {
+        dn: usize,
+        modules: Vec<usize>,
+    },
     Unregister {
         module: usize,
     },
@@ -49,7 +54,9 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (dn.clone(), uuid.clone(), proptest::collection::vec(0..MODULES.len(), 0..3))
             .prop_map(|(dn, uuid, modules)| Op::Put { dn, uuid, modules }),
         2 => (dn.clone(), dn.clone(), uuid).prop_map(|(from, to, uuid)| Op::Move { from, to, uuid }),
-        1 => dn.prop_map(|dn| Op::Remove { dn }),
+        1 => dn.clone().prop_map(|dn| Op::Remove { dn }),
+        1 => (dn, proptest::collection::vec(0..MODULES.len(), 0..3))
+            .prop_map(|(dn, modules)| Op::Register { dn, modules }),
         1 => (0..MODULES.len()).prop_map(|module| Op::Unregister { module }),
     ]
 }
@@ -114,6 +121,17 @@ fn apply(w: &mut WriteTxn, model: &mut Model, op: &Op) {
             let was = w.remove_entry(&dn(DNS[*d])).unwrap();
             assert_eq!(was, model.remove(dn(DNS[*d]).normalized()).is_some());
         }
+        Op::Register { dn: d, modules } => {
+            let names: BTreeSet<String> = modules.iter().map(|&m| MODULES[m].to_owned()).collect();
+            let result = w.set_registrations(&dn(DNS[*d]), &names);
+            match model.entries.get_mut(dn(DNS[*d]).normalized()) {
+                Some((_, registered)) => {
+                    result.unwrap();
+                    *registered = names;
+                }
+                None => assert!(matches!(result, Err(CacheError::NotCached { .. }))),
+            }
+        }
         Op::Unregister { module } => {
             let name = MODULES[*module];
             let mut expected = 0;
@@ -149,6 +167,17 @@ fn check(cache: &Cache, model: &Model) {
                     .all(|c| uuid_of(&c.entry).as_ref() == Some(&uuid))
             );
         }
+    }
+    for module in MODULES {
+        let expected = entries
+            .values()
+            .filter(|(_, m)| m.contains(*module))
+            .count();
+        assert_eq!(
+            r.registered_count(module).unwrap(),
+            expected as u64,
+            "{module}"
+        );
     }
     let report = r.verify().unwrap();
     assert_eq!(report.problems, Vec::<String>::new());
