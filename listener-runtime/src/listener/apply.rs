@@ -244,9 +244,10 @@ impl Applier {
             Write::Remove(dn) => {
                 w.remove_entry(dn)?;
             }
+            // One write of the record at its new DN, registrations included.
             Write::Move(old_dn, entry) => {
-                w.move_entry(old_dn, entry)?;
-                w.set_registrations(entry.dn(), &modules)?;
+                w.remove_entry(old_dn)?;
+                w.put_entry(entry, &modules)?;
             }
         }
         for (module, event) in &failed {

@@ -160,7 +160,7 @@ impl Cache {
         open(&w, tables::ENTRIES)?;
         open(&w, tables::MODULE_STATES)?;
         open(&w, tables::UUIDS)?;
-        open(&w, tables::REGISTRATIONS_BY_MODULE)?;
+        open(&w, tables::REGISTERED_COUNTS)?;
         open(&w, tables::FAILED_EVENTS)?;
         open(&w, tables::QUEUE)?;
         open(&w, tables::SEQUENCES)?;

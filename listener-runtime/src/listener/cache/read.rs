@@ -15,7 +15,7 @@ use super::stored::{
 };
 use super::tables::{
     ENTRIES, FAILED_EVENTS, META, META_LAST_ID, META_NOTIFIER_IDENTITY, META_PENDING_CREATE,
-    META_SCHEMA_ID, MODULE_STATES, QUEUE, REGISTRATIONS_BY_MODULE, UUIDS, prefix_end,
+    META_SCHEMA_ID, MODULE_STATES, QUEUE, REGISTERED_COUNTS, UUIDS, prefix_end,
 };
 
 /// A consistent snapshot of the cache; writes committed after it began are not seen.
@@ -181,17 +181,9 @@ impl ReadTxn {
     /// On how many cached objects `module` is registered (during its initialization: how
     /// many objects it has taken so far).
     pub fn registered_count(&self, module: &str) -> Result<u64> {
-        let by_module = self.table(REGISTRATIONS_BY_MODULE)?;
-        let end = prefix_end(module);
-        let range = by_module
-            .range((module, "")..(end.as_str(), ""))
-            .map_err(store_err(&self.path))?;
-        let mut n = 0;
-        for item in range {
-            item.map_err(store_err(&self.path))?;
-            n += 1;
-        }
-        Ok(n)
+        let counts = self.table(REGISTERED_COUNTS)?;
+        let count = counts.get(module).map_err(store_err(&self.path))?;
+        Ok(count.map_or(0, |c| c.value()))
     }
 
     /// A module's failed events with their sequence numbers, oldest first.

@@ -64,14 +64,14 @@ impl<'a> EntryRecord<'a> {
 
 /// What a value of the `entries` table starts with: everything the indexes derive from
 /// the entry. The writer decodes just this from the value it replaces or removes to bring
-/// the uuid index and the by-module registrations up to date, and the fetch-ahead window
+/// the uuid index and the registration counts up to date, and the fetch-ahead window
 /// reads the uuid from it, without decoding the attributes. An [`EntryBody`] follows.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub(super) struct EntryHead<'a> {
     /// The entryUUID, lower-cased: what the uuid index holds for this entry.
     pub uuid: Option<&'a str>,
     /// The modules registered on the entry, sorted and without duplicates: what
-    /// `registrations_by_module` holds for it.
+    /// `registered_counts` counts.
     #[serde(borrow)]
     pub modules: Vec<&'a str>,
 }

@@ -16,7 +16,7 @@ use super::stored::{
 };
 use super::tables::{
     ENTRIES, FAILED_EVENTS, META, META_LAST_ID, META_NOTIFIER_IDENTITY, META_PENDING_CREATE,
-    META_SCHEMA_ID, MODULE_STATES, QUEUE, REGISTRATIONS_BY_MODULE, SEQUENCES, UUIDS, prefix_end,
+    META_SCHEMA_ID, MODULE_STATES, QUEUE, REGISTERED_COUNTS, SEQUENCES, UUIDS,
 };
 
 /// A write transaction over the whole cache. Nothing it does is visible to readers or
@@ -163,47 +163,44 @@ impl WriteTxn {
     }
 
     /// Removes `module`'s registration from every cached object (before re-initializing
-    /// it); costs a range over that module's registrations, not a pass over the cache,
-    /// and a rewrite of each of those objects' records. Returns how many objects it was
-    /// registered on.
+    /// it); costs a pass over the cache's records and a rewrite of each record the module
+    /// is registered on. Returns how many objects it was registered on.
     pub fn unregister_module_everywhere(&mut self, module: &str) -> Result<u64> {
         self.guarded(|w| {
             let mut tables = EntryTables::open(w)?;
-            let end = prefix_end(module);
             let dns: Vec<String> = {
-                let by_module = tables.indexes.by_module()?;
-                let range = by_module
-                    .range((module, "")..(end.as_str(), ""))
+                let range = tables
+                    .entries
+                    .range::<&str>(..)
                     .map_err(store_err(&w.path))?;
-                range
-                    .map(|item| Ok(item.map_err(store_err(&w.path))?.0.value().1.to_owned()))
-                    .collect::<Result<_>>()?
+                let mut dns = Vec::new();
+                for item in range {
+                    let (key, value) = item.map_err(store_err(&w.path))?;
+                    // A damaged record has nothing to unregister.
+                    if let Ok((head, _)) = split_stored(value.value())
+                        && head.modules.binary_search(&module).is_ok()
+                    {
+                        dns.push(key.value().to_owned());
+                    }
+                }
+                dns
             };
             let mut n = 0;
             for ndn in &dns {
-                let rewritten = match tables.rewrite(ndn, Change::Unregister(module)) {
-                    // A damaged record has nothing to rewrite.
-                    Err(CacheError::Damaged { .. }) => Rewrite::Unchanged,
-                    other => other?,
-                };
-                match rewritten {
-                    Rewrite::Record(bytes) => {
-                        let (head, _) = split_stored(&bytes)
-                            .map_err(|reason| w.encode_err(format!("the entry {ndn}"), reason))?;
-                        tables.store(ndn, &bytes, &head)?;
-                        n += 1;
-                    }
-                    // A pair its record does not back (left by a damaged record that was
-                    // replaced): drop it.
-                    Rewrite::Unchanged | Rewrite::NotCached => {
-                        tables
-                            .indexes
-                            .by_module()?
-                            .remove((module, ndn.as_str()))
-                            .map_err(store_err(&w.path))?;
-                    }
+                if let Rewrite::Record(bytes) = tables.rewrite(ndn, Change::Unregister(module))? {
+                    let (head, _) = split_stored(&bytes)
+                        .map_err(|reason| w.encode_err(format!("the entry {ndn}"), reason))?;
+                    tables.store(ndn, &bytes, &head)?;
+                    n += 1;
                 }
             }
+            // Whatever the count said (a damaged record may have left it too high), the
+            // module is now registered nowhere.
+            tables
+                .indexes
+                .counts()?
+                .remove(module)
+                .map_err(store_err(&w.path))?;
             Ok(n)
         })
     }
@@ -426,7 +423,7 @@ impl<'t> EntryTables<'t> {
             indexes: Indexes {
                 w,
                 uuids: None,
-                by_module: None,
+                counts: None,
             },
         })
     }
@@ -509,7 +506,7 @@ enum Rewrite {
 struct Indexes<'t> {
     w: &'t WriteTxn,
     uuids: Option<Table<'t, (&'static str, &'static str), ()>>,
-    by_module: Option<Table<'t, (&'static str, &'static str), ()>>,
+    counts: Option<Table<'t, &'static str, u64>>,
 }
 
 impl<'t> Indexes<'t> {
@@ -520,11 +517,32 @@ impl<'t> Indexes<'t> {
         Ok(self.uuids.as_mut().expect("opened above"))
     }
 
-    fn by_module(&mut self) -> Result<&mut Table<'t, (&'static str, &'static str), ()>> {
-        if self.by_module.is_none() {
-            self.by_module = Some(self.w.table(REGISTRATIONS_BY_MODULE)?);
+    fn counts(&mut self) -> Result<&mut Table<'t, &'static str, u64>> {
+        if self.counts.is_none() {
+            self.counts = Some(self.w.table(REGISTERED_COUNTS)?);
         }
-        Ok(self.by_module.as_mut().expect("opened above"))
+        Ok(self.counts.as_mut().expect("opened above"))
+    }
+
+    /// Adds one registration of `module` (`up`) or takes one away.
+    fn count(&mut self, module: &str, up: bool) -> Result<()> {
+        let path = &self.w.path;
+        let counts = self.counts()?;
+        let now = counts
+            .get(module)
+            .map_err(store_err(path))?
+            .map_or(0, |c| c.value());
+        let next = if up {
+            now.saturating_add(1)
+        } else {
+            now.saturating_sub(1)
+        };
+        if next == 0 {
+            counts.remove(module).map_err(store_err(path))?;
+        } else {
+            counts.insert(module, next).map_err(store_err(path))?;
+        }
+        Ok(())
     }
 
     /// Changes the index entries of the object at `key` from those of head `old` to those
@@ -541,18 +559,15 @@ impl<'t> Indexes<'t> {
             }
         }
         if old.modules != new.modules {
-            let by_module = self.by_module()?;
             // Both lists are sorted (a head's invariant) and short.
             for &module in &old.modules {
                 if new.modules.binary_search(&module).is_err() {
-                    by_module.remove((module, key)).map_err(store_err(path))?;
+                    self.count(module, false)?;
                 }
             }
             for &module in &new.modules {
                 if old.modules.binary_search(&module).is_err() {
-                    by_module
-                        .insert((module, key), ())
-                        .map_err(store_err(path))?;
+                    self.count(module, true)?;
                 }
             }
         }
