@@ -226,6 +226,8 @@ fn admin_tools_work_against_a_running_and_a_stopped_listener() {
         ))
         .unwrap();
     admin.domain.barrier();
+    // Reading tools show what is durable: under group commit, once caught up.
+    admin.caught_up();
     let events = admin.failed_json();
     assert_eq!(events.len(), 1, "{events:?}");
     let event = &events[0];
@@ -286,6 +288,7 @@ fn admin_tools_work_against_a_running_and_a_stopped_listener() {
         .ldapmodify(&ldif::replace(&broken, "description", "fixed"))
         .unwrap();
     admin.domain.barrier();
+    admin.caught_up();
     let out = admin.run("failed", &["replay", "failing_on_demand", &seq]);
     assert_eq!(out.status.code(), Some(0), "{}", shown(&out));
     assert!(
@@ -310,6 +313,7 @@ fn admin_tools_work_against_a_running_and_a_stopped_listener() {
         ))
         .unwrap();
     admin.domain.barrier();
+    admin.caught_up();
     assert_eq!(admin.failed_json().len(), 1);
     let out = admin.run("failed", &["drop", "failing_on_demand"]);
     assert!(out.status.success(), "{}", shown(&out));
