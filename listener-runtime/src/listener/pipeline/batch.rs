@@ -9,12 +9,11 @@
 //!
 //! The window forms a batch from the transactions it takes in together (see
 //! [`super::Window::flush`]): a lone transaction (the listener following live changes) is
-//! fetched at once, alone. A batch's answer is the
-//! same as that of its fetches made one by one at that moment, with two cases checked
-//! again by a fetch of their own: an object asked for by DN that the batch did not return
-//! (deleted since, hidden, or an entry a subtree search leaves out, such as a subentry or
-//! a referral) is looked up by a base-scope search as before, and a DN outside the base is
-//! never put into a batch.
+//! fetched at once, alone. A batch's answer is the same as that of its fetches made one by
+//! one at that moment, with two cases checked again by a fetch of their own: an object
+//! asked for by DN that the batch did not return (deleted since, hidden, or an entry a
+//! subtree search leaves out, such as a subentry or a referral) is looked up by a
+//! base-scope search as before, and a DN outside the base is never put into a batch.
 
 use std::collections::HashMap;
 use std::sync::Arc;
