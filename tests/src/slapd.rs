@@ -429,6 +429,19 @@ impl Slapd {
         &self.password_file
     }
 
+    /// A connection over TCP, bound as `dn` (panics when that fails: for tests).
+    pub async fn bind(&self, dn: &str, password: &str) -> ldap3::Ldap {
+        let (conn, mut ldap) = ldap3::LdapConnAsync::new(&self.url)
+            .await
+            .expect("connect to slapd");
+        ldap3::drive!(conn);
+        ldap.simple_bind(dn, password)
+            .await
+            .and_then(|r| r.success())
+            .unwrap_or_else(|e| panic!("bind as {dn}: {e}"));
+        ldap
+    }
+
     /// The server's temporary directory.
     pub fn dir(&self) -> &Path {
         self.dir.path()

@@ -6,7 +6,6 @@
 
 use std::collections::HashSet;
 
-use ldap3::{Ldap, LdapConnAsync};
 use listener_runtime::listener::cache::Cache;
 use listener_runtime::listener::fetch::Fetcher;
 use listener_runtime::listener::notifier_client::TransactionRef;
@@ -16,17 +15,6 @@ use listener_runtime::{Command, Dn};
 use tests::Slapd;
 
 const BASE: &str = "dc=example,dc=com";
-
-async fn bind(slapd: &Slapd, dn: &str, password: &str) -> Ldap {
-    let (conn, mut ldap) = LdapConnAsync::new(slapd.url()).await.unwrap();
-    ldap3::drive!(conn);
-    ldap.simple_bind(dn, password)
-        .await
-        .unwrap()
-        .success()
-        .unwrap();
-    ldap
-}
 
 fn directory() -> String {
     let mut ldif = String::new();
@@ -71,16 +59,16 @@ async fn compare(
     expect_by_uuid: usize,
 ) {
     let base = Dn::parse(BASE).unwrap();
-    let single = Fetcher::new(bind(slapd, bind_dn, password).await, base.clone());
+    let single = Fetcher::new(slapd.bind(bind_dn, password).await, base.clone());
     let pool = vec![
-        Fetcher::new(bind(slapd, bind_dn, password).await, base.clone()),
-        Fetcher::new(bind(slapd, bind_dn, password).await, base.clone()),
+        Fetcher::new(slapd.bind(bind_dn, password).await, base.clone()),
+        Fetcher::new(slapd.bind(bind_dn, password).await, base.clone()),
     ];
     let dir = tempfile::tempdir().unwrap();
     let cache = Cache::open(dir.path()).unwrap();
     // Objects the cache knows are fetched by entryUUID.
     let admin = Fetcher::new(
-        bind(slapd, &slapd.root_dn(), slapd.root_password()).await,
+        slapd.bind(&slapd.root_dn(), slapd.root_password()).await,
         base.clone(),
     );
     let mut uuids = HashSet::new();

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use futures_util::StreamExt;
-use ldap3::{Ldap, LdapConnAsync};
+use ldap3::Ldap;
 use listener_runtime::listener::fetch::{FetchRequest, Fetcher, fetch_ahead};
 use listener_runtime::{Dn, Entry};
 use tests::Slapd;
@@ -28,19 +28,8 @@ fn unhex(hex: &str) -> Vec<u8> {
         .collect()
 }
 
-async fn bind(slapd: &Slapd, dn: &str, password: &str) -> Ldap {
-    let (conn, mut ldap) = LdapConnAsync::new(slapd.url()).await.unwrap();
-    ldap3::drive!(conn);
-    ldap.simple_bind(dn, password)
-        .await
-        .unwrap()
-        .success()
-        .unwrap();
-    ldap
-}
-
 async fn admin(slapd: &Slapd) -> Ldap {
-    bind(slapd, &slapd.root_dn(), slapd.root_password()).await
+    slapd.bind(&slapd.root_dn(), slapd.root_password()).await
 }
 
 fn fetcher(ldap: Ldap, slapd: &Slapd) -> Fetcher {
@@ -192,7 +181,9 @@ async fn an_object_hidden_by_acls_is_none() {
     let as_admin = fetcher(admin(&slapd).await, &slapd);
     let secret_uuid = uuid(&as_admin.fetch(&secret, None).await.unwrap().unwrap());
 
-    let reader = bind(&slapd, &format!("cn=reader,{base}"), "reader-secret").await;
+    let reader = slapd
+        .bind(&format!("cn=reader,{base}"), "reader-secret")
+        .await;
     let as_reader = fetcher(reader, &slapd);
     assert_eq!(as_reader.fetch(&secret, None).await.unwrap(), None);
     assert_eq!(
