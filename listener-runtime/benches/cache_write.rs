@@ -211,10 +211,7 @@ fn apply(cache: &Cache, group: &[(Dn, Op, BTreeSet<&'static str>)], first_id: u6
         black_box(w.entry(old_dn).unwrap().unwrap());
         match op {
             Op::Modify(entry) => w.put_entry(entry, mods).unwrap(),
-            Op::Move(old, entry) => {
-                w.move_entry(old, entry).unwrap();
-                w.set_registrations(entry.dn(), mods).unwrap();
-            }
+            Op::Move(old, entry) => w.move_entry(old, entry, mods).unwrap(),
             Op::Recreate(entry) => {
                 w.remove_entry(old_dn).unwrap();
                 w.put_entry(entry, mods).unwrap();

@@ -52,7 +52,7 @@ fn commit_transaction(cache: &Cache, id: u64) {
     w.put_entry(&e, ["m"]).unwrap();
     let mut moved = entry(&mover_dn(id), Some("mover"));
     moved.insert("description", [id.to_string()]).unwrap();
-    w.move_entry(&dn(&mover_dn(id - 1)), &moved).unwrap();
+    w.move_entry(&dn(&mover_dn(id - 1)), &moved, ["m"]).unwrap();
     w.set_last_id(id).unwrap();
     w.commit().unwrap();
 }

@@ -244,11 +244,7 @@ impl Applier {
             Write::Remove(dn) => {
                 w.remove_entry(dn)?;
             }
-            // One write of the record at its new DN, registrations included.
-            Write::Move(old_dn, entry) => {
-                w.remove_entry(old_dn)?;
-                w.put_entry(entry, &modules)?;
-            }
+            Write::Move(old_dn, entry) => w.move_entry(old_dn, entry, &modules)?,
         }
         for (module, event) in &failed {
             w.add_failed_event(module, event)?;

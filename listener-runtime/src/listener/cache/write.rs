@@ -112,18 +112,23 @@ impl WriteTxn {
     /// Removes the object at `dn` with its registrations and uuid index entry. Returns
     /// whether it was cached.
     pub fn remove_entry(&mut self, dn: &Dn) -> Result<bool> {
-        self.guarded(|w| Ok(EntryTables::open(w)?.remove(dn.normalized())?.is_some()))
+        self.guarded(|w| EntryTables::open(w)?.remove(dn.normalized()))
     }
 
-    /// Moves the object cached at `old` to `new_entry`'s DN, storing `new_entry` there;
-    /// its registrations move with it. Moving an object that is not cached just stores
-    /// `new_entry` with no registrations.
-    pub fn move_entry(&mut self, old: &Dn, new_entry: &Entry) -> Result<()> {
+    /// Moves the object cached at `old` to `new_entry`'s DN, storing `new_entry` there
+    /// with exactly `modules` registered on it (one write of the record). Moving an
+    /// object that is not cached just stores `new_entry`.
+    pub fn move_entry<I, S>(&mut self, old: &Dn, new_entry: &Entry, modules: I) -> Result<()>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
         self.guarded(|w| {
             let mut tables = EntryTables::open(w)?;
-            let modules = tables.remove(old.normalized())?.unwrap_or_default();
+            tables.remove(old.normalized())?;
             let uuid = entry_uuid(new_entry);
-            let head = EntryHead::new(uuid.as_deref(), modules.iter().map(String::as_str));
+            let modules: Vec<S> = modules.into_iter().collect();
+            let head = EntryHead::new(uuid.as_deref(), modules.iter().map(AsRef::as_ref));
             let bytes = w.encode_entry(&head, new_entry)?;
             tables.store(new_entry.dn().normalized(), &bytes, &head)
         })
@@ -442,19 +447,18 @@ impl<'t> EntryTables<'t> {
         self.indexes.update(key, &old, head)
     }
 
-    /// Removes the record at `key` and its index entries; returns the modules that were
-    /// registered on it, `None` when nothing was cached there.
-    fn remove(&mut self, key: &str) -> Result<Option<Vec<String>>> {
+    /// Removes the record at `key` and its index entries; returns whether there was one.
+    fn remove(&mut self, key: &str) -> Result<bool> {
         let Some(previous) = self
             .entries
             .remove(key)
             .map_err(store_err(&self.indexes.w.path))?
         else {
-            return Ok(None);
+            return Ok(false);
         };
         let old = self.indexes.head_of(key, previous.value());
         self.indexes.update(key, &old, &EntryHead::default())?;
-        Ok(Some(old.modules.iter().map(|&m| m.to_owned()).collect()))
+        Ok(true)
     }
 
     /// The record at `key` re-encoded with its modules changed. Reads only; a damaged

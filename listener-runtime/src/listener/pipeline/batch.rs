@@ -92,19 +92,18 @@ impl Slot {
 
 /// Searches for the objects of `batch` and replies to each.
 async fn answer(fetcher: &Fetcher, batch: Vec<Request>) {
-    let (batched, alone): (Vec<_>, Vec<_>) = batch.into_iter().partition(|r| match &r.by {
+    let (mut batched, mut alone): (Vec<_>, Vec<_>) = batch.into_iter().partition(|r| match &r.by {
         FetchBy::Dn(dn) => dn.is_within(fetcher.base()),
         FetchBy::Uuid(_) => true,
     });
+    if batched.len() == 1 {
+        alone.append(&mut batched);
+    }
     for request in alone {
         let result = fetch(fetcher, &request.by).await;
         request.answer(result);
     }
-    if batched.len() <= 1 {
-        for request in batched {
-            let result = fetch(fetcher, &request.by).await;
-            request.answer(result);
-        }
+    if batched.is_empty() {
         return;
     }
     let filter = format!(
@@ -150,9 +149,13 @@ async fn answer(fetcher: &Fetcher, batch: Vec<Request>) {
                 None => Lookup::Alone,
             },
             FetchBy::Uuid(uuid) => match by_uuid.get(uuid.as_str()).map(Vec::as_slice) {
-                None | Some([]) => Lookup::Gone,
+                None | Some([]) => Lookup::Answer(Ok(None)),
                 Some([i]) => Lookup::Found(*i),
-                Some(all) => Lookup::Ambiguous(all.len()),
+                Some(all) => Lookup::Answer(Err(FetchError::Ambiguous {
+                    uuid: uuid.clone(),
+                    base: fetcher.base().to_string(),
+                    count: all.len(),
+                })),
             },
         };
         replies.push((request, result));
@@ -175,15 +178,7 @@ async fn answer(fetcher: &Fetcher, batch: Vec<Request>) {
                     found[i].clone()
                 })
             }
-            Lookup::Gone => Ok(None),
-            Lookup::Ambiguous(count) => Err(FetchError::Ambiguous {
-                uuid: match &request.by {
-                    FetchBy::Uuid(uuid) => uuid.clone(),
-                    FetchBy::Dn(dn) => dn.to_string(),
-                },
-                base: fetcher.base().to_string(),
-                count,
-            }),
+            Lookup::Answer(answer) => answer,
             // Not in the batch's answer: ask as a lone fetch would.
             Lookup::Alone => fetch(fetcher, &request.by).await,
         };
@@ -193,8 +188,10 @@ async fn answer(fetcher: &Fetcher, batch: Vec<Request>) {
 
 /// Where a batch's answer has a fetch's object.
 enum Lookup {
+    /// The entry at this index of the answer.
     Found(usize),
-    Gone,
-    Ambiguous(usize),
+    /// Decided without an entry: not there, or more than one for an entryUUID.
+    Answer(Result<Option<Entry>, FetchError>),
+    /// Not in the answer: asked for alone.
     Alone,
 }

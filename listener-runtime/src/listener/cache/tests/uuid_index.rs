@@ -111,10 +111,11 @@ fn apply(w: &mut WriteTxn, model: &mut Model, op: &Op) {
         }
         Op::Move { from, to, uuid } => {
             let e = make(*to, *uuid);
-            w.move_entry(&dn(DNS[*from]), &e).unwrap();
+            // Its registrations move with it.
             let modules = model
                 .remove(dn(DNS[*from]).normalized())
                 .unwrap_or_default();
+            w.move_entry(&dn(DNS[*from]), &e, &modules).unwrap();
             model.put(e, modules);
         }
         Op::Remove { dn: d } => {
