@@ -13,17 +13,15 @@
 
 #![warn(missing_docs)]
 
+pub mod api;
 mod cli;
-pub mod context;
 mod dir_lock;
-pub mod error;
-pub mod handler;
+pub mod ldap;
 pub mod listener;
-pub mod logging;
 pub mod metrics;
-pub mod module_log;
 pub mod notifier;
-pub mod registry;
+pub mod ops;
+pub mod protocol;
 mod utc;
 
 #[cfg(feature = "mimalloc")]
@@ -33,14 +31,16 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 pub use listener_core::{AttributeDescription, Command, Dn, Entry};
 pub use listener_macros::listener_module;
 
-pub use crate::cli::{main, main_from};
-pub use crate::context::{Context, Logger, Settings};
-pub use crate::error::{HandlerError, HandlerResult};
-pub use crate::handler::{AsyncHandler, BoxFuture, ClassicHandler, ErasedAsyncHandler, Handler};
-pub use crate::registry::{
+pub use crate::api::context::{Context, Logger, Settings};
+pub use crate::api::error::{HandlerError, HandlerResult};
+pub use crate::api::handler::{
+    AsyncHandler, BoxFuture, ClassicHandler, ErasedAsyncHandler, Handler,
+};
+pub use crate::api::registry::{
     ApiKind, DuplicateModuleName, ModuleInstance, ModuleRegistration, SourceLocation,
     check_unique_names, registered_modules,
 };
+pub use crate::cli::{main, main_from};
 
 /// What a module crate needs: `use listener_runtime::prelude::*;`.
 pub mod prelude {
@@ -55,8 +55,8 @@ pub mod prelude {
 pub mod __private {
     pub use inventory;
 
-    pub use crate::handler::{AsyncHandler, ClassicHandler, Handler};
-    pub use crate::registry::{ApiKind, ModuleInstance, ModuleRegistration, SourceLocation};
+    pub use crate::api::handler::{AsyncHandler, ClassicHandler, Handler};
+    pub use crate::api::registry::{ApiKind, ModuleInstance, ModuleRegistration, SourceLocation};
 
     /// `Default`, with a message that says why a listener module needs it.
     #[diagnostic::on_unimplemented(

@@ -7,10 +7,10 @@
 use std::collections::HashSet;
 
 use listener_runtime::listener::cache::Cache;
+use listener_runtime::listener::decide::FetchBy;
 use listener_runtime::listener::fetch::Fetcher;
-use listener_runtime::listener::notifier_client::TransactionRef;
-use listener_runtime::listener::pipeline::Window;
-use listener_runtime::listener::process::FetchBy;
+use listener_runtime::listener::window::Window;
+use listener_runtime::protocol::client::TransactionRef;
 use listener_runtime::{Command, Dn};
 use tests::Slapd;
 

@@ -268,7 +268,7 @@ async fn a_lost_connection_is_a_transient_error_naming_the_object() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_failures_name_the_server_and_bind_dn() {
-    use listener_runtime::notifier::LdapSettings;
+    use listener_runtime::ldap::LdapSettings;
     let slapd = Slapd::start().unwrap();
     let settings = LdapSettings {
         uri: slapd.url().to_owned(),

@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use ldap3::{Ldap, LdapConnAsync, Mod};
 use listener_runtime::Command;
-use listener_runtime::listener::notifier_client::{
-    Backoff, ClientError, ClientOptions, NotifierClient, TransactionRef, connect_with_backoff,
+use listener_runtime::ldap::{Backoff, LdapSettings};
+use listener_runtime::protocol::client::{
+    ClientError, ClientOptions, NotifierClient, TransactionRef, connect_with_backoff,
 };
-use listener_runtime::notifier::LdapSettings;
-use listener_runtime::notifier::protocol::Framer;
+use listener_runtime::protocol::wire::Framer;
 use tests::Slapd;
 use tests::in_process::InProcessNotifier;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -26,9 +26,9 @@ use std::time::{Duration, Instant};
 
 use ldap3::{LdapConnAsync, Mod};
 use listener_core::{Dn, Entry};
+use listener_runtime::ldap::LdapSettings;
 use listener_runtime::listener::cache::Cache;
 use listener_runtime::listener::fetch::Fetcher;
-use listener_runtime::notifier::LdapSettings;
 use listener_runtime::notifier::translog::Translog;
 use tests::Slapd;
 use tests::domain::Domain;

@@ -8,10 +8,10 @@ use clap::{Args, Subcommand};
 
 use super::notifier::fail;
 use super::table;
+use crate::api::registry::ModuleRegistration;
 use crate::listener::cache::Cache;
 use crate::listener::control::protocol::{DropReport, FailedView, Query, ReplayReport};
 use crate::listener::control::{Client, actions, report};
-use crate::registry::ModuleRegistration;
 
 /// How replay works, for `failed --help`.
 pub(super) const HELP: &str = "\

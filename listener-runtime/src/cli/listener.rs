@@ -8,8 +8,8 @@ use clap::Args;
 use listener_core::Dn;
 
 use super::notifier::{Bind, fail, shutdown_signal};
+use crate::api::registry::ModuleRegistration;
 use crate::listener::run::{Durability, RunConfig, run};
-use crate::registry::ModuleRegistration;
 
 /// `run`: follow the notifier and call the modules.
 #[derive(Debug, Args)]

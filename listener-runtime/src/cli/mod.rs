@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::logging::{LogConfig, LogFormat};
-use crate::registry;
+use crate::api::registry;
+use crate::ops::logging::{LogConfig, LogFormat};
 
 mod dump;
 mod failed;
@@ -97,7 +97,7 @@ enum Cmd {
 }
 
 /// Runs the command line: parses the arguments, sets up logging (`--log-format`,
-/// `--log-level`; see [`crate::logging`]) and runs the subcommand.
+/// `--log-level`; see [`crate::ops::logging`]) and runs the subcommand.
 ///
 /// Refuses to run when two linked modules have the same name, naming both.
 pub fn main() -> ExitCode {
@@ -129,7 +129,7 @@ where
         },
     };
     let names: Vec<&str> = modules.iter().map(|m| m.name).collect();
-    if let Err(e) = crate::logging::init(&log, &names) {
+    if let Err(e) = crate::ops::logging::init(&log, &names) {
         eprintln!("error: --log-level (LISTENER_LOG): {e}");
         return ExitCode::from(2);
     }

@@ -4,11 +4,11 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use crate::api::registry::ModuleRegistration;
 use crate::listener::cache::{Cache, CacheError};
 use crate::listener::control::Client;
 use crate::listener::control::protocol::{Query, StatusReport};
 use crate::listener::control::report::state_text;
-use crate::registry::ModuleRegistration;
 
 const NO_MODULES_HINT: &str = "no listener modules are registered in this binary.\n\
     hint: a module crate that the binary never refers to is not linked, and its modules \
@@ -191,8 +191,8 @@ fn module_table(modules: &[&ModuleRegistration], states: Option<&[String]>) -> S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::registry::{ApiKind, ModuleInstance, SourceLocation};
     use crate::listener::cache::{ModulePhase, ModuleState};
-    use crate::registry::{ApiKind, ModuleInstance, SourceLocation};
 
     fn construct() -> ModuleInstance {
         unreachable!("not called by the listing")

@@ -7,9 +7,9 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::notifier::fail;
+use crate::api::registry::ModuleRegistration;
 use crate::listener::control::Client;
 use crate::listener::control::protocol::{Query, ResyncReport};
-use crate::registry::ModuleRegistration;
 
 /// `resync`: re-initialize modules.
 #[derive(Debug, Args)]

@@ -8,11 +8,11 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::table;
+use crate::api::registry::ModuleRegistration;
 use crate::listener::cache::{Cache, CacheError};
 use crate::listener::control::Client;
 use crate::listener::control::protocol::{Query, StatusReport};
 use crate::listener::control::report;
-use crate::registry::ModuleRegistration;
 
 /// The exit codes and the JSON fields, for `status --help`.
 pub(super) const HELP: &str = "\

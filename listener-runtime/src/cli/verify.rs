@@ -20,13 +20,13 @@ use listener_core::ldif::{self, Record};
 use listener_core::{Dn, Entry, Schema};
 
 use super::notifier::Bind;
+use crate::api::registry::ModuleRegistration;
 use crate::listener::cache::Cache;
 use crate::listener::control::Client;
 use crate::listener::control::protocol::{CheckReport, Query, StatusReport};
 use crate::listener::control::report::{self, LISTENER_MODULE};
 use crate::listener::dispatch::ModuleSpec;
 use crate::listener::fetch::Fetcher;
-use crate::registry::ModuleRegistration;
 
 /// Snapshot semantics and exit codes, for `verify --help`.
 pub(super) const HELP: &str = "\

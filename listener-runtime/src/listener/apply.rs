@@ -9,9 +9,9 @@ use std::time::SystemTime;
 use listener_core::{Command, Dn, Entry};
 
 use super::cache::{Cache, CacheError, CachedEntry, FailedEvent, Intents, PendingCreate, WriteTxn};
+use super::call::{Failure, Invocation, Module, RetryPolicy};
+use super::decide::Step;
 use super::dispatch::{self, Call, Change, DeleteCause, ModuleSpec, Registration};
-use super::invoke::{Failure, Invocation, Module, RetryPolicy};
-use super::process::Step;
 
 /// The modules, their dispatch specs and how failing calls are retried.
 pub struct Applier {
@@ -39,7 +39,9 @@ impl Applier {
 
     /// An applier of `registration` alone, retrying once after 1 ms (for unit tests).
     #[cfg(test)]
-    pub(crate) fn for_tests(registration: &'static crate::registry::ModuleRegistration) -> Applier {
+    pub(crate) fn for_tests(
+        registration: &'static crate::api::registry::ModuleRegistration,
+    ) -> Applier {
         let spec = ModuleSpec::from_registration(registration, listener_core::Schema::builtin())
             .expect("the test module's configuration compiles");
         Applier::new(

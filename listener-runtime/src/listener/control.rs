@@ -34,7 +34,7 @@ use super::cache::Cache;
 use super::fetch::Fetcher;
 use super::run::RunConfig;
 use super::stats::Stats;
-use crate::registry::ModuleRegistration;
+use crate::api::registry::ModuleRegistration;
 
 /// The socket's file name in the cache directory.
 pub const SOCKET: &str = "control.sock";
@@ -401,7 +401,7 @@ mod tests {
     use std::os::unix::net::UnixStream;
 
     use super::*;
-    use crate::notifier::LdapSettings;
+    use crate::ldap::LdapSettings;
 
     fn config(dir: &std::path::Path) -> RunConfig {
         let ldap = LdapSettings {
@@ -516,9 +516,9 @@ mod tests {
             blocking: false,
             modrdn: false,
             parallelism: None,
-            kind: crate::registry::ApiKind::New,
+            kind: crate::api::registry::ApiKind::New,
             constructor: || unreachable!(),
-            source: crate::registry::SourceLocation {
+            source: crate::api::registry::SourceLocation {
                 item: "m",
                 file: "m.rs",
                 line: 1,

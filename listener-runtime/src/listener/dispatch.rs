@@ -59,7 +59,7 @@ use listener_core::{
     Schema,
 };
 
-use crate::registry::{ApiKind, ModuleRegistration};
+use crate::api::registry::{ApiKind, ModuleRegistration};
 
 #[cfg(test)]
 mod tests;

@@ -23,7 +23,7 @@ use ldap3::{Ldap, LdapError, ResultEntry, Scope};
 use listener_core::{Dn, DnError, Entry};
 
 use super::lifecycle::order::ParentsFirst;
-use crate::notifier::LdapSettings;
+use crate::ldap::LdapSettings;
 
 /// `noSuchObject`: the DN (or the search base) does not exist.
 const NO_SUCH_OBJECT: u32 = 32;
@@ -156,7 +156,7 @@ impl Fetcher {
     /// Connects and binds with `settings` (the notifier's connect, so the errors name
     /// the URI and bind DN) and returns a fetcher on that connection.
     pub async fn connect(settings: &LdapSettings, base: Dn) -> Result<Fetcher, FetchError> {
-        let ldap = crate::notifier::follower::connect(settings)
+        let ldap = crate::ldap::connect(settings)
             .await
             .map_err(|e| FetchError::Connect(e.to_string()))?;
         Ok(Fetcher::new(ldap, base))

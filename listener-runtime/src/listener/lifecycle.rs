@@ -20,9 +20,9 @@ use futures_util::{Stream, StreamExt};
 use listener_core::{Command, Entry};
 
 use super::cache::{Cache, CacheError, FailedEvent, ModulePhase, ModuleState};
+use super::call::{Invocation, Module, RetryPolicy};
 use super::fetch::FetchError;
-use super::invoke::{Invocation, Module, RetryPolicy};
-use crate::registry::{ApiKind, ModuleRegistration};
+use crate::api::registry::{ApiKind, ModuleRegistration};
 
 pub(crate) mod order;
 
@@ -214,7 +214,7 @@ where
     };
     let mut skipped = 0;
     // The previous batch's failures, committed with the next batch (one commit a batch).
-    let mut failures: Vec<(Entry, super::invoke::Failure)> = Vec::new();
+    let mut failures: Vec<(Entry, super::call::Failure)> = Vec::new();
     let mut batch: Vec<Entry> = Vec::with_capacity(BATCH);
     let mut ended = false;
     while !ended {
@@ -326,7 +326,7 @@ where
 fn record_failures(
     w: &mut super::cache::WriteTxn,
     name: &str,
-    failures: impl Iterator<Item = (Entry, super::invoke::Failure)>,
+    failures: impl Iterator<Item = (Entry, super::call::Failure)>,
     outcome: &mut Initialized,
 ) -> Result<(), CacheError> {
     for (entry, failure) in failures {

@@ -3,15 +3,14 @@
 
 pub mod apply;
 pub mod cache;
+pub mod call;
 pub mod control;
+pub mod decide;
 pub mod dispatch;
 pub mod fetch;
 pub mod group;
-pub mod invoke;
 pub mod lifecycle;
 pub mod metrics;
-pub mod notifier_client;
-pub mod pipeline;
-pub mod process;
 pub mod run;
 pub mod stats;
+pub mod window;

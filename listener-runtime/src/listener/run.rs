@@ -21,21 +21,22 @@ use tracing::Instrument;
 
 use super::apply::Applier;
 use super::cache::{Cache, CacheError, Intents};
+use super::call::{Module, RetryPolicy};
 use super::control;
+use super::decide::{self, FetchBy, ProcessError, Stash, Step};
 use super::dispatch::{ModuleSpec, SpecError};
 use super::fetch::AbortOnDrop;
 use super::fetch::{FetchError, Fetcher};
 use super::group::Group;
-use super::invoke::{Module, RetryPolicy};
 use super::lifecycle::{self, InitError};
-use super::notifier_client::{
-    Backoff, ClientError, ClientOptions, NotifierClient, TransactionRef, connect_with_backoff,
-};
-use super::pipeline::Window;
-use super::process::{self, FetchBy, ProcessError, Stash, Step};
 use super::stats::{Halt, Stats};
-use crate::notifier::LdapSettings;
-use crate::registry::ModuleRegistration;
+use super::window::Window;
+use crate::api::registry::ModuleRegistration;
+use crate::ldap::Backoff;
+use crate::ldap::LdapSettings;
+use crate::protocol::client::{
+    ClientError, ClientOptions, NotifierClient, TransactionRef, connect_with_backoff,
+};
 
 /// Everything `run` runs with.
 #[derive(Debug, Clone)]
@@ -224,7 +225,7 @@ pub async fn run(
         () = &mut shutdown => return stopped_during_start(),
         fetcher = connect_ldap(&config) => fetcher?,
     };
-    let settings = std::sync::Arc::new(crate::context::Settings {
+    let settings = std::sync::Arc::new(crate::api::context::Settings {
         base: config.base.clone(),
         ldap_uri: config.ldap.uri.clone(),
         bind_dn: config.ldap.bind_dn.clone(),
@@ -672,7 +673,7 @@ async fn process_front(
         Some(w) => w.entry(&txn.dn)?,
         None => cache.read()?.entry(&txn.dn)?,
     };
-    let fetched = match process::fetch_by(&txn, cached.as_ref(), stash.as_ref()) {
+    let fetched = match decide::fetch_by(&txn, cached.as_ref(), stash.as_ref()) {
         None => None,
         Some(by) => {
             // The cached state of the object the fetch is about (for a move: at its old DN).
@@ -685,13 +686,13 @@ async fn process_front(
     };
     // Kept to try the transaction again if a blocking module halts processing.
     let saved_stash = stash.clone();
-    let mut step = process::decide(&txn, stash.take(), cached, fetched)?;
+    let mut step = decide::decide(&txn, stash.take(), cached, fetched)?;
     if step == Step::Nothing {
         let pending = match group.recovered.get(&txn.id) {
             Some(pending) => Some(pending.clone()),
             None => cache.read()?.pending_create()?,
         };
-        step = process::replay_pending_create(step, txn.id, pending);
+        step = decide::replay_pending_create(step, txn.id, pending);
     }
     if let Step::Stash(s) = step {
         *stash = Some(s);

@@ -2,11 +2,10 @@
 //! entries become transactions, appended with the cookie that covers them.
 
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use futures_util::FutureExt;
 use ldap3::controls::{RawControl, RefreshMode, SyncRequest};
-use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, ResultEntry, Scope, SearchEntry};
+use ldap3::{Ldap, ResultEntry, Scope, SearchEntry};
 use tokio::sync::watch;
 
 use super::NotifierError;
@@ -22,52 +21,6 @@ const REFRESH_REQUIRED: u32 = 4096;
 const NO_SUCH_OBJECT: u32 = 32;
 /// The sync request is sent critical: without syncprov this is the answer.
 const UNAVAILABLE_CRITICAL_EXTENSION: u32 = 12;
-
-/// How the follower reaches slapd.
-#[derive(Clone)]
-pub struct LdapSettings {
-    /// `ldap://`, `ldaps://` or `ldapi://` URI.
-    pub uri: String,
-    /// The DN to bind as (needs read access to cn=accesslog).
-    pub bind_dn: String,
-    /// Never logged or shown.
-    pub bind_password: String,
-    /// Upgrade an `ldap://` connection with StartTLS.
-    pub starttls: bool,
-    /// Connect timeout.
-    pub timeout: Duration,
-}
-
-impl std::fmt::Debug for LdapSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LdapSettings")
-            .field("uri", &self.uri)
-            .field("bind_dn", &self.bind_dn)
-            .field("starttls", &self.starttls)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Opens and binds a connection.
-pub async fn connect(settings: &LdapSettings) -> Result<Ldap, NotifierError> {
-    let conn_settings = LdapConnSettings::new()
-        .set_conn_timeout(settings.timeout)
-        .set_starttls(settings.starttls);
-    let (conn, mut ldap) = LdapConnAsync::with_settings(conn_settings, &settings.uri)
-        .await
-        .map_err(|e| NotifierError::Ldap(format!("cannot connect to {}: {e}", settings.uri)))?;
-    ldap3::drive!(conn);
-    ldap.simple_bind(&settings.bind_dn, &settings.bind_password)
-        .await
-        .and_then(|r| r.success())
-        .map_err(|e| {
-            NotifierError::Ldap(format!(
-                "cannot bind to {} as {}: {e}",
-                settings.uri, settings.bind_dn
-            ))
-        })?;
-    Ok(ldap)
-}
 
 /// What the follower needs besides the connection.
 pub struct Follower {

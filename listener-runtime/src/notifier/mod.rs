@@ -4,7 +4,6 @@
 pub mod accesslog;
 pub mod follower;
 pub mod metrics;
-pub mod protocol;
 pub mod schema_id;
 pub mod server;
 pub mod syncrepl;
@@ -19,8 +18,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub use follower::LdapSettings;
-use follower::{Follower, connect};
+pub use crate::ldap::LdapSettings;
+use follower::Follower;
 use schema_id::{SchemaId, subschema_fingerprint};
 use server::{Published, ServerConfig};
 use translog::Translog;
@@ -244,6 +243,13 @@ pub async fn run(
     let _ = stop_server.send(());
     let _ = server.await;
     result
+}
+
+/// Opens and binds a connection; failing is transient (slapd down or restarting).
+async fn connect(settings: &LdapSettings) -> Result<ldap3::Ldap, NotifierError> {
+    crate::ldap::connect(settings)
+        .await
+        .map_err(|e| NotifierError::Ldap(e.to_string()))
 }
 
 /// Connects, retrying with backoff while slapd is unreachable.

@@ -11,11 +11,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
-use super::protocol::{
+use super::translog::Translog;
+use crate::protocol::wire::{
     CAP_GET_DNS, CAP_LOG_ID, Framer, Handshake, MAX_VERSION, Message, ProtocolError, Request,
     reply, transaction_line,
 };
-use super::translog::Translog;
 
 /// Limits and choices of the server.
 #[derive(Debug, Clone)]
@@ -36,7 +36,7 @@ pub struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
-            min_version: super::protocol::MIN_VERSION,
+            min_version: crate::protocol::wire::MIN_VERSION,
             max_connections: 1024,
             max_pending: 256,
             write_timeout: Duration::from_secs(60),

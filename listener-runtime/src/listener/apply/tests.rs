@@ -1,9 +1,9 @@
 use std::sync::Mutex;
 
 use super::*;
-use crate::context::Context;
-use crate::error::{HandlerError, HandlerResult};
-use crate::registry::{ApiKind, ModuleInstance, ModuleRegistration, SourceLocation};
+use crate::api::context::Context;
+use crate::api::error::{HandlerError, HandlerResult};
+use crate::api::registry::{ApiKind, ModuleInstance, ModuleRegistration, SourceLocation};
 
 static CALLS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
@@ -93,7 +93,7 @@ async fn create_modify_move_delete_and_a_failure() {
 
     let moved = object("cn=test2,dc=x", "a", "two");
     let old = apply_cached(&cache, "cn=test,dc=x");
-    let patched = super::super::process::patch(&old.entry, old.entry.dn(), moved.dn());
+    let patched = super::super::decide::patch(&old.entry, old.entry.dn(), moved.dn());
     let step = Step::Move {
         old_dn: old.entry.dn().clone(),
         old,

@@ -399,10 +399,10 @@ mod tests {
         use listener_core::Dn;
 
         use super::super::*;
-        use crate::context::Context;
-        use crate::error::{HandlerError, HandlerResult};
-        use crate::listener::process::Step;
-        use crate::registry::{ApiKind, ModuleInstance, ModuleRegistration, SourceLocation};
+        use crate::api::context::Context;
+        use crate::api::error::{HandlerError, HandlerResult};
+        use crate::api::registry::{ApiKind, ModuleInstance, ModuleRegistration, SourceLocation};
+        use crate::listener::decide::Step;
 
         static FAIL: AtomicBool = AtomicBool::new(true);
         static CALLS: Mutex<Vec<String>> = Mutex::new(Vec::new());

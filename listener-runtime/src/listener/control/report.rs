@@ -8,12 +8,12 @@ use std::time::SystemTime;
 use listener_core::ldif::write_line;
 
 use super::protocol::{FailedView, HaltReport, Ids, ModuleStatus, StatusReport};
+use crate::api::registry::ModuleRegistration;
 use crate::listener::cache::{
     CacheError, CachedEntry, FailedEvent, ModulePhase, ModuleState, ReadTxn,
 };
 use crate::listener::lifecycle::{Reason, needs_initialization};
 use crate::listener::stats::Stats;
-use crate::registry::ModuleRegistration;
 
 /// A module's state in words: `NEW` (no state: never initialized, or reset by `resync`),
 /// `INITIALIZING (<n> done)`, `READY`, `FAILED: <error>`; a READY module whose filter or

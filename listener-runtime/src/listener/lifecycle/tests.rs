@@ -4,11 +4,11 @@ use futures_util::FutureExt;
 use listener_core::{Dn, Entry};
 
 use super::*;
-use crate::context::Context;
-use crate::error::{HandlerError, HandlerResult};
-use crate::handler::Handler;
+use crate::api::context::Context;
+use crate::api::error::{HandlerError, HandlerResult};
+use crate::api::handler::Handler;
+use crate::api::registry::{ModuleInstance, SourceLocation};
 use crate::listener::fetch::FetchError;
-use crate::registry::{ModuleInstance, SourceLocation};
 
 static CREATED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 static FAIL_CLEAN: Mutex<bool> = Mutex::new(false);

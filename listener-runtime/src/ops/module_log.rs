@@ -60,10 +60,10 @@ impl ModuleFiles {
 /// the filters and [`ModuleFiles`] can tell whose line an event is.
 pub(crate) struct ModuleName(pub(crate) String);
 
-/// Whether `meta` is a module's span: [`crate::context::Logger`] logs every line of the
+/// Whether `meta` is a module's span: [`crate::api::context::Logger`] logs every line of the
 /// module inside it.
 pub(crate) fn is_module_span(meta: &tracing::Metadata<'_>) -> bool {
-    meta.is_span() && meta.target() == crate::context::LOG_TARGET && meta.name() == "module"
+    meta.is_span() && meta.target() == crate::api::context::LOG_TARGET && meta.name() == "module"
 }
 
 /// Notes the module's name on a module span (once, whichever layer or filter comes first).

@@ -2,8 +2,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::*;
-use crate::handler::{AsyncHandler, Handler};
-use crate::registry::{ApiKind, SourceLocation};
+use crate::api::handler::{AsyncHandler, Handler};
+use crate::api::registry::{ApiKind, SourceLocation};
 
 /// Calls seen by the test modules, as text.
 static LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());

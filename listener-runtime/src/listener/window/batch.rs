@@ -23,8 +23,8 @@ use listener_core::Entry;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot, watch};
 
 use super::fetch;
+use crate::listener::decide::FetchBy;
 use crate::listener::fetch::{FetchError, Fetcher};
-use crate::listener::process::FetchBy;
 
 /// Most objects one search asks for. Larger batches barely lower slapd's cost per object
 /// (measured: 8 → 32 halves it, 32 → 128 changes nothing) but make a batch's answer

@@ -7,8 +7,8 @@ use std::pin::Pin;
 
 use listener_core::{Command, Dn, Entry};
 
-use crate::context::Context;
-use crate::error::{HandlerError, HandlerResult};
+use crate::api::context::Context;
+use crate::api::error::{HandlerError, HandlerResult};
 
 /// A listener module written against the new API (the seed's `ListenerModuleHandler`).
 ///

@@ -11,8 +11,8 @@
 //! [`connect_with_backoff`] opens a new one.
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), listener_runtime::listener::notifier_client::ClientError> {
-//! use listener_runtime::listener::notifier_client::{ClientOptions, NotifierClient};
+//! # async fn demo() -> Result<(), listener_runtime::protocol::client::ClientError> {
+//! use listener_runtime::protocol::client::{ClientOptions, NotifierClient};
 //!
 //! let mut client = NotifierClient::connect("127.0.0.1:6669", ClientOptions::default()).await?;
 //! let last = client.current_id().await?;
@@ -30,9 +30,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use crate::notifier::protocol::{
+use super::wire::{
     CAP_GET_DNS, CAP_LOG_ID, Framer, Handshake, Message, Request, parse_transaction_line,
 };
+use crate::ldap::Backoff;
 
 /// How many message IDs of re-sent requests and keepalives are remembered, so a late or
 /// duplicate reply to them is recognized and dropped instead of being an error.
@@ -552,28 +553,6 @@ impl NotifierClient {
         ClientError::Handshake {
             addr: self.addr.clone(),
             reason,
-        }
-    }
-}
-
-/// How [`connect_with_backoff`] retries.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    /// The first delay.
-    pub initial: Duration,
-    /// The delay doubles up to this.
-    pub max: Duration,
-    /// Give up after this many attempts (`None`: never).
-    pub max_attempts: Option<u32>,
-}
-
-impl Default for Backoff {
-    /// 100 ms doubling up to 30 s, forever.
-    fn default() -> Self {
-        Backoff {
-            initial: Duration::from_millis(100),
-            max: Duration::from_secs(30),
-            max_attempts: None,
         }
     }
 }

@@ -7,7 +7,7 @@
 //! module's own lines), and `module=level` where `module` is the name of a listener module
 //! linked into the binary (`printer=trace`). A module's level covers every line about
 //! that module: what it logs through its context (inside its `module{module=…}` span,
-//! see [`crate::context::Logger`]) and the runtime's lines carrying a `module` field
+//! see [`crate::api::context::Logger`]) and the runtime's lines carrying a `module` field
 //! (each call at trace level, retries, failures). It decides alone for those lines, in
 //! both directions: `debug,printer=warn` quiets `printer` while everything else logs
 //! debug. Per-module log files (`run --log-dir`) follow the same directives.
@@ -24,7 +24,7 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::{Context, Filter};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::module_log::{event_module, is_module_span, note_module_span};
+use crate::ops::module_log::{event_module, is_module_span, note_module_span};
 
 /// The format of log lines on stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -154,7 +154,7 @@ impl LogFilter {
     fn a_module_may_want(&self, meta: &Metadata<'_>) -> bool {
         let target = meta.target();
         meta.is_event()
-            && (target == crate::context::LOG_TARGET || target.starts_with("listener_runtime"))
+            && (target == crate::api::context::LOG_TARGET || target.starts_with("listener_runtime"))
             && self
                 .loosest_module
                 .is_some_and(|loosest| *meta.level() <= loosest)
@@ -284,7 +284,9 @@ pub fn init(config: &LogConfig, modules: &[&str]) -> Result<(), LogFilterError> 
             .boxed(),
     };
     let files = match &config.module_logs {
-        Some(dir) => Some(crate::module_log::ModuleFiles::new(dir.clone()).with_filter(filter()?)),
+        Some(dir) => {
+            Some(crate::ops::module_log::ModuleFiles::new(dir.clone()).with_filter(filter()?))
+        }
         None => None,
     };
     let _ = tracing_subscriber::registry()
@@ -303,7 +305,7 @@ mod tests {
     use tracing_subscriber::layer::SubscriberExt;
 
     use super::*;
-    use crate::context::{Context, Logger};
+    use crate::api::context::{Context, Logger};
 
     fn logger(module: &str) -> Logger {
         Context::new(module).logger().clone()

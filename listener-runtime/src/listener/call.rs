@@ -12,9 +12,9 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use listener_core::{Command, Dn, Entry};
 
-use crate::context::Context;
-use crate::error::{HandlerError, HandlerResult};
-use crate::registry::{ModuleInstance, ModuleRegistration};
+use crate::api::context::Context;
+use crate::api::error::{HandlerError, HandlerResult};
+use crate::api::registry::{ModuleInstance, ModuleRegistration};
 
 /// One call of a module, borrowing the change's data.
 #[derive(Debug, Clone, Copy)]
@@ -156,7 +156,7 @@ impl Module {
     pub fn connect(
         &mut self,
         ldap: super::fetch::Fetcher,
-        settings: std::sync::Arc<crate::context::Settings>,
+        settings: std::sync::Arc<crate::api::context::Settings>,
     ) {
         self.ctx.connect(ldap, settings);
     }

@@ -5,7 +5,7 @@ use std::fmt;
 
 use listener_core::{ModuleConfig, ModuleForm};
 
-use crate::handler::{ClassicHandler, ErasedAsyncHandler, Handler};
+use crate::api::handler::{ClassicHandler, ErasedAsyncHandler, Handler};
 
 /// Which of the three APIs (semantics §7) a module is written against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

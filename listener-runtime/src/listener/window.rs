@@ -8,7 +8,7 @@
 //! depends on the cache and the pending `r` as they are when the transaction is applied.
 //! The window predicts both from the cache as it is when the transaction enters, and the
 //! apply stage uses the prefetched result only when its own decision
-//! ([`process::fetch_by`]) names the same fetch; otherwise it fetches again. Together with
+//! ([`decide::fetch_by`]) names the same fetch; otherwise it fetches again. Together with
 //! two more rules the observable behaviour stays that of one-at-a-time processing:
 //!
 //! * Fetches that share an object (its normalized DN or entryUUID) run one after the
@@ -26,9 +26,9 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
 
 use super::cache::{Cache, CacheError, CachedEntry};
+use super::decide::{self, FetchBy, Stash, Transaction};
 use super::fetch::{FetchError, Fetcher};
-use super::notifier_client::TransactionRef;
-use super::process::{self, FetchBy, Stash, Transaction};
+use crate::protocol::client::TransactionRef;
 
 /// A transaction whose DN did not parse: reported when the apply stage reaches it.
 #[derive(Debug, Clone)]
@@ -247,7 +247,7 @@ impl Window {
             old_dn: txn.dn.clone(),
             cached: uuid.map(stand_in),
         });
-        let Some(by) = process::fetch_by(txn, cached.as_ref(), stash.as_ref()) else {
+        let Some(by) = decide::fetch_by(txn, cached.as_ref(), stash.as_ref()) else {
             return Ok(None);
         };
         let mut keys = vec![txn.dn.normalized().to_owned()];

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use ldap3::Scope;
 use listener_core::{AttributeDescription, Dn, Entry};
 
-use crate::error::HandlerError;
+use crate::api::error::HandlerError;
 use crate::listener::fetch::Fetcher;
 
 /// Passed to every module call.
@@ -124,7 +124,7 @@ impl Context {
 /// Writes to the module's log: `tracing` events (target [`LOG_TARGET`]) inside a span
 /// `module` whose field `module` is the module's name, so `--log-level
 /// info,listener_module=debug` selects every module's debug lines and `--log-level
-/// info,printer=debug` one module's (see `crate::logging`).
+/// info,printer=debug` one module's (see `crate::ops::logging`).
 #[derive(Debug, Clone)]
 pub struct Logger {
     span: tracing::Span,

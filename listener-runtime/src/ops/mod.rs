@@ -1,0 +1,5 @@
+//! Running the daemons in production: the log on stderr and its per-module levels,
+//! per-module log files, and the Prometheus metrics endpoint.
+
+pub mod logging;
+pub mod module_log;
