@@ -13,7 +13,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use listener_runtime::listener::cache::Cache;
+use listener_runtime::testing::Cache;
 use listener_runtime::{Dn, Entry};
 
 const USERS: usize = 20_000;

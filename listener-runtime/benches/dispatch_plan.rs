@@ -13,7 +13,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use listener_core::{Dn, Entry, ModuleConfig, ModuleForm, Schema};
-use listener_runtime::listener::dispatch::{Change, ModuleSpec, plan};
+use listener_runtime::testing::{Change, ModuleSpec, plan};
 
 /// (name, filter, attributes, form, asynchronous)
 const MODULES: [(&str, &str, &[&str], ModuleForm, bool); 11] = [

@@ -11,17 +11,17 @@
 //! }
 //! ```
 
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub)]
 
-pub mod api;
+pub(crate) mod api;
 mod cli;
 mod dir_lock;
-pub mod ldap;
-pub mod listener;
-pub mod metrics;
-pub mod notifier;
-pub mod ops;
-pub mod protocol;
+pub(crate) mod ldap;
+pub(crate) mod listener;
+pub(crate) mod metrics;
+pub(crate) mod notifier;
+pub(crate) mod ops;
+pub(crate) mod protocol;
 mod utc;
 
 #[cfg(feature = "mimalloc")]
@@ -84,4 +84,32 @@ pub mod __private {
     pub fn new_async<T: AsyncHandler + ModuleDefault>() -> ModuleInstance {
         ModuleInstance::Async(Box::new(T::construct()))
     }
+}
+
+/// The runtime's internals that the project's own integration tests and benchmarks drive
+/// directly (the cache, the fetcher, the notifier and its log, the protocol client). Not
+/// a stable API: module authors use [`prelude`] and [`main`].
+#[doc(hidden)]
+pub mod testing {
+    pub use crate::api::context::Settings;
+    pub use crate::ldap::{Backoff, LdapSettings};
+    pub use crate::listener::cache::{
+        Cache, CacheError, CachedEntry, Entries, FailedEvent, ModulePhase, ModuleState, ReadTxn,
+        VerifyReport, WriteTxn,
+    };
+    pub use crate::listener::decide::FetchBy;
+    pub use crate::listener::decide::Transaction;
+    pub use crate::listener::dispatch::{Call, Change, ModuleSpec, Registration, SpecError, plan};
+    pub use crate::listener::fetch::{FetchError, Fetcher};
+    pub use crate::listener::window::{BadDn, Window};
+    pub use crate::notifier::accesslog::{ATTRIBUTES, Write};
+    pub use crate::notifier::server::{Published, ServerConfig, serve as serve_notifier};
+    pub use crate::notifier::translog::{
+        Transaction as LogTransaction, Translog, check as check_translog,
+    };
+    pub use crate::notifier::{NotifierConfig, NotifierError, run as run_notifier};
+    pub use crate::protocol::client::{
+        ClientError, ClientOptions, NotifierClient, TransactionRef, connect_with_backoff,
+    };
+    pub use crate::protocol::wire::Framer;
 }

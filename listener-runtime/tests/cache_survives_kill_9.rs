@@ -11,7 +11,7 @@ use std::process::{Command as Process, Stdio};
 use std::time::Duration;
 
 use listener_core::{Dn, Entry};
-use listener_runtime::listener::cache::Cache;
+use listener_runtime::testing::Cache;
 
 const CHILD_DIR_VAR: &str = "LISTENER_CACHE_CRASH_CHILD_DIR";
 const OBJECTS: u64 = 10;

@@ -5,8 +5,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use listener_core::Command;
-use listener_runtime::notifier::server::{Published, ServerConfig, serve};
-use listener_runtime::notifier::translog::{Transaction, Translog};
+use listener_runtime::testing::{LogTransaction as Transaction, Translog};
+use listener_runtime::testing::{Published, ServerConfig, serve_notifier as serve};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use ldap3::{LdapConnAsync, Scope, SearchEntry};
-use listener_runtime::notifier::accesslog::{ATTRIBUTES, Write};
-use listener_runtime::notifier::{self, LdapSettings, NotifierConfig, NotifierError};
+use listener_runtime::testing::{ATTRIBUTES, Write};
+use listener_runtime::testing::{LdapSettings, NotifierConfig, NotifierError, run_notifier};
 
 use crate::Slapd;
 
@@ -30,7 +30,7 @@ impl InProcessNotifier {
         config.listen = listen;
         let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(notifier::run(
+        let task = tokio::spawn(run_notifier(
             config,
             move |addr| {
                 let _ = addr_tx.send(addr);

@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use listener_core::{Dn, Entry};
-use listener_runtime::listener::cache::Cache;
+use listener_runtime::testing::Cache;
 use tests::Slapd;
 use tests::domain::Domain;
 use tests::ldif;

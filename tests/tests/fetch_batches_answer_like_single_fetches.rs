@@ -6,11 +6,11 @@
 
 use std::collections::HashSet;
 
-use listener_runtime::listener::cache::Cache;
-use listener_runtime::listener::decide::FetchBy;
-use listener_runtime::listener::fetch::Fetcher;
-use listener_runtime::listener::window::Window;
-use listener_runtime::protocol::client::TransactionRef;
+use listener_runtime::testing::Cache;
+use listener_runtime::testing::FetchBy;
+use listener_runtime::testing::Fetcher;
+use listener_runtime::testing::TransactionRef;
+use listener_runtime::testing::Window;
 use listener_runtime::{Command, Dn};
 use tests::Slapd;
 

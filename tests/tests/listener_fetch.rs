@@ -4,10 +4,9 @@
 
 use std::collections::HashSet;
 
-use futures_util::StreamExt;
 use ldap3::Ldap;
-use listener_runtime::listener::fetch::{FetchRequest, Fetcher, fetch_ahead};
-use listener_runtime::{Dn, Entry};
+use listener_runtime::testing::{Cache, FetchBy, Fetcher, TransactionRef, Window};
+use listener_runtime::{Command, Dn, Entry};
 use tests::Slapd;
 
 /// A self-signed certificate (DER): slapd checks certificate syntax, so the
@@ -216,27 +215,48 @@ async fn dns_with_escapes_and_non_ascii_characters() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fetch_ahead_keeps_many_in_flight_and_yields_in_order() {
+async fn the_window_keeps_many_in_flight_and_yields_in_order() {
     let slapd = Slapd::start().unwrap();
     let base = slapd.base().to_owned();
     let mut ldap = admin(&slapd).await;
-    let mut requests = Vec::new();
+    let mut dns = Vec::new();
     for i in 0..200 {
         let text = format!("cn=o{i},{base}");
         // Every fifth does not exist.
         if i % 5 != 0 {
             add_role(&mut ldap, &text, &format!("o{i}")).await;
         }
-        requests.push(FetchRequest {
-            item: i,
-            dn: dn(&text),
-            uuid: None,
-        });
+        dns.push(text);
     }
-    let fetcher = fetcher(ldap, &slapd);
-    let results: Vec<_> = fetch_ahead(fetcher, 16, futures_util::stream::iter(requests))
-        .collect()
-        .await;
+    let pool = vec![
+        fetcher(admin(&slapd).await, &slapd),
+        fetcher(admin(&slapd).await, &slapd),
+    ];
+    let mut window = Window::new(fetcher(ldap, &slapd), pool, 16);
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(dir.path()).unwrap();
+    let mut results = Vec::new();
+    let mut most_in_flight = 0;
+    let mut next = dns.iter().enumerate();
+    loop {
+        while window.has_room() {
+            let Some((i, text)) = next.next() else { break };
+            let t = TransactionRef {
+                id: i as u64 + 1,
+                dn: text.clone(),
+                command: Command::Modify,
+            };
+            window.push(t, &cache).unwrap();
+        }
+        window.flush();
+        most_in_flight = most_in_flight.max(window.fetches());
+        let Some(front) = window.front() else { break };
+        let txn = front.unwrap().clone();
+        let entry = window.fetch_front(&FetchBy::Dn(txn.dn.clone()), None).await;
+        results.push((txn.id as usize - 1, entry));
+        window.pop();
+    }
+    assert!(most_in_flight > 1, "the window fetched one at a time");
     assert_eq!(results.len(), 200);
     for (n, (i, result)) in results.into_iter().enumerate() {
         assert_eq!(i, n, "out of order");
@@ -268,7 +288,7 @@ async fn a_lost_connection_is_a_transient_error_naming_the_object() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_failures_name_the_server_and_bind_dn() {
-    use listener_runtime::ldap::LdapSettings;
+    use listener_runtime::testing::LdapSettings;
     let slapd = Slapd::start().unwrap();
     let settings = LdapSettings {
         uri: slapd.url().to_owned(),

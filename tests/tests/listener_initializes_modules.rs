@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use listener_runtime::listener::cache::{Cache, ModulePhase};
+use listener_runtime::testing::{Cache, ModulePhase};
 use tests::Slapd;
 use tests::domain::Domain;
 

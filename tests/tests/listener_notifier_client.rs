@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use ldap3::{Ldap, LdapConnAsync, Mod};
 use listener_runtime::Command;
-use listener_runtime::ldap::{Backoff, LdapSettings};
-use listener_runtime::protocol::client::{
+use listener_runtime::testing::Framer;
+use listener_runtime::testing::{Backoff, LdapSettings};
+use listener_runtime::testing::{
     ClientError, ClientOptions, NotifierClient, TransactionRef, connect_with_backoff,
 };
-use listener_runtime::protocol::wire::Framer;
 use tests::Slapd;
 use tests::in_process::InProcessNotifier;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -549,9 +549,8 @@ async fn a_bad_handshake_is_an_error() {
 /// objects fetched ahead, results in transaction order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transactions_fetched_ahead_arrive_in_transaction_order() {
-    use futures_util::StreamExt;
     use listener_runtime::Dn;
-    use listener_runtime::listener::fetch::{FetchRequest, Fetcher, fetch_ahead};
+    use listener_runtime::testing::{Cache, FetchBy, Fetcher, Window};
 
     let slapd = Slapd::start().unwrap();
     let base = slapd.base().to_owned();
@@ -580,16 +579,24 @@ async fn transactions_fetched_ahead_arrive_in_transaction_order() {
     let fetcher = Fetcher::connect(&settings, Dn::parse(&base).unwrap())
         .await
         .unwrap();
-    let requests = futures_util::stream::iter(transactions.into_iter().map(|t| FetchRequest {
-        dn: Dn::parse(&t.dn).unwrap(),
-        uuid: None,
-        item: t,
-    }));
-    let results: Vec<_> = fetch_ahead(fetcher, 8, requests).collect().await;
-    let found: Vec<(u64, bool)> = results
-        .iter()
-        .map(|(t, r)| (t.id, r.as_ref().unwrap().is_some()))
-        .collect();
+    let pool = vec![fetcher.clone(), fetcher.clone()];
+    let mut window = Window::new(fetcher, pool, 8);
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(dir.path()).unwrap();
+    let mut queue = transactions.into_iter();
+    let mut found: Vec<(u64, bool)> = Vec::new();
+    loop {
+        while window.has_room() {
+            let Some(t) = queue.next() else { break };
+            window.push(t, &cache).unwrap();
+        }
+        window.flush();
+        let Some(front) = window.front() else { break };
+        let txn = front.unwrap().clone();
+        let entry = window.fetch_front(&FetchBy::Dn(txn.dn.clone()), None).await;
+        found.push((txn.id, entry.unwrap().is_some()));
+        window.pop();
+    }
     let mut expected = vec![
         (1, false), // cn=a, deleted since
         (2, false), // cn=b, renamed since

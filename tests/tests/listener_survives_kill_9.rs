@@ -26,10 +26,10 @@ use std::time::{Duration, Instant};
 
 use ldap3::{LdapConnAsync, Mod};
 use listener_core::{Dn, Entry};
-use listener_runtime::ldap::LdapSettings;
-use listener_runtime::listener::cache::Cache;
-use listener_runtime::listener::fetch::Fetcher;
-use listener_runtime::notifier::translog::Translog;
+use listener_runtime::testing::Cache;
+use listener_runtime::testing::Fetcher;
+use listener_runtime::testing::LdapSettings;
+use listener_runtime::testing::Translog;
 use tests::Slapd;
 use tests::domain::Domain;
 use tests::rng::Lcg;

@@ -29,7 +29,7 @@ use std::fmt::Write as _;
 use ldap3::{LdapConnAsync, Scope, SearchEntry};
 use listener_core::filter::CompiledFilter;
 use listener_core::{Dn, Entry, Filter, Schema};
-use listener_runtime::listener::fetch::Fetcher;
+use listener_runtime::testing::Fetcher;
 use tests::Slapd;
 
 const SEED_VAR: &str = "MATCHER_AGREES_SEED";

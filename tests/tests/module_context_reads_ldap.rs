@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use ldap3::Scope;
 use listener_core::Dn;
-use listener_runtime::ldap::LdapSettings;
-use listener_runtime::listener::fetch::Fetcher;
+use listener_runtime::testing::Fetcher;
+use listener_runtime::testing::LdapSettings;
 use listener_runtime::{Context, Settings};
 use tests::Slapd;
 

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use std::time::SystemTime;
 
 use listener_core::{Dn, Entry};
-use listener_runtime::listener::cache::{Cache, ModulePhase, ModuleState};
+use listener_runtime::testing::{Cache, ModulePhase, ModuleState};
 
 fn modules(args: &[&str]) -> Output {
     Command::new(tests::listener_binary!())

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use listener_core::{Command, Dn};
-use listener_runtime::listener::cache::Cache;
+use listener_runtime::testing::Cache;
 use tests::Slapd;
 use tests::domain::Domain;
 

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use ldap3::{Ldap, LdapConnAsync, Mod};
-use listener_runtime::notifier::{self, NotifierConfig};
+use listener_runtime::testing::{NotifierConfig, NotifierError, run_notifier};
 use tests::Slapd;
 use tests::in_process::{InProcessNotifier, expected_transactions, root_settings};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -196,7 +196,7 @@ async fn writes_become_transactions() {
     notifier.stop().await;
 
     // The log on disk has the same, with entryUUIDs: the r/a halves share one.
-    let log = listener_runtime::notifier::translog::Translog::open(data.path()).unwrap();
+    let log = listener_runtime::testing::Translog::open(data.path()).unwrap();
     let r = log.get(8).unwrap().unwrap();
     let a = log.get(9).unwrap().unwrap();
     assert_eq!(r.entry_uuid, a.entry_uuid);
@@ -395,13 +395,13 @@ async fn a_purged_gap_stops_the_notifier_with_a_clear_error() {
     config.listen = "127.0.0.1:0".parse().unwrap();
     let result = tokio::time::timeout(
         Duration::from_secs(20),
-        notifier::run(config, |_| {}, std::future::pending()),
+        run_notifier(config, |_| {}, std::future::pending()),
     )
     .await
     .expect("the notifier stops by itself");
     let error = result.expect_err("a purged gap is an error");
     assert!(
-        matches!(error, notifier::NotifierError::Purged { last_id: 1, .. }),
+        matches!(error, NotifierError::Purged { last_id: 1, .. }),
         "{error}"
     );
     let message = error.to_string();

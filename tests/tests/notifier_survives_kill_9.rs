@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use ldap3::{LdapConnAsync, Mod};
-use listener_runtime::notifier::translog::Translog;
+use listener_runtime::testing::Translog;
 use tests::Slapd;
 use tests::daemon::{Daemon, notifier_id, wait_for_notifier};
 use tests::in_process::expected_transactions;
@@ -137,7 +137,7 @@ async fn every_write_exactly_once_across_kill_9() {
     assert_eq!(exported.len(), expected.len(), "no write lost or repeated");
     assert_eq!(exported, expected);
     assert!(
-        listener_runtime::notifier::translog::check(data.path())
+        listener_runtime::testing::check_translog(data.path())
             .unwrap()
             .problems
             .is_empty()

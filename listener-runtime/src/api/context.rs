@@ -131,7 +131,7 @@ pub struct Logger {
 }
 
 /// The `tracing` target of every module log line.
-pub const LOG_TARGET: &str = "listener_module";
+pub(crate) const LOG_TARGET: &str = "listener_module";
 
 impl Logger {
     fn new(module_name: &str) -> Logger {

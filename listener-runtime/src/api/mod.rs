@@ -3,7 +3,7 @@
 //! [`HandlerResult`] it returns, and the registry of the modules linked into the binary.
 //! Everything here is re-exported at the crate root and in the prelude.
 
-pub mod context;
-pub mod error;
-pub mod handler;
-pub mod registry;
+pub(crate) mod context;
+pub(crate) mod error;
+pub(crate) mod handler;
+pub(crate) mod registry;

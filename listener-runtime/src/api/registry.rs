@@ -164,7 +164,7 @@ pub fn registered_modules() -> Vec<&'static ModuleRegistration> {
 
 /// Sorts by ascending priority, ties by name, then by source location so the order is
 /// total and does not depend on link order.
-pub fn sort_modules(modules: &mut [&ModuleRegistration]) {
+pub(crate) fn sort_modules(modules: &mut [&ModuleRegistration]) {
     modules.sort_by(|a, b| {
         a.priority
             .total_cmp(&b.priority)

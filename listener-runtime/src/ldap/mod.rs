@@ -38,10 +38,10 @@ impl std::fmt::Debug for LdapSettings {
 /// A connection or bind that failed; the message names the URI (and the bind DN).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct ConnectError(String);
+pub(crate) struct ConnectError(String);
 
 /// Opens and binds a connection.
-pub async fn connect(settings: &LdapSettings) -> Result<Ldap, ConnectError> {
+pub(crate) async fn connect(settings: &LdapSettings) -> Result<Ldap, ConnectError> {
     let conn_settings = LdapConnSettings::new()
         .set_conn_timeout(settings.timeout)
         .set_starttls(settings.starttls);

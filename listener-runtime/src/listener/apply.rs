@@ -8,13 +8,13 @@ use std::time::SystemTime;
 
 use listener_core::{Command, Dn, Entry};
 
-use super::cache::{Cache, CacheError, CachedEntry, FailedEvent, Intents, PendingCreate, WriteTxn};
+use super::cache::{Cache, CacheError, FailedEvent, Intents, PendingCreate, WriteTxn};
 use super::call::{Failure, Invocation, Module, RetryPolicy};
 use super::decide::Step;
 use super::dispatch::{self, Call, Change, DeleteCause, ModuleSpec, Registration};
 
 /// The modules, their dispatch specs and how failing calls are retried.
-pub struct Applier {
+pub(crate) struct Applier {
     /// The loaded modules, in the same order as `specs`.
     pub modules: Vec<Module>,
     /// What dispatch needs of each module.
@@ -28,7 +28,11 @@ pub struct Applier {
 
 impl Applier {
     /// An applier committing every transaction durably on its own (no intents file).
-    pub fn new(modules: Vec<Module>, specs: Vec<ModuleSpec>, policy: RetryPolicy) -> Applier {
+    pub(crate) fn new(
+        modules: Vec<Module>,
+        specs: Vec<ModuleSpec>,
+        policy: RetryPolicy,
+    ) -> Applier {
         Applier {
             modules,
             specs,
@@ -56,14 +60,14 @@ impl Applier {
     }
 
     /// Whether transactions are applied in commit groups (`--durability group`).
-    pub fn groups(&self) -> bool {
+    pub(crate) fn groups(&self) -> bool {
         self.intents.is_some()
     }
 }
 
 /// What one applied transaction did, for logs and tests.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Applied {
+pub(crate) struct Applied {
     /// Module calls made that succeeded.
     pub calls: usize,
     /// Module calls that failed every attempt (now failed events).
@@ -76,7 +80,7 @@ pub struct Applied {
 impl Applier {
     /// Applies `step` for transaction `id` (`command` tells a real delete from an object
     /// that is merely gone) and commits it with `last_id = id`.
-    pub async fn apply(
+    pub(crate) async fn apply(
         &mut self,
         cache: &Cache,
         id: u64,
@@ -89,7 +93,7 @@ impl Applier {
     /// [`Applier::apply`] inside the open write transaction `w` of a group: nothing is
     /// committed (the caller commits the group). Pending creates go to the intents file,
     /// which must be set up ([`Applier::intents`]).
-    pub async fn apply_in(
+    pub(crate) async fn apply_in(
         &mut self,
         w: &mut WriteTxn,
         id: u64,
@@ -277,7 +281,7 @@ enum Write<'a> {
 }
 
 /// A dispatch call as a module invocation.
-pub fn invocation<'c>(call: &'c Call<'_>) -> Invocation<'c> {
+pub(crate) fn invocation<'c>(call: &'c Call<'_>) -> Invocation<'c> {
     match call {
         Call::Create { dn, new } => Invocation::Create { dn, new },
         Call::Modify {
@@ -324,11 +328,6 @@ fn failed_event(id: u64, call: &Call<'_>, failure: Failure) -> FailedEvent {
         attempts: failure.attempts,
         time: SystemTime::now(),
     }
-}
-
-/// The cached entry (and its registrations) at `dn`, if any.
-pub fn cached(cache: &Cache, dn: &Dn) -> Result<Option<CachedEntry>, CacheError> {
-    cache.read()?.entry(dn)
 }
 
 #[cfg(test)]

@@ -14,8 +14,8 @@
 //! index, registrations by module) against the entries.
 //!
 //! ```no_run
-//! # fn main() -> Result<(), listener_runtime::listener::cache::CacheError> {
-//! use listener_runtime::listener::cache::Cache;
+//! # fn main() -> Result<(), listener_runtime::testing::CacheError> {
+//! use listener_runtime::testing::Cache;
 //! use listener_runtime::{Dn, Entry};
 //!
 //! let cache = Cache::open("/var/lib/univention-directory-listener".as_ref())?;
@@ -46,9 +46,10 @@ use redb::{ReadableDatabase, TableDefinition};
 
 pub use error::CacheError;
 use error::{Result, store_err};
-pub use intents::{INTENTS_FILE, Intents};
+pub(crate) use intents::Intents;
 pub use read::{Entries, ReadTxn};
-pub use records::{CachedEntry, FailedEvent, ModulePhase, ModuleState, PendingCreate};
+pub(crate) use records::PendingCreate;
+pub use records::{CachedEntry, FailedEvent, ModulePhase, ModuleState};
 use tables::{FORMAT_VERSION, META, META_FORMAT};
 pub use verify::VerifyReport;
 pub use write::WriteTxn;

@@ -18,7 +18,7 @@ use crate::api::registry::{ModuleInstance, ModuleRegistration};
 
 /// One call of a module, borrowing the change's data.
 #[derive(Debug, Clone, Copy)]
-pub enum Invocation<'a> {
+pub(crate) enum Invocation<'a> {
     /// New/async API `create`.
     Create {
         /// The object's DN.
@@ -60,7 +60,7 @@ pub enum Invocation<'a> {
 impl<'a> Invocation<'a> {
     /// The DN, old and new state and command letter, as `error_handler` and the
     /// failed-events store see a call.
-    pub fn parts(&self) -> (&'a Dn, Option<&'a Entry>, Option<&'a Entry>, Command) {
+    pub(crate) fn parts(&self) -> (&'a Dn, Option<&'a Entry>, Option<&'a Entry>, Command) {
         match *self {
             Invocation::Create { dn, new } => (dn, None, Some(new), Command::Add),
             Invocation::Modify { dn, old, new, .. } => (dn, Some(old), Some(new), Command::Modify),
@@ -77,7 +77,7 @@ impl<'a> Invocation<'a> {
 
 /// How often and how patiently a failing call is retried.
 #[derive(Debug, Clone)]
-pub struct RetryPolicy {
+pub(crate) struct RetryPolicy {
     /// Calls in all (1 = no retry).
     pub attempts: u32,
     /// The wait before the first retry; doubled for each further one.
@@ -98,7 +98,7 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     /// The wait before retry number `retry` (1-based).
-    pub fn delay(&self, retry: u32) -> Duration {
+    pub(crate) fn delay(&self, retry: u32) -> Duration {
         let factor = 1u32
             .checked_shl(retry.saturating_sub(1))
             .unwrap_or(u32::MAX);
@@ -108,7 +108,7 @@ impl RetryPolicy {
 
 /// A call that failed every attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
+pub(crate) struct Failure {
     /// The last error (a panic's message included).
     pub error: String,
     /// How many times it was called.
@@ -116,7 +116,7 @@ pub struct Failure {
 }
 
 /// A loaded module: its registration, its instance and its context.
-pub struct Module {
+pub(crate) struct Module {
     registration: &'static ModuleRegistration,
     instance: ModuleInstance,
     ctx: Context,
@@ -137,7 +137,7 @@ impl std::fmt::Debug for Module {
 
 impl Module {
     /// Makes the module's instance.
-    pub fn load(registration: &'static ModuleRegistration) -> Module {
+    pub(crate) fn load(registration: &'static ModuleRegistration) -> Module {
         Module {
             registration,
             instance: registration.instantiate(),
@@ -148,12 +148,12 @@ impl Module {
     }
 
     /// Counts this module's calls, errors and call latency in `stats`.
-    pub fn set_stats(&mut self, stats: std::sync::Arc<super::stats::ModuleStats>) {
+    pub(crate) fn set_stats(&mut self, stats: std::sync::Arc<super::stats::ModuleStats>) {
         self.stats = Some(stats);
     }
 
     /// Gives the module's context the listener's LDAP connection and settings.
-    pub fn connect(
+    pub(crate) fn connect(
         &mut self,
         ldap: super::fetch::Fetcher,
         settings: std::sync::Arc<crate::api::context::Settings>,
@@ -162,18 +162,18 @@ impl Module {
     }
 
     /// The module's registration (its configuration).
-    pub fn registration(&self) -> &'static ModuleRegistration {
+    pub(crate) fn registration(&self) -> &'static ModuleRegistration {
         self.registration
     }
 
     /// The module's name.
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         self.registration.name
     }
 
     /// Calls the module, retrying per `policy`. Before the first call after start or after
     /// a `post_run`, `pre_run` runs (a failing `pre_run` fails the call).
-    pub async fn call(
+    pub(crate) async fn call(
         &mut self,
         invocation: Invocation<'_>,
         policy: &RetryPolicy,
@@ -232,7 +232,7 @@ impl Module {
     }
 
     /// `post_run`, if `pre_run` ran since the last one.
-    pub async fn post_run(&mut self) -> HandlerResult {
+    pub(crate) async fn post_run(&mut self) -> HandlerResult {
         if !self.running {
             return Ok(());
         }
@@ -241,12 +241,12 @@ impl Module {
     }
 
     /// `clean` (before a re-initialization).
-    pub async fn clean(&mut self) -> HandlerResult {
+    pub(crate) async fn clean(&mut self) -> HandlerResult {
         self.guarded(Lifecycle::Clean).await
     }
 
     /// `initialize`.
-    pub async fn initialize(&mut self) -> HandlerResult {
+    pub(crate) async fn initialize(&mut self) -> HandlerResult {
         self.guarded(Lifecycle::Initialize).await
     }
 

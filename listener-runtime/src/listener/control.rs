@@ -11,10 +11,10 @@
 //! [`Request`] and are carried out between transactions ([`handle`]). Nothing a client
 //! sends can stop the listener: a malformed request gets an error answer.
 
-pub mod actions;
-pub mod client;
-pub mod protocol;
-pub mod report;
+pub(crate) mod actions;
+pub(crate) mod client;
+pub(crate) mod protocol;
+pub(crate) mod report;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -26,7 +26,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
-pub use client::Client;
+pub(crate) use client::Client;
 use protocol::{Answer, DropReport, Query, ReplayReport, ResyncReport};
 
 use super::apply::Applier;
@@ -37,18 +37,18 @@ use super::stats::Stats;
 use crate::api::registry::ModuleRegistration;
 
 /// The socket's file name in the cache directory.
-pub const SOCKET: &str = "control.sock";
+pub(crate) const SOCKET: &str = "control.sock";
 
 /// Ends a dump whose reading failed half-way (an LDIF comment, so what came before stays
 /// valid LDIF); the client turns it into an error.
-pub const DUMP_FAILED: &str = "# dump failed: ";
+pub(crate) const DUMP_FAILED: &str = "# dump failed: ";
 
 /// How long a client may take to send its request line.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A request for the processing loop, answered through `reply`.
 #[derive(Debug)]
-pub enum Request {
+pub(crate) enum Request {
     /// Re-deliver failed events ([`actions::replay`]).
     Replay {
         /// The module.
@@ -79,7 +79,7 @@ pub enum Request {
 /// The served socket: stops serving and removes the socket file when dropped (at the
 /// listener's shutdown).
 #[derive(Debug)]
-pub struct ControlSocket {
+pub(crate) struct ControlSocket {
     path: PathBuf,
     server: tokio::task::AbortHandle,
 }
@@ -103,7 +103,7 @@ struct Shared {
 
 /// Starts serving the control socket in the cache directory. Without it (the directory
 /// refuses a socket) the listener still runs; the tools then say it is not reachable.
-pub fn spawn_server(
+pub(crate) fn spawn_server(
     config: &RunConfig,
     modules: &[&'static ModuleRegistration],
     cache: Arc<Cache>,
@@ -369,7 +369,7 @@ async fn ask_loop<T: serde::Serialize>(
 /// Carries out `request` between transactions (called by the processing loop, never
 /// between the `r` and `a` of a move: the pair commits the stashed entry's registrations,
 /// which would undo what a replay or resync wrote meanwhile).
-pub async fn handle(
+pub(crate) async fn handle(
     request: Request,
     applier: &mut Applier,
     cache: &Cache,

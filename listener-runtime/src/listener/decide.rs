@@ -28,7 +28,7 @@ pub struct Transaction {
 
 /// The first half of a move, waiting for its `a`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Stash {
+pub(crate) struct Stash {
     /// The `r` transaction's ID.
     pub id: u64,
     /// The DN the object leaves.
@@ -48,7 +48,7 @@ pub enum FetchBy {
 
 /// What to do for a transaction.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Step {
+pub(crate) enum Step {
     /// `r`: keep this until the following `a`; call nothing, commit nothing.
     Stash(Stash),
     /// Nothing to call; only the transaction ID is recorded.
@@ -83,7 +83,7 @@ pub enum Step {
 
 /// A transaction sequence the listener cannot follow.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ProcessError {
+pub(crate) enum ProcessError {
     /// An `r` not followed by the consecutive `a`.
     #[error(
         "transaction {rename} renames {dn} but transaction {next} is not its second half \
@@ -101,17 +101,8 @@ pub enum ProcessError {
     },
 }
 
-/// The ID of the next transaction to ask the notifier for: the one after the last
-/// committed (`last`), or — while an `r` waits for its `a` — the one after that `r`. (The
-/// stashed `r` is not committed, but asking for it again would hand it to the stash as its
-/// own second half: the listener failed so whenever a batch ended between an `r` and its
-/// `a`, e.g. when the `a` was not yet logged.)
-pub fn next_id(last: u64, stash: Option<&Stash>) -> u64 {
-    stash.map_or(last, |s| s.id) + 1
-}
-
 /// How to fetch the object of `txn`, or `None` when no fetch is needed (`r`, `d`).
-pub fn fetch_by(
+pub(crate) fn fetch_by(
     txn: &Transaction,
     cached: Option<&CachedEntry>,
     stash: Option<&Stash>,
@@ -136,7 +127,7 @@ pub fn fetch_by(
 /// Decides what `txn` means. `cached` is the cache's entry at `txn.dn`, `fetched` the
 /// object found by [`fetch_by`] (`None` if not found or not fetched), `stash` the pending
 /// `r`, if any.
-pub fn decide(
+pub(crate) fn decide(
     txn: &Transaction,
     stash: Option<Stash>,
     cached: Option<CachedEntry>,
@@ -218,7 +209,7 @@ fn update(txn: &Transaction, cached: Option<CachedEntry>, fetched: Option<Entry>
 /// [`PendingCreate`]) and that now finds nothing to do — the object is gone or lives
 /// elsewhere, and the cache never recorded it — is a removal for those modules: without
 /// it they would keep an object the listener no longer tells them about.
-pub fn replay_pending_create(step: Step, id: u64, pending: Option<PendingCreate>) -> Step {
+pub(crate) fn replay_pending_create(step: Step, id: u64, pending: Option<PendingCreate>) -> Step {
     match (step, pending) {
         (Step::Nothing, Some(pending)) if pending.transaction_id == id => Step::Delete {
             dn: pending.entry.dn().clone(),
@@ -233,7 +224,7 @@ pub fn replay_pending_create(step: Step, id: u64, pending: Option<PendingCreate>
 
 /// The cached entry as it is after the move, as far as the listener can tell without
 /// asking LDAP: the new DN, the old RDN's values gone and the new RDN's values there.
-pub fn patch(old: &Entry, old_dn: &Dn, new_dn: &Dn) -> Entry {
+pub(crate) fn patch(old: &Entry, old_dn: &Dn, new_dn: &Dn) -> Entry {
     let mut patched = old.clone();
     patched.set_dn(new_dn.clone());
     if let Some(rdn) = old_dn.rdn() {

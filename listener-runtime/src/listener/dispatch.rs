@@ -10,7 +10,7 @@
 //! ```
 //! use std::collections::BTreeSet;
 //! use listener_core::{Dn, Entry, ModuleConfig, ModuleForm, Schema};
-//! use listener_runtime::listener::dispatch::{Call, Change, ModuleSpec, Registration, plan};
+//! use listener_runtime::testing::{Call, Change, ModuleSpec, Registration, plan};
 //!
 //! let config = ModuleConfig::new("users", "", "(objectClass=person)", ModuleForm::Struct);
 //! let modules = [ModuleSpec::from_config(&config, Schema::builtin()).unwrap()];
@@ -511,15 +511,6 @@ fn moved<'a>(
         // Entered the filter with the move: a create at the new DN.
         (false, true) => Some((vec![create(spec, new)], Registration::Register)),
         (false, false) => None,
-    }
-}
-
-/// The call a module's initialization makes for each matching object (semantics §6):
-/// `create` in the new and async APIs, `n` in the classic API.
-pub fn initial_call<'a>(spec: &ModuleSpec, dn: &'a Dn, entry: &'a Entry) -> Call<'a> {
-    match spec.api {
-        ApiKind::Classic => classic(dn, Some(entry), None, Command::Initialize),
-        ApiKind::New | ApiKind::Async => Call::Create { dn, new: entry },
     }
 }
 

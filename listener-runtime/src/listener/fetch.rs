@@ -4,7 +4,7 @@
 //! strict ID order (cache, modules, commit), but the LDAP reads they need do not depend
 //! on each other, so they run ahead, many at once over one multiplexed connection
 //! ([`Fetcher`] is cheap to clone and every call uses its own clone of the `Ldap` handle;
-//! [`fetch_ahead`] keeps a window of them in flight and yields results in order). A
+//! the listener's fetch-ahead window, `super::window::Window`, keeps many in flight). A
 //! fetch result is a snapshot taken at or after its transaction, which is all UDL's
 //! sequential fetch guarantees too; the apply stage still decides with the cache as of
 //! the previous transaction (and may fetch again, e.g. by entryUUID, when its decision
@@ -81,7 +81,7 @@ pub enum FetchError {
         /// What is wrong.
         reason: String,
     },
-    /// A fetch task of [`fetch_ahead`] panicked or was cancelled.
+    /// A fetch task (of the window or an initialization) panicked or was cancelled.
     #[error("fetching {what} failed: {reason}")]
     Task {
         /// The DN looked for.
@@ -115,7 +115,7 @@ impl FetchError {
 ///
 /// ```no_run
 /// # async fn demo(ldap: ldap3::Ldap) -> Result<(), Box<dyn std::error::Error>> {
-/// use listener_runtime::listener::fetch::Fetcher;
+/// use listener_runtime::testing::Fetcher;
 /// use listener_runtime::Dn;
 ///
 /// let fetcher = Fetcher::new(ldap, Dn::parse("dc=example,dc=com")?);
@@ -497,72 +497,6 @@ fn constructed(tag: Option<StructureTag>, id: u64) -> Option<Vec<StructureTag>> 
         } if got == id => Some(items),
         _ => None,
     }
-}
-
-/// What [`fetch_ahead`] looks up for one transaction.
-#[derive(Debug, Clone)]
-pub struct FetchRequest<T> {
-    /// The caller's data, handed back with the result (e.g. the transaction).
-    pub item: T,
-    /// The DN to fetch (base search) when there is no entryUUID.
-    pub dn: Dn,
-    /// The cached entryUUID, if the object was in the cache when the request was made.
-    pub uuid: Option<String>,
-}
-
-/// Runs the fetches of `requests` with up to `depth` in flight and yields each result
-/// with its request's item, **in request order** — the apply stage consumes them in
-/// transaction order while later fetches are already under way.
-///
-/// Each fetch runs as its own tokio task, so the window keeps progressing while the
-/// consumer is busy applying (a future polled only by the consumer would not), and a
-/// panic inside ldap3 is contained there and reported as [`FetchError::Task`].
-///
-/// ```no_run
-/// # async fn demo(fetcher: listener_runtime::listener::fetch::Fetcher,
-/// #               dns: Vec<listener_runtime::Dn>) {
-/// use futures_util::StreamExt;
-/// use listener_runtime::listener::fetch::{FetchRequest, fetch_ahead};
-///
-/// let requests = futures_util::stream::iter(dns.into_iter().enumerate().map(|(i, dn)| {
-///     FetchRequest { item: i, dn, uuid: None }
-/// }));
-/// let results = fetch_ahead(fetcher, 16, requests);
-/// futures_util::pin_mut!(results);
-/// while let Some((i, result)) = results.next().await {
-///     println!("{i}: {:?}", result.map(|e| e.map(|e| e.dn().to_string())));
-/// }
-/// # }
-/// ```
-pub fn fetch_ahead<T, S>(
-    fetcher: Fetcher,
-    depth: usize,
-    requests: S,
-) -> impl Stream<Item = (T, Result<Option<Entry>, FetchError>)>
-where
-    S: Stream<Item = FetchRequest<T>>,
-{
-    requests
-        .map(move |FetchRequest { item, dn, uuid }| {
-            let fetcher = fetcher.clone();
-            let what = dn.to_string();
-            // Spawned when `buffered` takes the request into its window, not on the first
-            // poll of its result.
-            let task = AbortOnDrop(tokio::spawn(async move {
-                fetcher.fetch(&dn, uuid.as_deref()).await
-            }));
-            async move {
-                let result = match task.join().await {
-                    Ok(result) => result,
-                    Err(e) => Err(FetchError::Task {
-                        what,
-                        reason: e.to_string(),
-                    }),
-                };
-                (item, result)
-            }
-        })
-        .buffered(depth.max(1))
 }
 
 /// A task that is aborted when its handle is dropped (a fetch whose result is no longer

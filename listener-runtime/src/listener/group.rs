@@ -20,7 +20,7 @@ const GROUP_TIME: Duration = Duration::from_secs(1);
 
 /// The transactions applied and not yet durable.
 #[derive(Default)]
-pub struct Group {
+pub(crate) struct Group {
     /// The group's write transaction, once it has one.
     pub open: Option<WriteTxn>,
     /// How many transactions the group holds, since when.
@@ -32,7 +32,7 @@ pub struct Group {
 
 impl Group {
     /// An empty group; `recovered` are the pending creates found at start.
-    pub fn new(recovered: BTreeMap<u64, PendingCreate>) -> Group {
+    pub(crate) fn new(recovered: BTreeMap<u64, PendingCreate>) -> Group {
         Group {
             recovered,
             ..Group::default()
@@ -41,7 +41,7 @@ impl Group {
 
     /// Notes that transaction `last` is applied: durable at once without group commit,
     /// else when the group is full or old.
-    pub fn applied(
+    pub(crate) fn applied(
         &mut self,
         cache: &Cache,
         applier: &mut Applier,
@@ -61,7 +61,7 @@ impl Group {
     }
 
     /// Makes what the group applied durable; nothing to do for an empty group.
-    pub fn flush(
+    pub(crate) fn flush(
         &mut self,
         cache: &Cache,
         applier: &mut Applier,
@@ -76,7 +76,7 @@ impl Group {
 
     /// Makes everything applied up to `last` durable; the pending creates it covers are
     /// done with.
-    pub fn sync(
+    pub(crate) fn sync(
         &mut self,
         cache: &Cache,
         applier: &mut Applier,

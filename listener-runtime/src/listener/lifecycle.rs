@@ -33,7 +33,7 @@ const BATCH: usize = 500;
 
 /// Why a module is (re)initialized at start.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reason {
+pub(crate) enum Reason {
     /// It has no state: new in this binary, or cleared by `resync`.
     New,
     /// Its filter or attribute list differs from the one it was initialized with.
@@ -45,7 +45,7 @@ pub enum Reason {
 }
 
 /// Whether `registration` needs initializing, given its persisted state.
-pub fn needs_initialization(
+pub(crate) fn needs_initialization(
     registration: &ModuleRegistration,
     state: Option<&ModuleState>,
 ) -> Option<Reason> {
@@ -94,7 +94,7 @@ const TOKEN_PREFIX: &str = "in-flight:";
 
 /// How an initialization ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Initialized {
+pub(crate) struct Initialized {
     /// Objects delivered and registered.
     pub delivered: u64,
     /// Objects whose create failed (recorded as failed events).
@@ -103,7 +103,7 @@ pub struct Initialized {
 
 /// Why an initialization stopped.
 #[derive(Debug, thiserror::Error)]
-pub enum InitError {
+pub(crate) enum InitError {
     /// The module's `clean` or `initialize` failed: it stays not READY.
     #[error("module {module}: {step} failed: {error}")]
     Module {
@@ -154,7 +154,7 @@ fn state(registration: &ModuleRegistration, phase: ModulePhase) -> ModuleState {
 /// resumes after that batch). An error in the stream ends the initialization with
 /// [`InitError::Fetch`]; initializing again with the reason [`needs_initialization`] then
 /// gives resumes.
-pub async fn initialize<S>(
+pub(crate) async fn initialize<S>(
     module: &mut Module,
     reason: &Reason,
     mut objects: S,
@@ -277,19 +277,10 @@ where
         )?;
         w.commit()?;
         for entry in batch.drain(..) {
-            let invocation = match registration.kind {
-                ApiKind::Classic => Invocation::Classic {
-                    dn: entry.dn(),
-                    new: Some(&entry),
-                    old: None,
-                    command: Command::Initialize,
-                },
-                ApiKind::New | ApiKind::Async => Invocation::Create {
-                    dn: entry.dn(),
-                    new: &entry,
-                },
-            };
-            match module.call(invocation, policy).await {
+            match module
+                .call(initial_call(registration.kind, &entry), policy)
+                .await
+            {
                 Ok(()) => outcome.delivered += 1,
                 Err(failure) => failures.push((entry, failure)),
             }
@@ -319,6 +310,23 @@ where
     w.set_module_state(name, &state(registration, ModulePhase::Ready))?;
     w.commit()?;
     Ok(outcome)
+}
+
+/// The call initialization makes for each matching object (semantics §6): `create` in
+/// the new and async APIs, `n` in the classic API.
+fn initial_call(kind: ApiKind, entry: &Entry) -> Invocation<'_> {
+    match kind {
+        ApiKind::Classic => Invocation::Classic {
+            dn: entry.dn(),
+            new: Some(entry),
+            old: None,
+            command: Command::Initialize,
+        },
+        ApiKind::New | ApiKind::Async => Invocation::Create {
+            dn: entry.dn(),
+            new: entry,
+        },
+    }
 }
 
 /// Records failed creates as failed events and unregisters the module from their objects

@@ -12,7 +12,7 @@ use crate::metrics::{Exposition, Kind, MetricsError, MetricsServer};
 
 /// Serves `stats` on `addr` (if given) until the result is dropped; binds right away, so
 /// a bad address fails the start.
-pub fn spawn(
+pub(crate) fn spawn(
     addr: Option<SocketAddr>,
     stats: &Arc<Stats>,
 ) -> Result<Option<MetricsServer>, MetricsError> {
@@ -24,7 +24,7 @@ pub fn spawn(
 }
 
 /// The metrics text for `stats` now.
-pub fn render(stats: &Stats) -> String {
+pub(crate) fn render(stats: &Stats) -> String {
     Snapshot::take(stats).render()
 }
 

@@ -1,16 +1,16 @@
 //! The listener: follows a notifier, keeps a local cache of the objects it has seen and
 //! calls listener modules (semantics §4–§6).
 
-pub mod apply;
-pub mod cache;
-pub mod call;
-pub mod control;
-pub mod decide;
-pub mod dispatch;
-pub mod fetch;
-pub mod group;
-pub mod lifecycle;
-pub mod metrics;
-pub mod run;
-pub mod stats;
-pub mod window;
+pub(crate) mod apply;
+pub(crate) mod cache;
+pub(crate) mod call;
+pub(crate) mod control;
+pub(crate) mod decide;
+pub(crate) mod dispatch;
+pub(crate) mod fetch;
+pub(crate) mod group;
+pub(crate) mod lifecycle;
+pub(crate) mod metrics;
+pub(crate) mod run;
+pub(crate) mod stats;
+pub(crate) mod window;

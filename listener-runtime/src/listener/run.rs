@@ -40,7 +40,7 @@ use crate::protocol::client::{
 
 /// Everything `run` runs with.
 #[derive(Debug, Clone)]
-pub struct RunConfig {
+pub(crate) struct RunConfig {
     /// How to reach LDAP (to fetch objects and initialize modules).
     pub ldap: LdapSettings,
     /// The subtree the listener follows.
@@ -71,7 +71,7 @@ pub struct RunConfig {
 /// ID is reported as processed (`status`, metrics) only once it is durable, and a crash
 /// replays what was not: modules see every change at least once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum Durability {
+pub(crate) enum Durability {
     /// Every transaction's commit, as UDL does: one fsync per transaction.
     Each,
     /// Group commit: durable when the listener has caught up, after 10,000 transactions
@@ -82,7 +82,12 @@ pub enum Durability {
 
 impl RunConfig {
     /// The defaults around the required settings.
-    pub fn new(ldap: LdapSettings, base: Dn, notifier: String, cache_dir: PathBuf) -> RunConfig {
+    pub(crate) fn new(
+        ldap: LdapSettings,
+        base: Dn,
+        notifier: String,
+        cache_dir: PathBuf,
+    ) -> RunConfig {
         RunConfig {
             ldap,
             base,
@@ -102,7 +107,7 @@ impl RunConfig {
 
 /// Why the listener stopped.
 #[derive(Debug, thiserror::Error)]
-pub enum RunError {
+pub(crate) enum RunError {
     /// `run` with no modules linked in.
     #[error(
         "no listener modules are registered in this binary, so there is nothing to run; \
@@ -169,7 +174,7 @@ pub enum RunError {
 
 /// Runs the listener with `registrations` until `shutdown` completes (then finishes the
 /// current transaction, calls `post_run` where due and returns `Ok`).
-pub async fn run(
+pub(crate) async fn run(
     config: RunConfig,
     registrations: &[&'static ModuleRegistration],
     shutdown: impl Future<Output = ()>,

@@ -7,13 +7,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 /// Upper bounds (seconds) of the module-call latency histogram's buckets.
-pub const LATENCY_BOUNDS: [f64; 12] = [
+pub(crate) const LATENCY_BOUNDS: [f64; 12] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2.5, 10.0,
 ];
 
 /// The listener's counters and state.
 #[derive(Debug)]
-pub struct Stats {
+pub(crate) struct Stats {
     started: Instant,
     /// The last transaction ID whose commit is durable: what the listener reports as
     /// processed (a crash never goes back behind it).
@@ -41,7 +41,7 @@ pub struct Stats {
 
 /// A `blocking` module stopped processing.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Halt {
+pub(crate) struct Halt {
     /// The transaction it is halted at.
     pub id: u64,
     /// The blocking module.
@@ -54,7 +54,7 @@ pub struct Halt {
 
 impl Stats {
     /// Counters for the modules named `modules` (in call order).
-    pub fn new<'a>(modules: impl IntoIterator<Item = &'a str>) -> Stats {
+    pub(crate) fn new<'a>(modules: impl IntoIterator<Item = &'a str>) -> Stats {
         Stats {
             started: Instant::now(),
             durable_id: AtomicU64::new(0),
@@ -74,17 +74,17 @@ impl Stats {
     }
 
     /// The counters of module `name`.
-    pub fn module(&self, name: &str) -> Option<&Arc<ModuleStats>> {
+    pub(crate) fn module(&self, name: &str) -> Option<&Arc<ModuleStats>> {
         self.modules.iter().find(|m| m.name == name)
     }
 
     /// How long the listener has been running.
-    pub fn uptime(&self) -> Duration {
+    pub(crate) fn uptime(&self) -> Duration {
         self.started.elapsed()
     }
 
     /// Transactions per second since start.
-    pub fn rate(&self) -> f64 {
+    pub(crate) fn rate(&self) -> f64 {
         let secs = self.uptime().as_secs_f64();
         if secs > 0.0 {
             self.processed.load(Ordering::Relaxed) as f64 / secs
@@ -94,19 +94,19 @@ impl Stats {
     }
 
     /// Notes that everything up to `id` is durable.
-    pub fn set_durable(&self, id: u64) {
+    pub(crate) fn set_durable(&self, id: u64) {
         if self.durable_id.swap(id, Ordering::Relaxed) != id {
             *lock(&self.last_progress) = SystemTime::now();
         }
     }
 
     /// Notes the notifier's newest ID (never goes back).
-    pub fn saw_notifier_id(&self, id: u64) {
+    pub(crate) fn saw_notifier_id(&self, id: u64) {
         self.notifier_id.fetch_max(id, Ordering::Relaxed);
     }
 
     /// Notes an applied transaction and when its change was made, if known.
-    pub fn applied(&self, id: u64, change_time: Option<SystemTime>) {
+    pub(crate) fn applied(&self, id: u64, change_time: Option<SystemTime>) {
         self.applied_id.store(id, Ordering::Relaxed);
         self.processed.fetch_add(1, Ordering::Relaxed);
         if let Some(time) = change_time {
@@ -115,24 +115,24 @@ impl Stats {
     }
 
     /// When the change last applied was made.
-    pub fn last_change(&self) -> Option<SystemTime> {
+    pub(crate) fn last_change(&self) -> Option<SystemTime> {
         *lock(&self.last_change)
     }
 
     /// When the durable ID last moved (start counts as a move).
-    pub fn last_progress(&self) -> SystemTime {
+    pub(crate) fn last_progress(&self) -> SystemTime {
         *lock(&self.last_progress)
     }
 
     /// IDs the listener is behind the notifier.
-    pub fn lag_ids(&self) -> u64 {
+    pub(crate) fn lag_ids(&self) -> u64 {
         self.notifier_id
             .load(Ordering::Relaxed)
             .saturating_sub(self.durable_id.load(Ordering::Relaxed))
     }
 
     /// Seconds between now and the change last applied, while behind; zero when caught up.
-    pub fn lag_seconds(&self) -> f64 {
+    pub(crate) fn lag_seconds(&self) -> f64 {
         if self.lag_ids() == 0 {
             return 0.0;
         }
@@ -142,19 +142,19 @@ impl Stats {
     }
 
     /// Processing halted by a blocking module (or `None`: it goes on).
-    pub fn set_halted(&self, halt: Option<Halt>) {
+    pub(crate) fn set_halted(&self, halt: Option<Halt>) {
         *lock(&self.halted) = halt;
     }
 
     /// Why processing is halted, if it is.
-    pub fn halted(&self) -> Option<Halt> {
+    pub(crate) fn halted(&self) -> Option<Halt> {
         lock(&self.halted).clone()
     }
 }
 
 /// One module's calls, errors and call latency.
 #[derive(Debug)]
-pub struct ModuleStats {
+pub(crate) struct ModuleStats {
     /// The module's name.
     pub name: String,
     /// Calls made (each attempt counts).
@@ -176,7 +176,7 @@ impl ModuleStats {
     }
 
     /// Notes one attempt.
-    pub fn record(&self, took: Duration, ok: bool) {
+    pub(crate) fn record(&self, took: Duration, ok: bool) {
         self.calls.fetch_add(1, Ordering::Relaxed);
         if !ok {
             self.errors.fetch_add(1, Ordering::Relaxed);
@@ -188,7 +188,7 @@ impl ModuleStats {
 /// A Prometheus-style histogram over [`LATENCY_BOUNDS`] (non-cumulative counts; the
 /// exporter sums them up).
 #[derive(Debug, Default)]
-pub struct Histogram {
+pub(crate) struct Histogram {
     buckets: [AtomicU64; LATENCY_BOUNDS.len()],
     /// Observations above the last bound.
     overflow: AtomicU64,
@@ -198,7 +198,7 @@ pub struct Histogram {
 
 impl Histogram {
     /// Adds one observation.
-    pub fn observe(&self, took: Duration) {
+    pub(crate) fn observe(&self, took: Duration) {
         let secs = took.as_secs_f64();
         match LATENCY_BOUNDS.iter().position(|&bound| secs <= bound) {
             Some(i) => self.buckets[i].fetch_add(1, Ordering::Relaxed),
@@ -210,7 +210,7 @@ impl Histogram {
     }
 
     /// Cumulative counts per bound (`le`), as Prometheus wants them.
-    pub fn cumulative(&self) -> Vec<(f64, u64)> {
+    pub(crate) fn cumulative(&self) -> Vec<(f64, u64)> {
         let mut total = 0;
         LATENCY_BOUNDS
             .iter()
@@ -223,19 +223,19 @@ impl Histogram {
     }
 
     /// Observations in all.
-    pub fn count(&self) -> u64 {
+    pub(crate) fn count(&self) -> u64 {
         self.count.load(Ordering::Relaxed)
     }
 
     /// Sum of all observations, in seconds.
-    pub fn sum_seconds(&self) -> f64 {
+    pub(crate) fn sum_seconds(&self) -> f64 {
         self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9
     }
 }
 
 /// The time an LDAP entry was last changed: its `entryCSN` (microseconds) or, failing
 /// that, its `modifyTimestamp` (seconds), both GeneralizedTime in UTC.
-pub fn change_time(entry: &listener_core::Entry) -> Option<SystemTime> {
+pub(crate) fn change_time(entry: &listener_core::Entry) -> Option<SystemTime> {
     entry
         .first_str("entryCSN")
         .or_else(|| entry.first_str("modifyTimestamp"))

@@ -306,7 +306,7 @@ async fn join(prefetch: Prefetch) -> Result<Option<Entry>, FetchError> {
 }
 
 /// Fetches the object `by` names.
-pub async fn fetch(fetcher: &Fetcher, by: &FetchBy) -> Result<Option<Entry>, FetchError> {
+pub(crate) async fn fetch(fetcher: &Fetcher, by: &FetchBy) -> Result<Option<Entry>, FetchError> {
     match by {
         FetchBy::Uuid(uuid) => fetcher.fetch_by_uuid(uuid).await,
         FetchBy::Dn(dn) => fetcher.fetch_by_dn(dn).await,

@@ -25,7 +25,7 @@ const IO_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_CONNECTIONS: usize = 32;
 
 /// Renders the current metrics (called once per scrape).
-pub type Render = Arc<dyn Fn() -> String + Send + Sync>;
+pub(crate) type Render = Arc<dyn Fn() -> String + Send + Sync>;
 
 /// The metrics endpoint cannot be opened.
 #[derive(Debug, thiserror::Error)]
@@ -43,14 +43,16 @@ pub enum MetricsError {
 
 /// The running endpoint; dropping it stops serving.
 #[derive(Debug)]
-pub struct MetricsServer {
+pub(crate) struct MetricsServer {
+    #[cfg_attr(not(test), expect(dead_code))]
     addr: SocketAddr,
     task: JoinHandle<()>,
 }
 
 impl MetricsServer {
     /// The address it listens on (the real port when asked for port 0).
-    pub fn local_addr(&self) -> SocketAddr {
+    #[cfg(test)]
+    pub(crate) fn local_addr(&self) -> SocketAddr {
         self.addr
     }
 }
@@ -63,7 +65,7 @@ impl Drop for MetricsServer {
 
 /// Binds `addr` now (so a bad address is a start-up error) and serves `render`'s text on
 /// `/metrics` from a task on the current tokio runtime until the result is dropped.
-pub fn serve(addr: SocketAddr, render: Render) -> Result<MetricsServer, MetricsError> {
+pub(crate) fn serve(addr: SocketAddr, render: Render) -> Result<MetricsServer, MetricsError> {
     let bind_error = |source| MetricsError::Bind { addr, source };
     let std_listener = std::net::TcpListener::bind(addr).map_err(bind_error)?;
     std_listener.set_nonblocking(true).map_err(bind_error)?;

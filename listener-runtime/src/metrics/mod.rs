@@ -3,8 +3,8 @@
 //! render their own counters with these; neither keeps a metrics registry of its own,
 //! they read the atomics the daemons already maintain when a scrape comes in.
 
-pub mod http;
-pub mod text;
+pub(crate) mod http;
+pub(crate) mod text;
 
-pub use http::{MetricsError, MetricsServer, serve};
-pub use text::{CONTENT_TYPE, Exposition, Kind, Value};
+pub(crate) use http::{MetricsError, MetricsServer, serve};
+pub(crate) use text::{Exposition, Kind, Value};

@@ -9,11 +9,11 @@
 use std::fmt::Write as _;
 
 /// The `Content-Type` of the format.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// A metric family's type, as `# TYPE` spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// Only goes up (resets at restart); the name ends in `_total`.
     Counter,
     /// Goes up and down.
@@ -35,7 +35,7 @@ impl Kind {
 /// A sample's value: counters and IDs are integers (printed exactly, not through a
 /// float, so IDs above 2^53 stay exact), the rest floats.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Value {
+pub(crate) enum Value {
     /// An integer.
     Int(u64),
     /// A float (`+Inf`, `-Inf` and `NaN` spelled as Prometheus wants them).
@@ -62,7 +62,7 @@ impl From<bool> for Value {
 
 /// Builds an exposition: families in the order they are started.
 ///
-/// ```
+/// ```text
 /// use listener_runtime::metrics::{Exposition, Kind};
 /// let mut e = Exposition::new();
 /// e.family("demo_calls_total", Kind::Counter, "Calls made.");
@@ -74,25 +74,25 @@ impl From<bool> for Value {
 /// );
 /// ```
 #[derive(Debug, Default)]
-pub struct Exposition {
+pub(crate) struct Exposition {
     out: String,
 }
 
 impl Exposition {
     /// An empty exposition.
-    pub fn new() -> Exposition {
+    pub(crate) fn new() -> Exposition {
         Exposition::default()
     }
 
     /// Starts the family `name` (its `# HELP` and `# TYPE` lines).
-    pub fn family(&mut self, name: &str, kind: Kind, help: &str) {
+    pub(crate) fn family(&mut self, name: &str, kind: Kind, help: &str) {
         debug_assert!(valid_name(name), "bad metric name {name:?}");
         let _ = writeln!(self.out, "# HELP {name} {}", escape_help(help));
         let _ = writeln!(self.out, "# TYPE {name} {}", kind.as_str());
     }
 
     /// One sample of the current family (`name` with a suffix for a histogram's parts).
-    pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl Into<Value>) {
+    pub(crate) fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl Into<Value>) {
         debug_assert!(valid_name(name), "bad metric name {name:?}");
         self.out.push_str(name);
         if !labels.is_empty() {
@@ -119,7 +119,7 @@ impl Exposition {
     /// The samples of one histogram series: `buckets` are cumulative `(le, count)` pairs
     /// in increasing order; `count` (all observations, including those above the last
     /// bound) becomes the `+Inf` bucket and `_count`.
-    pub fn histogram(
+    pub(crate) fn histogram(
         &mut self,
         name: &str,
         labels: &[(&str, &str)],
@@ -145,7 +145,7 @@ impl Exposition {
     }
 
     /// The text.
-    pub fn finish(self) -> String {
+    pub(crate) fn finish(self) -> String {
         self.out
     }
 }

@@ -139,7 +139,7 @@ impl Write {
 
 /// The DN after the first RDN, as spelled (the separator is the first `,` not escaped
 /// with `\`); empty for a one-RDN DN.
-pub fn parent(dn: &str) -> &str {
+pub(crate) fn parent(dn: &str) -> &str {
     let bytes = dn.as_bytes();
     let mut i = 0;
     while i < bytes.len() {

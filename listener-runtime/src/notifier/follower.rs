@@ -23,7 +23,7 @@ const NO_SUCH_OBJECT: u32 = 32;
 const UNAVAILABLE_CRITICAL_EXTENSION: u32 = 12;
 
 /// What the follower needs besides the connection.
-pub struct Follower {
+pub(crate) struct Follower {
     /// The transaction log, shared with the server.
     pub log: Arc<RwLock<Translog>>,
     /// Where durable IDs are published.
@@ -35,7 +35,7 @@ pub struct Follower {
 impl Follower {
     /// Follows the accesslog on one connection until it fails; the caller reconnects
     /// (after [`Follower::check_no_gap`]).
-    pub async fn follow(&self, ldap: &mut Ldap) -> Result<(), NotifierError> {
+    pub(crate) async fn follow(&self, ldap: &mut Ldap) -> Result<(), NotifierError> {
         let cookie = self.log()?.cookie().map(<[u8]>::to_vec);
         let request = SyncRequest {
             mode: RefreshMode::RefreshAndPersist,
@@ -131,7 +131,7 @@ impl Follower {
     /// Gives a new log the accesslog's current position as its starting cookie, so the
     /// first transaction is the first write after this call (not a replay of the
     /// accesslog's history). A refreshOnly search that matches nothing returns the cookie.
-    pub async fn position_at_end(&self, ldap: &mut Ldap) -> Result<(), NotifierError> {
+    pub(crate) async fn position_at_end(&self, ldap: &mut Ldap) -> Result<(), NotifierError> {
         let request = SyncRequest {
             mode: RefreshMode::RefreshOnly,
             cookie: None,
@@ -201,7 +201,7 @@ impl Follower {
     /// first), or when nothing was written after it. Otherwise writes may have been purged
     /// unseen, and we stop: a false alarm needs a write racing a start after the
     /// directory was idle for longer than the purge age.
-    pub async fn check_no_gap(&self, ldap: &mut Ldap) -> Result<(), NotifierError> {
+    pub(crate) async fn check_no_gap(&self, ldap: &mut Ldap) -> Result<(), NotifierError> {
         let (last_id, position) = {
             let log = self.log()?;
             let last_csn = match log.last_id() {

@@ -10,7 +10,7 @@ use super::server::Published;
 use crate::metrics::{Exposition, Kind, MetricsError, MetricsServer, Value};
 
 /// Serves what `published` shows on `addr` (if given) until the result is dropped.
-pub fn spawn(
+pub(crate) fn spawn(
     addr: Option<SocketAddr>,
     published: &Published,
 ) -> Result<Option<MetricsServer>, MetricsError> {

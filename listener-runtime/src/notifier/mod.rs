@@ -1,13 +1,13 @@
 //! The notifier: follows slapd's accesslog, numbers every write as a transaction, keeps
 //! the transaction log and serves it over the UCS notifier protocol.
 
-pub mod accesslog;
-pub mod follower;
-pub mod metrics;
-pub mod schema_id;
-pub mod server;
-pub mod syncrepl;
-pub mod translog;
+pub(crate) mod accesslog;
+pub(crate) mod follower;
+pub(crate) mod metrics;
+pub(crate) mod schema_id;
+pub(crate) mod server;
+pub(crate) mod syncrepl;
+pub(crate) mod translog;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub use crate::ldap::LdapSettings;
+pub(crate) use crate::ldap::LdapSettings;
 use follower::Follower;
 use schema_id::{SchemaId, subschema_fingerprint};
 use server::{Published, ServerConfig};

@@ -22,7 +22,7 @@ const SUBSCHEMA_ATTRIBUTES: &[&str] = &[
 
 /// The counter and the fingerprint of the schema it was last seen with.
 #[derive(Debug)]
-pub struct SchemaId {
+pub(crate) struct SchemaId {
     path: PathBuf,
     id: u64,
     fingerprint: Option<u64>,
@@ -30,7 +30,7 @@ pub struct SchemaId {
 
 impl SchemaId {
     /// Reads the counter from the data directory (0 and no fingerprint when new).
-    pub fn open(dir: &Path) -> Result<SchemaId, NotifierError> {
+    pub(crate) fn open(dir: &Path) -> Result<SchemaId, NotifierError> {
         let path = dir.join(FILE);
         let (id, fingerprint) = match std::fs::read_to_string(&path) {
             Ok(text) => parse(&text).ok_or_else(|| {
@@ -50,13 +50,13 @@ impl SchemaId {
     }
 
     /// The current schema ID.
-    pub fn id(&self) -> u64 {
+    pub(crate) fn id(&self) -> u64 {
         self.id
     }
 
     /// Records the schema's fingerprint; returns the new ID when the schema changed since
     /// it was last seen. The first fingerprint ever seen does not count as a change.
-    pub fn observe(&mut self, fingerprint: u64) -> Result<Option<u64>, NotifierError> {
+    pub(crate) fn observe(&mut self, fingerprint: u64) -> Result<Option<u64>, NotifierError> {
         let changed = match self.fingerprint {
             Some(known) if known == fingerprint => return Ok(None),
             Some(_) => true,
@@ -85,7 +85,7 @@ fn parse(text: &str) -> Option<(u64, Option<u64>)> {
 }
 
 /// A fingerprint of the server's schema (FNV-1a over the sorted definitions).
-pub async fn subschema_fingerprint(ldap: &mut Ldap) -> Result<u64, NotifierError> {
+pub(crate) async fn subschema_fingerprint(ldap: &mut Ldap) -> Result<u64, NotifierError> {
     let err = |e: ldap3::LdapError| NotifierError::Ldap(format!("cannot read the schema: {e}"));
     let (root, _) = ldap
         .search(

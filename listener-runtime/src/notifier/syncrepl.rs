@@ -4,9 +4,9 @@
 use ldap3::asn1::{PL, StructureTag, TagClass, parse_tag};
 
 /// The Sync State control's OID.
-pub const SYNC_STATE_OID: &str = "1.3.6.1.4.1.4203.1.9.1.2";
+pub(crate) const SYNC_STATE_OID: &str = "1.3.6.1.4.1.4203.1.9.1.2";
 /// The Sync Done control's OID.
-pub const SYNC_DONE_OID: &str = "1.3.6.1.4.1.4203.1.9.1.3";
+pub(crate) const SYNC_DONE_OID: &str = "1.3.6.1.4.1.4203.1.9.1.3";
 const SYNC_INFO_OID: &[u8] = b"1.3.6.1.4.1.4203.1.9.1.4";
 const ENUMERATED: u64 = 10;
 const OCTET_STRING: u64 = 4;
@@ -23,7 +23,7 @@ fn bad(what: &str) -> DecodeError {
 
 /// The Sync State control's state of an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EntryState {
+pub(crate) enum EntryState {
     /// Unchanged since the cookie.
     Present,
     /// New since the cookie.
@@ -36,7 +36,7 @@ pub enum EntryState {
 
 /// The Sync State control sent with each entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SyncState {
+pub(crate) struct SyncState {
     /// What happened to the entry.
     pub state: EntryState,
     /// The entry's entryUUID, 16 bytes.
@@ -48,7 +48,7 @@ pub struct SyncState {
 impl SyncState {
     /// Decodes the control's value: `SEQUENCE { state ENUMERATED, entryUUID OCTET STRING,
     /// cookie OCTET STRING OPTIONAL }`.
-    pub fn decode(value: &[u8]) -> Result<SyncState, DecodeError> {
+    pub(crate) fn decode(value: &[u8]) -> Result<SyncState, DecodeError> {
         let items = sequence(value)?;
         let mut items = items.into_iter();
         let state = match universal_uint(items.next(), ENUMERATED)? {
@@ -73,7 +73,7 @@ impl SyncState {
 
 /// The Sync Done control of a refreshOnly search's final result.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SyncDone {
+pub(crate) struct SyncDone {
     /// The cookie, if sent.
     pub cookie: Option<Vec<u8>>,
     /// Whether the refresh used delete (not present) semantics.
@@ -83,7 +83,7 @@ pub struct SyncDone {
 impl SyncDone {
     /// Decodes `SEQUENCE { cookie OCTET STRING OPTIONAL, refreshDeletes BOOLEAN DEFAULT
     /// FALSE }`.
-    pub fn decode(value: &[u8]) -> Result<SyncDone, DecodeError> {
+    pub(crate) fn decode(value: &[u8]) -> Result<SyncDone, DecodeError> {
         let mut done = SyncDone {
             cookie: None,
             refresh_deletes: false,
@@ -103,7 +103,7 @@ impl SyncDone {
 
 /// The Sync Info intermediate message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SyncInfo {
+pub(crate) enum SyncInfo {
     /// Just a new cookie.
     NewCookie(Vec<u8>),
     /// The refresh's delete phase (or its end).
@@ -131,7 +131,7 @@ pub enum SyncInfo {
 
 impl SyncInfo {
     /// The cookie the message carries, if any.
-    pub fn cookie(&self) -> Option<&[u8]> {
+    pub(crate) fn cookie(&self) -> Option<&[u8]> {
         match self {
             SyncInfo::NewCookie(c) => Some(c),
             SyncInfo::RefreshDelete { cookie, .. }
@@ -141,7 +141,7 @@ impl SyncInfo {
     }
 
     /// Decodes an IntermediateResponse (`[APPLICATION 25] SEQUENCE { [0] oid, [1] value }`).
-    pub fn decode(message: &StructureTag) -> Result<SyncInfo, DecodeError> {
+    pub(crate) fn decode(message: &StructureTag) -> Result<SyncInfo, DecodeError> {
         if message.class != TagClass::Application || message.id != 25 {
             return Err(bad("not an intermediate response"));
         }

@@ -28,7 +28,7 @@ use crate::ops::module_log::{event_module, is_module_span, note_module_span};
 
 /// The format of log lines on stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     /// Text (the default; reserved for choosing by where stderr goes).
     #[default]
     Auto,
@@ -42,7 +42,7 @@ pub enum LogFormat {
 
 /// A `--log-level` value that does not parse.
 #[derive(Debug, thiserror::Error)]
-pub enum LogFilterError {
+pub(crate) enum LogFilterError {
     /// A module directive with a level that is not one.
     #[error(
         "invalid log level {level:?} for module {module} in {directive:?}: use off, error, \
@@ -69,7 +69,7 @@ pub enum LogFilterError {
 /// The filter of `--log-level`: levels per listener module on top of `RUST_LOG`-style
 /// target directives (see the module documentation).
 #[derive(Debug)]
-pub struct LogFilter {
+pub(crate) struct LogFilter {
     targets: EnvFilter,
     modules: HashMap<String, LevelFilter>,
     /// The most verbose module level, if any module has one.
@@ -79,14 +79,7 @@ pub struct LogFilter {
 impl LogFilter {
     /// Parses `directives`; a name in `modules` is a listener module, anything else a
     /// target. Without a bare level, other lines log at `info`.
-    ///
-    /// ```
-    /// use listener_runtime::logging::LogFilter;
-    /// let filter = LogFilter::parse("warn,printer=debug,ldap3=info", &["printer"]).unwrap();
-    /// assert_eq!(filter.module_level("printer"), Some(tracing::level_filters::LevelFilter::DEBUG));
-    /// assert!(LogFilter::parse("printer=loud", &["printer"]).is_err());
-    /// ```
-    pub fn parse(directives: &str, modules: &[&str]) -> Result<LogFilter, LogFilterError> {
+    pub(crate) fn parse(directives: &str, modules: &[&str]) -> Result<LogFilter, LogFilterError> {
         let mut levels = HashMap::new();
         let mut targets = Vec::new();
         let mut has_default = false;
@@ -144,7 +137,7 @@ impl LogFilter {
     }
 
     /// The level given for module `name`, if one was.
-    pub fn module_level(&self, name: &str) -> Option<LevelFilter> {
+    pub(crate) fn module_level(&self, name: &str) -> Option<LevelFilter> {
         self.modules.get(name).copied()
     }
 
@@ -229,7 +222,7 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Filter<S> for LogFilter {
 
 /// How to log: from the command line.
 #[derive(Debug, Clone, Default)]
-pub struct LogConfig {
+pub(crate) struct LogConfig {
     /// The stderr format.
     pub format: LogFormat,
     /// `--log-level` directives; `None`: `RUST_LOG`, else `info`.
@@ -241,7 +234,7 @@ pub struct LogConfig {
 /// Installs the global subscriber: stderr in `config.format`, plus the per-module files;
 /// both filtered by the directives. A second call (a test calling `main` twice) keeps the
 /// first subscriber.
-pub fn init(config: &LogConfig, modules: &[&str]) -> Result<(), LogFilterError> {
+pub(crate) fn init(config: &LogConfig, modules: &[&str]) -> Result<(), LogFilterError> {
     use tracing_subscriber::Layer;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
@@ -298,6 +291,16 @@ pub fn init(config: &LogConfig, modules: &[&str]) -> Result<(), LogFilterError> 
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_module_level_parses_and_a_bad_level_is_an_error() {
+        let filter = LogFilter::parse("warn,printer=debug,ldap3=info", &["printer"]).unwrap();
+        assert_eq!(
+            filter.module_level("printer"),
+            Some(tracing::level_filters::LevelFilter::DEBUG)
+        );
+        assert!(LogFilter::parse("printer=loud", &["printer"]).is_err());
+    }
+
     use std::io::Write;
     use std::sync::{Arc, Mutex};
 

@@ -1,5 +1,5 @@
 //! Running the daemons in production: the log on stderr and its per-module levels,
 //! per-module log files, and the Prometheus metrics endpoint.
 
-pub mod logging;
-pub mod module_log;
+pub(crate) mod logging;
+pub(crate) mod module_log;

@@ -15,14 +15,14 @@ use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
 /// The `tracing` layer writing module lines to their files.
-pub struct ModuleFiles {
+pub(crate) struct ModuleFiles {
     dir: PathBuf,
     files: Mutex<HashMap<String, File>>,
 }
 
 impl ModuleFiles {
     /// Writes to files in `dir` (created when needed).
-    pub fn new(dir: PathBuf) -> ModuleFiles {
+    pub(crate) fn new(dir: PathBuf) -> ModuleFiles {
         ModuleFiles {
             dir,
             files: Mutex::new(HashMap::new()),
@@ -129,7 +129,7 @@ impl Visit for ModuleField {
 }
 
 /// The field naming a module, on its span and on the runtime's events about it.
-pub const MODULE_FIELD: &str = "module";
+pub(crate) const MODULE_FIELD: &str = "module";
 
 /// An event's message and its other fields as ` key=value`.
 #[derive(Default)]

@@ -11,8 +11,8 @@
 //! [`connect_with_backoff`] opens a new one.
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), listener_runtime::protocol::client::ClientError> {
-//! use listener_runtime::protocol::client::{ClientOptions, NotifierClient};
+//! # async fn demo() -> Result<(), listener_runtime::testing::ClientError> {
+//! use listener_runtime::testing::{ClientOptions, NotifierClient};
 //!
 //! let mut client = NotifierClient::connect("127.0.0.1:6669", ClientOptions::default()).await?;
 //! let last = client.current_id().await?;

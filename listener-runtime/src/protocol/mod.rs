@@ -2,5 +2,5 @@
 //! ([`wire`]) and the one client of it ([`client`]), used by the listener, `status` and
 //! `notifier-id`. The server side is the notifier's (`crate::notifier::server`).
 
-pub mod client;
-pub mod wire;
+pub(crate) mod client;
+pub(crate) mod wire;

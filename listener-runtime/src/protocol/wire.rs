@@ -7,19 +7,19 @@
 use std::fmt::Write as _;
 
 /// A line longer than this closes the connection (UDN's hard limit).
-pub const MAX_LINE: usize = 8 * 1024;
+pub(crate) const MAX_LINE: usize = 8 * 1024;
 /// The protocol versions we speak.
-pub const MIN_VERSION: u32 = 2;
+pub(crate) const MIN_VERSION: u32 = 2;
 /// The newest protocol version we speak.
-pub const MAX_VERSION: u32 = 3;
+pub(crate) const MAX_VERSION: u32 = 3;
 /// Our batch capability: `GET_DNS <from> <max>` answers up to `max` lines `<id> <dn>
 /// <cmd>` from `from` on, as soon as at least one exists. Offered only to clients that
 /// ask for it in their handshake.
-pub const CAP_GET_DNS: &str = "GET_DNS";
+pub(crate) const CAP_GET_DNS: &str = "GET_DNS";
 /// Our identity capability: a client that asks for `LOG_ID` is answered `LOG_ID=<id>`,
 /// the random name of the notifier's ID space (see the transaction log), so a listener
 /// can refuse a notifier whose IDs are not the ones it followed.
-pub const CAP_LOG_ID: &str = "LOG_ID";
+pub(crate) const CAP_LOG_ID: &str = "LOG_ID";
 
 /// What is wrong with what a client sent; the connection is closed with a log line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -106,7 +106,7 @@ impl Framer {
 
 /// A client's handshake: the protocol version it speaks and the capabilities it asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Handshake {
+pub(crate) struct Handshake {
     /// The protocol version.
     pub version: u32,
     /// Capabilities asked for (client) or granted (server).
@@ -115,7 +115,7 @@ pub struct Handshake {
 
 impl Handshake {
     /// Reads a handshake message.
-    pub fn parse(lines: &[String]) -> Result<Handshake, ProtocolError> {
+    pub(crate) fn parse(lines: &[String]) -> Result<Handshake, ProtocolError> {
         let mut version = None;
         let mut capabilities = Vec::new();
         for line in lines {
@@ -134,7 +134,7 @@ impl Handshake {
     }
 
     /// Renders a handshake message (what the server answers, or a client sends).
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         format!(
             "Version: {}\nCapabilities: {}\n\n",
             self.version,
@@ -159,7 +159,7 @@ fn number(text: &str) -> Result<u64, ProtocolError> {
 
 /// One request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Request {
+pub(crate) enum Request {
     /// The current last transaction ID.
     GetId,
     /// The current schema ID.
@@ -181,7 +181,7 @@ pub enum Request {
 
 impl Request {
     /// The ID this request waits for, if it blocks.
-    pub fn waits_for(&self) -> Option<u64> {
+    pub(crate) fn waits_for(&self) -> Option<u64> {
         match *self {
             Request::GetDn(id) | Request::WaitId(id) => Some(id),
             Request::GetDns { from, .. } => Some(from),
@@ -192,7 +192,7 @@ impl Request {
 
 /// A request with its message ID.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Message {
+pub(crate) struct Message {
     /// The client's message ID, echoed in the reply.
     pub msgid: u64,
     /// What is asked.
@@ -201,7 +201,7 @@ pub struct Message {
 
 impl Message {
     /// Reads a request message.
-    pub fn parse(lines: &[String]) -> Result<Message, ProtocolError> {
+    pub(crate) fn parse(lines: &[String]) -> Result<Message, ProtocolError> {
         let [first, command] = lines else {
             return Err(ProtocolError::BadShape(lines.len()));
         };
@@ -254,7 +254,7 @@ impl Message {
     }
 
     /// Renders the request as a client sends it.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let command = match self.request {
             Request::GetId => "GET_ID".to_owned(),
             Request::GetSchemaId => "GET_SCHEMA_ID".to_owned(),
@@ -268,7 +268,7 @@ impl Message {
 }
 
 /// A reply: `MSGID: <n>\n<payload>\n\n`.
-pub fn reply(msgid: u64, payload: &str) -> String {
+pub(crate) fn reply(msgid: u64, payload: &str) -> String {
     let mut out = String::with_capacity(payload.len() + 24);
     let _ = write!(out, "MSGID: {msgid}\n{payload}\n\n");
     out
@@ -277,7 +277,7 @@ pub fn reply(msgid: u64, payload: &str) -> String {
 /// UDN's text form of a transaction, `<id> <dn> <cmd>`. A line break inside a DN (legal
 /// unescaped in RFC 4514) is written as its `\0a` escape, which names the same DN, so it
 /// cannot break the line-based protocol.
-pub fn transaction_line(id: u64, dn: &str, command: char) -> String {
+pub(crate) fn transaction_line(id: u64, dn: &str, command: char) -> String {
     let mut line = format!("{id} ");
     for c in dn.chars() {
         match c {
@@ -293,7 +293,7 @@ pub fn transaction_line(id: u64, dn: &str, command: char) -> String {
 
 /// Splits `<id> <dn> <cmd>` by UDN's rule: ID up to the first space, command after the
 /// last space, the DN in between (it may contain spaces).
-pub fn parse_transaction_line(line: &str) -> Option<(u64, &str, char)> {
+pub(crate) fn parse_transaction_line(line: &str) -> Option<(u64, &str, char)> {
     let (id, rest) = line.split_once(' ')?;
     let (dn, command) = rest.rsplit_once(' ')?;
     let mut chars = command.chars();

@@ -4,6 +4,7 @@ use super::*;
 use crate::api::context::Context;
 use crate::api::error::{HandlerError, HandlerResult};
 use crate::api::registry::{ApiKind, ModuleInstance, ModuleRegistration, SourceLocation};
+use crate::listener::cache::CachedEntry;
 
 static CALLS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
@@ -157,7 +158,11 @@ async fn create_modify_move_delete_and_a_failure() {
 }
 
 fn cached_at(cache: &Cache, dn: &str) -> Option<CachedEntry> {
-    cached(cache, &Dn::parse(dn).unwrap()).unwrap()
+    cache
+        .read()
+        .unwrap()
+        .entry(&Dn::parse(dn).unwrap())
+        .unwrap()
 }
 
 fn apply_cached(cache: &Cache, dn: &str) -> CachedEntry {

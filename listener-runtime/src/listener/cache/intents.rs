@@ -19,18 +19,18 @@ use super::error::{CacheError, Result};
 use super::stored::{PendingRecord, decode, encode};
 
 /// The file's name in the cache directory.
-pub const INTENTS_FILE: &str = "intents";
+pub(crate) const INTENTS_FILE: &str = "intents";
 
 /// The append-only file of pending creates.
 #[derive(Debug)]
-pub struct Intents {
+pub(crate) struct Intents {
     file: File,
     path: PathBuf,
 }
 
 impl Intents {
     /// Opens (or creates) the file in `dir` and returns the pending creates it holds.
-    pub fn open(dir: &Path) -> Result<(Intents, Vec<PendingCreate>)> {
+    pub(crate) fn open(dir: &Path) -> Result<(Intents, Vec<PendingCreate>)> {
         let path = dir.join(INTENTS_FILE);
         let io = |source| CacheError::Io {
             path: path.clone(),
@@ -49,7 +49,7 @@ impl Intents {
     }
 
     /// Appends `pending` with one write: in the operating system's hands when this returns.
-    pub fn append(&mut self, pending: &PendingCreate) -> Result<()> {
+    pub(crate) fn append(&mut self, pending: &PendingCreate) -> Result<()> {
         let body = encode(&PendingRecord::new(pending)).map_err(|reason| CacheError::Io {
             path: self.path.clone(),
             source: std::io::Error::other(reason),
@@ -72,7 +72,7 @@ impl Intents {
 
     /// Empties the file (the cache commits covering its records are durable), keeping
     /// `still_pending` (recovered records the replay has not reached yet).
-    pub fn reset(&mut self, still_pending: &[PendingCreate]) -> Result<()> {
+    pub(crate) fn reset(&mut self, still_pending: &[PendingCreate]) -> Result<()> {
         self.file.set_len(0).map_err(|source| CacheError::Io {
             path: self.path.clone(),
             source,

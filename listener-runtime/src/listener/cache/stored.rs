@@ -49,7 +49,7 @@ pub(super) struct EntryRecord<'a> {
 }
 
 impl<'a> EntryRecord<'a> {
-    pub fn new(entry: &'a Entry) -> EntryRecord<'a> {
+    pub(super) fn new(entry: &'a Entry) -> EntryRecord<'a> {
         EntryRecord {
             dn: entry.dn().as_str(),
             uuid: None,
@@ -57,7 +57,7 @@ impl<'a> EntryRecord<'a> {
         }
     }
 
-    pub fn to_entry(&self) -> Result<Entry, String> {
+    pub(super) fn to_entry(&self) -> Result<Entry, String> {
         to_entry(self.dn, &self.attrs)
     }
 }
@@ -78,7 +78,10 @@ pub(super) struct EntryHead<'a> {
 
 impl<'a> EntryHead<'a> {
     /// A head registering `modules` (in any order, repeats allowed).
-    pub fn new(uuid: Option<&'a str>, modules: impl IntoIterator<Item = &'a str>) -> EntryHead<'a> {
+    pub(super) fn new(
+        uuid: Option<&'a str>,
+        modules: impl IntoIterator<Item = &'a str>,
+    ) -> EntryHead<'a> {
         let mut modules: Vec<&str> = modules.into_iter().collect();
         modules.sort_unstable();
         modules.dedup();
@@ -95,14 +98,14 @@ pub(super) struct EntryBody<'a> {
 }
 
 impl<'a> EntryBody<'a> {
-    pub fn new(entry: &'a Entry) -> EntryBody<'a> {
+    pub(super) fn new(entry: &'a Entry) -> EntryBody<'a> {
         EntryBody {
             dn: entry.dn().as_str(),
             attrs: attrs_of(entry),
         }
     }
 
-    pub fn to_entry(&self) -> Result<Entry, String> {
+    pub(super) fn to_entry(&self) -> Result<Entry, String> {
         to_entry(self.dn, &self.attrs)
     }
 }
@@ -180,7 +183,7 @@ pub(super) struct ModuleStateRecord<'a> {
 }
 
 impl<'a> ModuleStateRecord<'a> {
-    pub fn new(state: &'a ModuleState) -> ModuleStateRecord<'a> {
+    pub(super) fn new(state: &'a ModuleState) -> ModuleStateRecord<'a> {
         ModuleStateRecord {
             phase: match &state.phase {
                 ModulePhase::Initializing { progress } => PhaseRecord::Initializing {
@@ -195,7 +198,7 @@ impl<'a> ModuleStateRecord<'a> {
         }
     }
 
-    pub fn to_state(&self) -> ModuleState {
+    pub(super) fn to_state(&self) -> ModuleState {
         ModuleState {
             phase: match self.phase {
                 PhaseRecord::Initializing { progress } => ModulePhase::Initializing {
@@ -230,7 +233,7 @@ pub(super) struct FailedRecord<'a> {
 }
 
 impl<'a> FailedRecord<'a> {
-    pub fn new(event: &'a FailedEvent) -> FailedRecord<'a> {
+    pub(super) fn new(event: &'a FailedEvent) -> FailedRecord<'a> {
         let record = |e: &'a Entry| EntryRecord::new(e);
         FailedRecord {
             transaction_id: event.transaction_id,
@@ -245,7 +248,7 @@ impl<'a> FailedRecord<'a> {
         }
     }
 
-    pub fn to_event(&self) -> Result<FailedEvent, String> {
+    pub(super) fn to_event(&self) -> Result<FailedEvent, String> {
         let entry = |r: &Option<EntryRecord<'_>>| r.as_ref().map(EntryRecord::to_entry).transpose();
         Ok(FailedEvent {
             transaction_id: self.transaction_id,
@@ -303,7 +306,7 @@ pub(super) struct PendingRecord<'a> {
 }
 
 impl<'a> PendingRecord<'a> {
-    pub fn new(pending: &'a PendingCreate) -> PendingRecord<'a> {
+    pub(super) fn new(pending: &'a PendingCreate) -> PendingRecord<'a> {
         PendingRecord {
             transaction_id: pending.transaction_id,
             entry: EntryRecord::new(&pending.entry),
@@ -311,7 +314,7 @@ impl<'a> PendingRecord<'a> {
         }
     }
 
-    pub fn to_pending(&self) -> Result<PendingCreate, String> {
+    pub(super) fn to_pending(&self) -> Result<PendingCreate, String> {
         Ok(PendingCreate {
             transaction_id: self.transaction_id,
             entry: self.entry.to_entry()?,

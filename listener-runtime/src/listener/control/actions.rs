@@ -17,7 +17,11 @@ use crate::listener::fetch::Fetcher;
 use crate::listener::lifecycle::{self, InitError, Reason};
 
 /// Deletes `module`'s failed event `seq`, or all of them; how many were deleted.
-pub fn drop_events(cache: &Cache, module: &str, seq: Option<u64>) -> Result<u64, CacheError> {
+pub(crate) fn drop_events(
+    cache: &Cache,
+    module: &str,
+    seq: Option<u64>,
+) -> Result<u64, CacheError> {
     let seqs: Vec<u64> = match seq {
         Some(seq) => vec![seq],
         None => cache
@@ -40,7 +44,7 @@ pub fn drop_events(cache: &Cache, module: &str, seq: Option<u64>) -> Result<u64,
 
 /// What a replay does with one failed event.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Redo {
+pub(crate) enum Redo {
     /// The object is cached and matches the module's filter: deliver its current cached
     /// state as for a new object (and register the module on it on success).
     Create(CachedEntry),
@@ -56,7 +60,7 @@ pub enum Redo {
 /// found by entryUUID, else by DN). Replaying the *current* state, not the recorded one,
 /// keeps the module in step with the cache: an old state would be older than what later
 /// transactions already delivered to every other module.
-pub fn redo(spec: &ModuleSpec, event: &FailedEvent, current: Option<CachedEntry>) -> Redo {
+pub(crate) fn redo(spec: &ModuleSpec, event: &FailedEvent, current: Option<CachedEntry>) -> Redo {
     let removed = matches!(event.command, Command::Delete | Command::Rename);
     match current {
         Some(c) if spec.filter.matches(&c.entry) => {
@@ -88,7 +92,7 @@ fn current(r: &ReadTxn, event: &FailedEvent) -> Result<Option<CachedEntry>, Cach
 /// Re-delivers `module`'s failed event `seq` (or all of them, oldest first): see [`redo`].
 /// Delivered and superseded events are removed; one that fails again stays, with its
 /// attempts, error and time updated.
-pub async fn replay(
+pub(crate) async fn replay(
     applier: &mut Applier,
     cache: &Cache,
     module: &str,
@@ -214,7 +218,7 @@ pub async fn replay(
 /// its cached state (the state every other module has seen; the pending transactions
 /// bring all of them forward together), and only if that state matches the filter. A
 /// module whose `clean` or `initialize` fails stops getting events, as at start.
-pub async fn resync(
+pub(crate) async fn resync(
     applier: &mut Applier,
     cache: &Cache,
     fetcher: &Fetcher,

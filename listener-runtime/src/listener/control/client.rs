@@ -11,7 +11,7 @@ use super::protocol::{Answer, Query};
 
 /// A connection to the listener running on a cache directory.
 #[derive(Debug)]
-pub struct Client {
+pub(crate) struct Client {
     path: PathBuf,
     /// The connection made by [`Client::connect`], used by the first request.
     first: Option<UnixStream>,
@@ -20,7 +20,7 @@ pub struct Client {
 impl Client {
     /// Connects to the listener running on `cache_dir`; `None` when none listens there
     /// (no socket, or a stale one left by a killed listener).
-    pub fn connect(cache_dir: &Path) -> Option<Client> {
+    pub(crate) fn connect(cache_dir: &Path) -> Option<Client> {
         let path = cache_dir.join(SOCKET);
         let stream = UnixStream::connect(&path).ok()?;
         Some(Client {
@@ -59,18 +59,21 @@ impl Client {
     }
 
     /// Sends `query`; its answer.
-    pub fn request(&mut self, query: &Query) -> Result<Answer, String> {
+    pub(crate) fn request(&mut self, query: &Query) -> Result<Answer, String> {
         let mut reader = self.send(query)?;
         Client::answer(&mut reader)
     }
 
     /// Sends `query` and decodes the result (or returns the listener's error).
-    pub fn call<T: for<'de> Deserialize<'de>>(&mut self, query: &Query) -> Result<T, String> {
+    pub(crate) fn call<T: for<'de> Deserialize<'de>>(
+        &mut self,
+        query: &Query,
+    ) -> Result<T, String> {
         self.request(query)?.into_result()
     }
 
     /// The whole cache as LDIF, copied to `out` as it arrives.
-    pub fn dump(&mut self, out: &mut impl Write) -> Result<(), String> {
+    pub(crate) fn dump(&mut self, out: &mut impl Write) -> Result<(), String> {
         let mut reader = self.send(&Query::Dump)?;
         let answer = Client::answer(&mut reader)?;
         if !answer.ok || !answer.stream {

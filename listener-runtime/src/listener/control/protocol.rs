@@ -3,22 +3,16 @@
 //! `dump` answer has `"stream":true` and is followed by the LDIF text up to the end of the
 //! connection (so a large cache is never held in memory as one string). JSON because the
 //! answers are also what `status --json` prints, and both sides already speak serde.
-//!
-//! ```
-//! use listener_runtime::listener::control::protocol::{Query, parse_query};
-//! assert_eq!(parse_query(r#"{"request":"status"}"#), Ok(Query::Status));
-//! assert!(parse_query(r#"{"request":"reboot"}"#).unwrap_err().contains("unknown"));
-//! ```
 
 use serde::{Deserialize, Serialize};
 
 /// The longest request line the server reads; requests are small, so more is garbage.
-pub const MAX_REQUEST: usize = 64 * 1024;
+pub(crate) const MAX_REQUEST: usize = 64 * 1024;
 
 /// A request of an administrator's tool.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "request", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Query {
+pub(crate) enum Query {
     /// IDs, lag, rate, halt, module states and failed counts ([`StatusReport`]).
     Status,
     /// The whole cache as LDIF (streamed after the answer line).
@@ -69,7 +63,7 @@ pub enum Query {
 }
 
 /// Parses a request line; the error says what is wrong in words for the client.
-pub fn parse_query(line: &str) -> Result<Query, String> {
+pub(crate) fn parse_query(line: &str) -> Result<Query, String> {
     let line = line.trim();
     if line.is_empty() {
         return Err("empty request: send one JSON object such as {\"request\":\"status\"}".into());
@@ -79,7 +73,7 @@ pub fn parse_query(line: &str) -> Result<Query, String> {
 
 /// The answer line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Answer {
+pub(crate) struct Answer {
     /// Whether the request was carried out.
     pub ok: bool,
     /// What it produced (`null` for errors and streams).
@@ -95,7 +89,7 @@ pub struct Answer {
 
 impl Answer {
     /// A success carrying `result`.
-    pub fn ok(result: impl Serialize) -> Answer {
+    pub(crate) fn ok(result: impl Serialize) -> Answer {
         match serde_json::to_value(result) {
             Ok(result) => Answer {
                 ok: true,
@@ -108,7 +102,7 @@ impl Answer {
     }
 
     /// A success whose text follows.
-    pub fn stream() -> Answer {
+    pub(crate) fn stream() -> Answer {
         Answer {
             ok: true,
             result: serde_json::Value::Null,
@@ -118,7 +112,7 @@ impl Answer {
     }
 
     /// A failure.
-    pub fn error(message: impl Into<String>) -> Answer {
+    pub(crate) fn error(message: impl Into<String>) -> Answer {
         Answer {
             ok: false,
             result: serde_json::Value::Null,
@@ -128,7 +122,7 @@ impl Answer {
     }
 
     /// The answer as one line, newline included.
-    pub fn to_line(&self) -> String {
+    pub(crate) fn to_line(&self) -> String {
         let mut line = serde_json::to_string(self)
             .unwrap_or_else(|_| r#"{"ok":false,"error":"cannot encode the answer"}"#.into());
         line.push('\n');
@@ -136,7 +130,7 @@ impl Answer {
     }
 
     /// The result as `T`, or the error.
-    pub fn into_result<T: for<'de> Deserialize<'de>>(self) -> Result<T, String> {
+    pub(crate) fn into_result<T: for<'de> Deserialize<'de>>(self) -> Result<T, String> {
         if !self.ok {
             return Err(self.error.unwrap_or_else(|| "the listener refused".into()));
         }
@@ -147,7 +141,7 @@ impl Answer {
 
 /// `status`: the stable object `status --json` prints (documented in its `--help`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StatusReport {
+pub(crate) struct StatusReport {
     /// Whether a listener answered on the control socket.
     pub running: bool,
     /// The last transaction ID processed durably (a crash never goes back behind it).
@@ -177,7 +171,7 @@ pub struct StatusReport {
 
 /// A blocking module halting processing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HaltReport {
+pub(crate) struct HaltReport {
     /// The transaction processing waits at.
     pub id: u64,
     /// The blocking module.
@@ -190,7 +184,7 @@ pub struct HaltReport {
 
 /// One module in [`StatusReport`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ModuleStatus {
+pub(crate) struct ModuleStatus {
     /// The module's name.
     pub name: String,
     /// `NEW`, `INITIALIZING (<n> done)`, `READY` or `FAILED: <error>` (as `modules`).
@@ -203,7 +197,7 @@ pub struct ModuleStatus {
 
 /// `dump --ids`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Ids {
+pub(crate) struct Ids {
     /// The last transaction ID processed durably.
     pub last_id: u64,
     /// The schema ID.
@@ -212,7 +206,7 @@ pub struct Ids {
 
 /// The cache's own consistency (its derived tables against its entries).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CheckReport {
+pub(crate) struct CheckReport {
     /// Cached objects.
     pub entries: u64,
     /// Inconsistencies, one sentence each.
@@ -233,7 +227,7 @@ impl From<crate::listener::cache::VerifyReport> for CheckReport {
 
 /// A failed event as `failed list`/`show` print it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FailedView {
+pub(crate) struct FailedView {
     /// The module.
     pub module: String,
     /// Its sequence number (the name `show`, `replay` and `drop` take).
@@ -262,7 +256,7 @@ pub struct FailedView {
 
 /// What `failed replay` did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReplayReport {
+pub(crate) struct ReplayReport {
     /// Events the module took (removed from the store).
     pub delivered: u64,
     /// Events that failed again (kept, attempts updated).
@@ -275,14 +269,14 @@ pub struct ReplayReport {
 
 /// What `failed drop` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DropReport {
+pub(crate) struct DropReport {
     /// Events deleted.
     pub dropped: u64,
 }
 
 /// One module re-initialized by `resync`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ResyncReport {
+pub(crate) struct ResyncReport {
     /// The module.
     pub module: String,
     /// Objects it took.
@@ -293,6 +287,16 @@ pub struct ResyncReport {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_query_parses_and_an_unknown_request_is_named() {
+        assert_eq!(parse_query(r#"{"request":"status"}"#), Ok(Query::Status));
+        assert!(
+            parse_query(r#"{"request":"reboot"}"#)
+                .unwrap_err()
+                .contains("unknown")
+        );
+    }
+
     use super::*;
 
     #[test]

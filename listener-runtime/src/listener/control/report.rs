@@ -18,7 +18,7 @@ use crate::listener::stats::Stats;
 /// A module's state in words: `NEW` (no state: never initialized, or reset by `resync`),
 /// `INITIALIZING (<n> done)`, `READY`, `FAILED: <error>`; a READY module whose filter or
 /// attributes changed since is re-initialized at the next start, and says so.
-pub fn state_text(
+pub(crate) fn state_text(
     module: &ModuleRegistration,
     state: Option<&ModuleState>,
     registered: u64,
@@ -37,7 +37,7 @@ pub fn state_text(
 }
 
 /// Each module's state, failed-event count and registrations, in call order.
-pub fn module_statuses(
+pub(crate) fn module_statuses(
     modules: &[&ModuleRegistration],
     r: &ReadTxn,
 ) -> Result<Vec<ModuleStatus>, CacheError> {
@@ -57,7 +57,7 @@ pub fn module_statuses(
 
 /// The status from the cache and, while the listener runs, its `stats` (without them the
 /// notifier's ID and the lag are left for the caller to fill in).
-pub fn status(
+pub(crate) fn status(
     modules: &[&ModuleRegistration],
     r: &ReadTxn,
     stats: Option<&Stats>,
@@ -99,7 +99,7 @@ pub fn status(
 }
 
 /// The cache's IDs.
-pub fn ids(r: &ReadTxn) -> Result<Ids, CacheError> {
+pub(crate) fn ids(r: &ReadTxn) -> Result<Ids, CacheError> {
     Ok(Ids {
         last_id: r.last_id()?,
         schema_id: r.schema_id()?,
@@ -107,7 +107,7 @@ pub fn ids(r: &ReadTxn) -> Result<Ids, CacheError> {
 }
 
 /// A failed event for `failed list` (`full`: with old and new as LDIF, for `show`).
-pub fn failed_view(module: &str, seq: u64, event: &FailedEvent, full: bool) -> FailedView {
+pub(crate) fn failed_view(module: &str, seq: u64, event: &FailedEvent, full: bool) -> FailedView {
     FailedView {
         module: module.to_owned(),
         seq,
@@ -128,7 +128,7 @@ pub fn failed_view(module: &str, seq: u64, event: &FailedEvent, full: bool) -> F
 }
 
 /// The failed events of `module` (or of every module in `modules`), without old/new.
-pub fn failed_list(
+pub(crate) fn failed_list(
     modules: &[&ModuleRegistration],
     r: &ReadTxn,
     module: Option<&str>,
@@ -149,7 +149,7 @@ pub fn failed_list(
 /// A cached object as UCS's `univention-directory-listener-dump` prints it: an LDIF
 /// content record (base64 where RFC 2849 asks for it), then one `listenerModule: <name>`
 /// line per module registered on it, then an empty line.
-pub fn entry_ldif(cached: &CachedEntry) -> String {
+pub(crate) fn entry_ldif(cached: &CachedEntry) -> String {
     let mut out = String::new();
     write_line(&mut out, "dn", cached.entry.dn().as_str().as_bytes());
     for attr in cached.entry.attributes() {
@@ -165,11 +165,11 @@ pub fn entry_ldif(cached: &CachedEntry) -> String {
 }
 
 /// The pseudo-attribute of [`entry_ldif`] naming a registered module.
-pub const LISTENER_MODULE: &str = "listenerModule";
+pub(crate) const LISTENER_MODULE: &str = "listenerModule";
 
 /// Hands the whole cache to `sink` as LDIF, in pieces of about 64 KiB (normalized-DN
 /// order); stops at the first error of `sink`.
-pub fn write_dump<E: From<CacheError>>(
+pub(crate) fn write_dump<E: From<CacheError>>(
     r: &ReadTxn,
     mut sink: impl FnMut(String) -> Result<(), E>,
 ) -> Result<(), E> {
@@ -187,7 +187,7 @@ pub fn write_dump<E: From<CacheError>>(
 }
 
 /// A time as `YYYY-MM-DD HH:MM:SS.ffffff UTC`.
-pub fn utc(time: SystemTime) -> String {
+pub(crate) fn utc(time: SystemTime) -> String {
     let micros = time
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));

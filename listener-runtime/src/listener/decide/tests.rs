@@ -252,18 +252,6 @@ fn patch_handles_case_only_and_multi_valued_rdns() {
 }
 
 #[test]
-fn the_next_request_follows_a_stashed_rename() {
-    assert_eq!(next_id(41, None), 42);
-    let stash = Stash {
-        id: 42,
-        old_dn: dn("cn=a,dc=x"),
-        cached: None,
-    };
-    // The `r` 42 is not committed (last stays 41), yet the next request is its `a`, 43.
-    assert_eq!(next_id(41, Some(&stash)), 43);
-}
-
-#[test]
 fn a_replayed_create_that_finds_nothing_becomes_a_removal() {
     let seen = object("cn=a,dc=x", "u1", "a");
     let pending = PendingCreate {

@@ -842,28 +842,6 @@ fn moving_into_a_filter_creates_at_the_new_dn() {
     );
 }
 
-// ---- initialization (§6) --------------------------------------------------------------
-
-#[test]
-fn initialization_creates_and_classic_modules_get_n() {
-    let e = obj("cn=test,dc=x", "a");
-    assert_eq!(
-        render(&initial_call(&classic("c", ALL), e.dn(), &e)),
-        "test(-,a,n)"
-    );
-    assert_eq!(
-        render(&initial_call(&async_api("a", ALL), e.dn(), &e)),
-        "test(-,a,create)"
-    );
-    assert_eq!(
-        initial_call(&new_api("n", ALL), e.dn(), &e),
-        Call::Create {
-            dn: e.dn(),
-            new: &e
-        }
-    );
-}
-
 // ---- specs ----------------------------------------------------------------------------
 
 #[test]

@@ -284,3 +284,19 @@ async fn initialization_delivers_parents_first_resumes_and_fails_cleanly() {
         "{resumed:?}"
     );
 }
+
+#[test]
+fn initialization_creates_and_classic_modules_get_n() {
+    let e = entry("cn=test,dc=x");
+    assert!(matches!(
+        initial_call(ApiKind::Classic, &e),
+        Invocation::Classic { dn, new: Some(new), old: None, command: Command::Initialize }
+            if dn == e.dn() && *new == e
+    ));
+    for kind in [ApiKind::New, ApiKind::Async] {
+        assert!(matches!(
+            initial_call(kind, &e),
+            Invocation::Create { dn, new } if dn == e.dn() && *new == e
+        ));
+    }
+}

@@ -29,10 +29,10 @@ use crate::listener::fetch::{FetchError, Fetcher};
 /// Most objects one search asks for. Larger batches barely lower slapd's cost per object
 /// (measured: 8 → 32 halves it, 32 → 128 changes nothing) but make a batch's answer
 /// arrive later.
-pub const MAX_BATCH: usize = 32;
+pub(super) const MAX_BATCH: usize = 32;
 
 /// One fetch ahead, waiting for its answer.
-pub struct Request {
+pub(super) struct Request {
     /// What to fetch.
     pub by: FetchBy,
     /// Where the answer goes.
@@ -49,14 +49,14 @@ impl Request {
 }
 
 /// The connections fetches ahead use, each running at most a few searches at once.
-pub struct Pool {
+pub(super) struct Pool {
     connections: Vec<(Fetcher, Arc<Semaphore>)>,
     turn: usize,
 }
 
 impl Pool {
     /// `connections` (at least one), each allowed `per_connection` searches at once.
-    pub fn new(connections: Vec<Fetcher>, per_connection: usize) -> Pool {
+    pub(super) fn new(connections: Vec<Fetcher>, per_connection: usize) -> Pool {
         Pool {
             connections: connections
                 .into_iter()
@@ -67,7 +67,7 @@ impl Pool {
     }
 
     /// The next connection in turn and a way to wait for one of its search slots.
-    pub fn next(&mut self) -> Slot {
+    pub(super) fn next(&mut self) -> Slot {
         self.turn = (self.turn + 1) % self.connections.len().max(1);
         let (fetcher, slots) = self.connections[self.turn].clone();
         Slot { fetcher, slots }
@@ -75,7 +75,7 @@ impl Pool {
 }
 
 /// A connection of the pool, for one search.
-pub struct Slot {
+pub(super) struct Slot {
     fetcher: Fetcher,
     slots: Arc<Semaphore>,
 }
@@ -83,7 +83,7 @@ pub struct Slot {
 impl Slot {
     /// Waits for a free search slot of the connection, then fetches the objects of
     /// `batch` and answers each request.
-    pub async fn fetch(self, batch: Vec<Request>) {
+    pub(super) async fn fetch(self, batch: Vec<Request>) {
         // Closed never; without a permit the search just goes ahead.
         let _permit: Option<OwnedSemaphorePermit> = self.slots.acquire_owned().await.ok();
         answer(&self.fetcher, batch).await;
