@@ -2,6 +2,9 @@
 //! modrdn), parsed with errors that name the line, and entries written with base64 and
 //! line folding where the RFC asks for them.
 //!
+//! The runtime reads content records today (`verify` reads a dump); change records are
+//! parsed for the coming replication module, which applies them to a local slapd.
+//!
 //! ```
 //! use listener_core::ldif::{self, Change, Record};
 //! let records = ldif::parse(

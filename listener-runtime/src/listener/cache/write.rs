@@ -329,6 +329,10 @@ impl WriteTxn {
     }
 
     /// Appends a job to `module`'s async queue; returns its sequence number.
+    ///
+    /// The queue (`push_job`, `pop_job`, `remove_job`, `queue_len`, `peek_job`) is kept for the
+    /// coming worker processes of asynchronous modules, which take their jobs from it;
+    /// today asynchronous modules run inline and nothing enqueues.
     pub fn push_job(&mut self, module: &str, job: &[u8]) -> Result<u64> {
         self.guarded(|w| {
             let seq = w.next_sequence("queue", module)?;
