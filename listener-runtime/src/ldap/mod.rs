@@ -9,6 +9,7 @@ use std::time::Duration;
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings};
 
 pub use backoff::Backoff;
+pub(crate) use backoff::Retry;
 
 /// How to reach and bind to slapd.
 #[derive(Clone)]

@@ -21,9 +21,6 @@ pub(crate) struct Applier {
     pub specs: Vec<ModuleSpec>,
     /// Retries of a failing call.
     pub policy: RetryPolicy,
-    /// Where pending creates go under group commit ([`Applier::apply_in`]); without
-    /// it every transaction is its own durable commit ([`Applier::apply`]).
-    pub intents: Option<Intents>,
 }
 
 impl Applier {
@@ -37,7 +34,6 @@ impl Applier {
             modules,
             specs,
             policy,
-            intents: None,
         }
     }
 
@@ -59,9 +55,12 @@ impl Applier {
         )
     }
 
-    /// Whether transactions are applied in commit groups (`--durability group`).
-    pub(crate) fn groups(&self) -> bool {
-        self.intents.is_some()
+    /// Keeps the modules whose `keep` is true (in order), dropping the others.
+    pub(crate) fn retain(&mut self, keep: &[bool]) {
+        let mut keep_module = keep.iter();
+        self.modules.retain(|_| keep_module.next() == Some(&true));
+        let mut keep_spec = keep.iter();
+        self.specs.retain(|_| keep_spec.next() == Some(&true));
     }
 }
 
@@ -73,8 +72,17 @@ pub(crate) struct Applied {
     /// Module calls that failed every attempt (now failed events).
     pub failures: usize,
     /// A `blocking` module failed every attempt: nothing was committed, and the caller
-    /// must not go on before the transaction is applied (module name, error).
-    pub halted: Option<(String, String)>,
+    /// must not go on before the transaction is applied.
+    pub halted: Option<Halted>,
+}
+
+/// A `blocking` module that failed every attempt of a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Halted {
+    /// The module.
+    pub module: String,
+    /// Its last error.
+    pub error: String,
 }
 
 impl Applier {
@@ -91,16 +99,18 @@ impl Applier {
     }
 
     /// [`Applier::apply`] inside the open write transaction `w` of a group: nothing is
-    /// committed (the caller commits the group). Pending creates go to the intents file,
-    /// which must be set up ([`Applier::intents`]).
+    /// committed (the caller commits the group). Pending creates go to the group's
+    /// `intents` file.
     pub(crate) async fn apply_in(
         &mut self,
         w: &mut WriteTxn,
+        intents: &mut Intents,
         id: u64,
         command: Command,
         step: Step,
     ) -> Result<Applied, CacheError> {
-        self.apply_to(Sink::Open(w), id, command, step).await
+        self.apply_to(Sink::Open(w, intents), id, command, step)
+            .await
     }
 
     async fn apply_to(
@@ -183,15 +193,13 @@ impl Applier {
                     entry: entry.clone(),
                     modules: creates,
                 };
-                match (&mut self.intents, &mut sink) {
-                    (Some(intents), _) => intents.append(&pending)?,
-                    (None, Sink::Cache(cache)) => {
+                match &mut sink {
+                    Sink::Open(_, intents) => intents.append(&pending)?,
+                    Sink::Cache(cache) => {
                         let mut w = cache.write()?;
                         w.set_pending_create(&pending)?;
                         w.commit()?;
                     }
-                    // Only as durable as the group (callers of apply_in set up intents).
-                    (None, Sink::Open(w)) => w.set_pending_create(&pending)?,
                 }
             }
             for plan in plans {
@@ -225,7 +233,10 @@ impl Applier {
                     Some((_, failure)) if module.registration().blocking => {
                         // A blocking module must not miss or reorder a change: nothing is
                         // committed and the transaction is tried again (semantics §5.4).
-                        applied.halted = Some((name.to_owned(), failure.error));
+                        applied.halted = Some(Halted {
+                            module: name.to_owned(),
+                            error: failure.error,
+                        });
                         return Ok(applied);
                     }
                     Some((call, failure)) => {
@@ -242,7 +253,7 @@ impl Applier {
         let mut own = None;
         let w: &mut WriteTxn = match &mut sink {
             Sink::Cache(cache) => own.insert(cache.write()?),
-            Sink::Open(w) => w,
+            Sink::Open(w, _) => w,
         };
         match write {
             Write::Nothing => {}
@@ -268,8 +279,8 @@ impl Applier {
 enum Sink<'a> {
     /// A write transaction of its own, committed at once.
     Cache(&'a Cache),
-    /// The open transaction of a group.
-    Open(&'a mut WriteTxn),
+    /// The open transaction of a group, and the group's intents file.
+    Open(&'a mut WriteTxn, &'a mut Intents),
 }
 
 /// The cache change of a step.

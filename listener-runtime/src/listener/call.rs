@@ -15,6 +15,7 @@ use listener_core::{Command, Dn, Entry};
 use crate::api::context::Context;
 use crate::api::error::{HandlerError, HandlerResult};
 use crate::api::registry::{ModuleInstance, ModuleRegistration};
+use crate::ldap::Backoff;
 
 /// One call of a module, borrowing the change's data.
 #[derive(Debug, Clone, Copy)]
@@ -99,10 +100,16 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// The wait before retry number `retry` (1-based).
     pub(crate) fn delay(&self, retry: u32) -> Duration {
-        let factor = 1u32
-            .checked_shl(retry.saturating_sub(1))
-            .unwrap_or(u32::MAX);
-        self.first_delay.saturating_mul(factor).min(self.max_delay)
+        self.backoff().delay(retry)
+    }
+
+    /// The policy's waits as the runtime's one backoff.
+    fn backoff(&self) -> Backoff {
+        Backoff {
+            initial: self.first_delay,
+            max: self.max_delay,
+            max_attempts: Some(self.attempts),
+        }
     }
 }
 

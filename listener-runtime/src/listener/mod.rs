@@ -11,6 +11,7 @@ pub(crate) mod fetch;
 pub(crate) mod group;
 pub(crate) mod lifecycle;
 pub(crate) mod metrics;
+pub(crate) mod progress;
 pub(crate) mod run;
 pub(crate) mod stats;
 pub(crate) mod window;

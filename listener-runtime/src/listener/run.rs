@@ -1,39 +1,42 @@
-//! `run`: the listener's main loop (semantics §4). Start-up locks and opens the cache,
-//! loads the modules, checks that the notifier is the one whose IDs the cache holds, takes
-//! the notifier's current ID as the starting point of a new cache *before* initializing
-//! modules (so changes during initialization are replayed afterwards), initializes every
-//! module that is not READY, then processes transactions in order: look the old state up,
-//! fetch the current one, decide, dispatch, commit. After 15 s without a transaction every
-//! module that ran gets `post_run`; so does every module at shutdown.
+//! `run`: the listener's main loop (semantics §4), as a value: [`Listener::start`] locks
+//! and opens the cache, loads the modules and takes the starting point;
+//! [`Listener::initialize_modules`] initializes every module that is not READY;
+//! [`Listener::step`] processes the transactions in order (look the old state up, fetch
+//! the current one, decide, dispatch, commit), one step at a time; [`Listener::stop`]
+//! gives `post_run` where due and makes everything applied durable. After 15 s without a
+//! transaction every module that ran gets `post_run` too.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use futures_util::FutureExt;
 use listener_core::{Command, Dn, Schema};
+use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use super::apply::Applier;
-use super::cache::{Cache, CacheError, Intents};
+use super::apply::{Applier, Halted};
+use super::cache::{Cache, CacheError};
 use super::call::{Module, RetryPolicy};
-use super::control;
+use super::control::{self, ControlSocket};
 use super::decide::{self, FetchBy, ProcessError, Stash, Step};
 use super::dispatch::{ModuleSpec, SpecError};
-use super::fetch::AbortOnDrop;
-use super::fetch::{FetchError, Fetcher};
+use super::fetch::{AbortOnDrop, FetchError, Fetcher};
+pub(crate) use super::group::Durability;
 use super::group::Group;
 use super::lifecycle::{self, InitError};
+use super::progress::Progress;
 use super::stats::{Halt, Stats};
 use super::window::Window;
+use crate::api::context::Settings;
 use crate::api::registry::ModuleRegistration;
-use crate::ldap::Backoff;
-use crate::ldap::LdapSettings;
+use crate::ldap::{Backoff, LdapSettings, Retry};
+use crate::metrics::MetricsServer;
 use crate::protocol::client::{
     ClientError, ClientOptions, NotifierClient, TransactionRef, connect_with_backoff,
 };
@@ -65,19 +68,6 @@ pub(crate) struct RunConfig {
     pub durability: Durability,
     /// LDAP connections the fetches ahead are spread over.
     pub fetch_connections: usize,
-}
-
-/// When the listener makes its cache commits durable (fsync). Either way a transaction
-/// ID is reported as processed (`status`, metrics) only once it is durable, and a crash
-/// replays what was not: modules see every change at least once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub(crate) enum Durability {
-    /// Every transaction's commit, as UDL does: one fsync per transaction.
-    Each,
-    /// Group commit: durable when the listener has caught up, after 10,000 transactions
-    /// or after 1 s, whichever comes first.
-    #[default]
-    Group,
 }
 
 impl RunConfig {
@@ -137,18 +127,6 @@ pub(crate) enum RunError {
         /// Why.
         message: String,
     },
-    /// A `blocking` module failed every attempt: processing waits and tries again.
-    #[error(
-        "processing is halted at transaction {id}: the blocking module {module} failed: {error}"
-    )]
-    Halted {
-        /// The transaction.
-        id: u64,
-        /// The module.
-        module: String,
-        /// Its error.
-        error: String,
-    },
     /// `--metrics` cannot be served.
     #[error(transparent)]
     Metrics(#[from] crate::metrics::MetricsError),
@@ -179,127 +157,260 @@ pub(crate) async fn run(
     registrations: &[&'static ModuleRegistration],
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
-    if registrations.is_empty() {
-        return Err(RunError::NoModules);
-    }
-    let cache = Arc::new(Cache::open(&config.cache_dir)?);
-    let stats = Arc::new(Stats::new(registrations.iter().map(|r| r.name)));
-    let mut specs = Vec::new();
-    let mut modules = Vec::new();
-    for registration in registrations {
-        specs.push(ModuleSpec::from_registration(
-            registration,
-            Schema::builtin(),
-        )?);
-        let mut module = Module::load(registration);
-        if let Some(counters) = stats.module(registration.name) {
-            module.set_stats(counters.clone());
-        }
-        modules.push(module);
-    }
-    // Requests of the administrator's tools (control socket) that change the cache or the
-    // modules are carried out by this loop, between transactions.
-    let (control_tx, mut control_rx) = tokio::sync::mpsc::channel::<control::Request>(16);
-    let _control_socket = control::spawn_server(
-        &config,
-        registrations,
-        cache.clone(),
-        stats.clone(),
-        control_tx,
-    );
-    let _metrics = super::metrics::spawn(config.metrics, &stats)?;
-    // The first poll installs the signal handlers: from here on SIGTERM stops the listener
-    // cleanly, also during start-up and initialization (before, a SIGTERM there killed it
-    // with the default action). Each start-up wait below gives way to it.
-    tokio::pin!(shutdown);
-    if shutdown.as_mut().now_or_never().is_some() {
+    let mut shutdown = Shutdown::new(shutdown);
+    let Some(mut listener) = Listener::start(config, registrations, &mut shutdown).await? else {
+        tracing::info!("listener stopped during start-up");
         return Ok(());
+    };
+    let mut flow = listener.initialize_modules(&mut shutdown).await?;
+    while flow == Flow::Continue {
+        flow = listener.step(&mut shutdown).await?;
     }
-    let backoff = Backoff::default();
-    let mut client = tokio::select! {
-        biased;
-        () = &mut shutdown => return stopped_during_start(),
-        client = connect_with_backoff(&config.notifier, &config.client, &backoff) => client?,
-    };
-    let identity = client.identity().map_or_else(
-        || format!("notifier {}", config.notifier),
-        |id| format!("log {id}"),
-    );
-    let mut fetcher = tokio::select! {
-        biased;
-        () = &mut shutdown => return stopped_during_start(),
-        fetcher = connect_ldap(&config) => fetcher?,
-    };
-    let settings = std::sync::Arc::new(crate::api::context::Settings {
-        base: config.base.clone(),
-        ldap_uri: config.ldap.uri.clone(),
-        bind_dn: config.ldap.bind_dn.clone(),
-        notifier: config.notifier.clone(),
-        cache_dir: config.cache_dir.clone(),
-    });
-    for module in &mut modules {
-        module.connect(fetcher.clone(), settings.clone());
+    listener.stop(flow).await
+}
+
+/// What the main loop does after a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    /// Go on with the next step.
+    Continue,
+    /// Stop cleanly; the text says where the stop came (for the log).
+    Stop(&'static str),
+}
+
+/// The outcome of one attempt at the window's front transaction.
+enum Processed {
+    /// Applied (and committed, or part of the open group).
+    Applied {
+        id: u64,
+        /// When its change was made, if known.
+        change_time: Option<SystemTime>,
+    },
+    /// An `r` kept until its `a` arrives; nothing is committed yet.
+    Stashed,
+    /// A blocking module failed every attempt: nothing was committed, and the same
+    /// transaction is tried again after a wait.
+    Halted { id: u64, halted: Halted },
+}
+
+/// The shutdown signal. Its first poll installs the signal handlers: from then on
+/// SIGTERM stops the listener cleanly, during start-up and initialization too.
+struct Shutdown<F> {
+    signal: Pin<Box<F>>,
+    requested: bool,
+}
+
+impl<F: Future<Output = ()>> Shutdown<F> {
+    fn new(signal: F) -> Shutdown<F> {
+        Shutdown {
+            signal: Box::pin(signal),
+            requested: false,
+        }
     }
 
-    // The master record: whose IDs, and where we are.
-    let (stored_identity, mut last) = {
-        let r = cache.read()?;
-        r.check_notifier_identity(&identity)?;
-        (r.notifier_identity()?, r.last_id()?)
-    };
-    let current = tokio::select! {
-        biased;
-        () = &mut shutdown => return stopped_during_start(),
-        current = client.current_id() => current?,
-    };
-    if stored_identity.is_none() {
-        // A new cache starts at the notifier's current ID, taken before the modules are
-        // initialized: what changes meanwhile is processed afterwards (at least once).
-        let mut w = cache.write()?;
-        w.set_notifier_identity(&identity)?;
-        w.set_last_id(current)?;
-        w.commit()?;
-        last = current;
-        tracing::info!(notifier = %config.notifier, id = current, "new cache starts at the notifier's current ID");
-    } else if current < last {
-        return Err(RunError::NotifierBehind {
-            notifier: config.notifier.clone(),
-            notifier_id: current,
-            cache_id: last,
-        });
+    /// Whether a shutdown has been asked for, without waiting.
+    fn requested(&mut self) -> bool {
+        if !self.requested && self.signal.as_mut().now_or_never().is_some() {
+            self.requested = true;
+        }
+        self.requested
     }
-    stats.saw_notifier_id(current);
-    stats.set_durable(last);
-    stats.applied_id.store(last, Ordering::Relaxed);
 
-    // Initialize what is not READY; a module whose initialization fails gets no events.
-    let mut ready = Vec::new();
-    for index in 0..modules.len() {
-        let registration = modules[index].registration();
-        let state = cache.read()?.module_state(registration.name)?;
-        let Some(reason) = lifecycle::needs_initialization(registration, state.as_ref()) else {
-            ready.push(index);
-            continue;
+    /// Completes when a shutdown is asked for (at once if it was).
+    async fn wait(&mut self) {
+        if !self.requested {
+            self.signal.as_mut().await;
+            self.requested = true;
+        }
+    }
+}
+
+/// The running listener: its cache, modules and connections, and where processing
+/// stands. [`run`] drives it: [`Listener::start`], [`Listener::initialize_modules`],
+/// then [`Listener::step`] until it says stop, then [`Listener::stop`].
+struct Listener {
+    config: RunConfig,
+    cache: Arc<Cache>,
+    stats: Arc<Stats>,
+    settings: Arc<Settings>,
+    /// The connection that module contexts and single fetches use.
+    fetcher: Fetcher,
+    applier: Applier,
+    group: Group,
+    /// Transactions taken in, their objects fetched ahead.
+    window: Window,
+    /// What the notifier reader has read, in order.
+    queue: mpsc::Receiver<Result<TransactionRef, ClientError>>,
+    /// Requests of the administrator's tools that change the cache or the modules: carried
+    /// out by this loop, between transactions.
+    control: mpsc::Receiver<control::Request>,
+    /// The first half of a move, waiting for its `a`.
+    stash: Option<Stash>,
+    /// Whether modules got `post_run` since the last transaction.
+    idle: bool,
+    /// The last transaction applied.
+    last: u64,
+    /// Reconnecting to LDAP after it went away.
+    ldap_retry: Retry,
+    /// Trying a transaction again that a blocking module halted.
+    halt_retry: Retry,
+    _reader: AbortOnDrop<()>,
+    _control_socket: Option<ControlSocket>,
+    _metrics: Option<MetricsServer>,
+}
+
+impl Listener {
+    /// Locks and opens the cache, loads the modules, connects to the notifier and LDAP,
+    /// and checks that the notifier is the one whose IDs the cache holds. A new cache
+    /// starts at the notifier's current ID, taken *before* modules are initialized, so
+    /// what changes meanwhile is processed afterwards. `None`: stopped during start-up.
+    async fn start<F: Future<Output = ()>>(
+        config: RunConfig,
+        registrations: &[&'static ModuleRegistration],
+        shutdown: &mut Shutdown<F>,
+    ) -> Result<Option<Listener>, RunError> {
+        if registrations.is_empty() {
+            return Err(RunError::NoModules);
+        }
+        let cache = Arc::new(Cache::open(&config.cache_dir)?);
+        let stats = Arc::new(Stats::new(registrations.iter().map(|r| r.name)));
+        let mut specs = Vec::new();
+        let mut modules = Vec::new();
+        for registration in registrations {
+            specs.push(ModuleSpec::from_registration(
+                registration,
+                Schema::builtin(),
+            )?);
+            let mut module = Module::load(registration);
+            if let Some(counters) = stats.module(registration.name) {
+                module.set_stats(counters.clone());
+            }
+            modules.push(module);
+        }
+        let (control_tx, control) = mpsc::channel::<control::Request>(16);
+        let control_socket = control::spawn_server(
+            &config,
+            registrations,
+            cache.clone(),
+            stats.clone(),
+            control_tx,
+        );
+        let metrics = super::metrics::spawn(config.metrics, &stats)?;
+        if shutdown.requested() {
+            return Ok(None);
+        }
+        let backoff = Backoff::default();
+        let client = tokio::select! {
+            biased;
+            () = shutdown.wait() => return Ok(None),
+            client = connect_with_backoff(&config.notifier, &config.client, &backoff) => client?,
         };
-        tracing::info!(module = registration.name, ?reason, "initializing module");
+        let fetcher = tokio::select! {
+            biased;
+            () = shutdown.wait() => return Ok(None),
+            fetcher = connect_ldap(&config) => fetcher?,
+        };
+        let Some((client, last)) = take_position(&config, &cache, &stats, client, shutdown).await?
+        else {
+            return Ok(None);
+        };
+        stats.set_durable(last);
+        stats.applied_id.store(last, Ordering::Relaxed);
+
+        let settings = Arc::new(Settings {
+            base: config.base.clone(),
+            ldap_uri: config.ldap.uri.clone(),
+            bind_dn: config.ldap.bind_dn.clone(),
+            notifier: config.notifier.clone(),
+            cache_dir: config.cache_dir.clone(),
+        });
+        for module in &mut modules {
+            module.connect(fetcher.clone(), settings.clone());
+        }
+        let group = Group::open(config.durability, &config.cache_dir, last)?;
+        // The notifier is read by its own task, batch after batch, into a queue that the
+        // window takes from: waiting for the notifier never stalls applying, and going
+        // idle (post_run) never cancels a request.
+        let (queue_tx, queue) = mpsc::channel(config.batch.max(1) * 2);
+        let reader = AbortOnDrop(tokio::spawn(read_notifier(
+            client,
+            last + 1,
+            config.clone(),
+            queue_tx,
+            stats.clone(),
+        )));
+        let window = Window::new(fetcher.clone(), connect_pool(&config).await?, config.window);
+        Ok(Some(Listener {
+            applier: Applier::new(modules, specs, config.retry.clone()),
+            config,
+            cache,
+            stats,
+            settings,
+            fetcher,
+            group,
+            window,
+            queue,
+            control,
+            stash: None,
+            idle: false,
+            last,
+            ldap_retry: Backoff::default().start(),
+            halt_retry: Backoff::halted().start(),
+            _reader: reader,
+            _control_socket: control_socket,
+            _metrics: metrics,
+        }))
+    }
+
+    /// Initializes every module that is not READY; a module whose initialization fails
+    /// gets no events until it is initialized again. A shutdown is honoured after the
+    /// batch being delivered is committed.
+    async fn initialize_modules<F: Future<Output = ()>>(
+        &mut self,
+        shutdown: &mut Shutdown<F>,
+    ) -> Result<Flow, RunError> {
+        let mut ready = vec![false; self.applier.modules.len()];
+        for (index, ready) in ready.iter_mut().enumerate() {
+            let registration = self.applier.modules[index].registration();
+            let state = self.cache.read()?.module_state(registration.name)?;
+            *ready = match lifecycle::needs_initialization(registration, state.as_ref()) {
+                None => true,
+                Some(reason) => match self.initialize_module(index, reason, shutdown).await? {
+                    Some(ready) => ready,
+                    None => return Ok(Flow::Stop("")),
+                },
+            };
+        }
+        self.applier.retain(&ready);
+        Ok(Flow::Continue)
+    }
+
+    /// Initializes module `index`, reconnecting to LDAP when it goes away meanwhile.
+    /// Whether the module is ready, or `None` when a shutdown stopped the initialization.
+    async fn initialize_module<F: Future<Output = ()>>(
+        &mut self,
+        index: usize,
+        mut reason: lifecycle::Reason,
+        shutdown: &mut Shutdown<F>,
+    ) -> Result<Option<bool>, RunError> {
+        let registration = self.applier.modules[index].registration();
         let name = registration.name;
+        tracing::info!(module = name, ?reason, "initializing module");
         let mut progress = Progress::new(name);
-        let mut reason = reason;
-        let mut delay = Duration::from_millis(100);
-        // A shutdown is honoured after the batch being delivered is committed.
+        let mut retry = Backoff::default().start();
         let result = loop {
-            let objects = fetcher.initialization_stream(registration.ldap_filter);
+            let objects = self.fetcher.initialization_stream(registration.ldap_filter);
             let result = lifecycle::initialize(
-                &mut modules[index],
+                &mut self.applier.modules[index],
                 &reason,
                 objects,
-                &cache,
-                &config.retry,
+                &self.cache,
+                &self.config.retry,
                 |done| {
                     progress.update(done);
-                    match shutdown.as_mut().now_or_never() {
-                        Some(()) => ControlFlow::Break(()),
-                        None => ControlFlow::Continue(()),
+                    match shutdown.requested() {
+                        true => ControlFlow::Break(()),
+                        false => ControlFlow::Continue(()),
                     }
                 },
             )
@@ -307,22 +418,15 @@ pub(crate) async fn run(
             match result {
                 // LDAP went away: reconnect and resume from what was committed.
                 Err(InitError::Fetch(e)) if e.is_transient() => {
+                    let delay = retry.failed().unwrap_or_default();
                     tracing::warn!(module = name, error = %e, retry_in = ?delay, "lost LDAP while initializing; reconnecting");
                     tokio::select! {
                         biased;
-                        () = &mut shutdown => {
-                            post_run_modules(&mut modules).await;
-                            return stopped_during_start();
-                        }
+                        () = shutdown.wait() => return Ok(None),
                         () = tokio::time::sleep(delay) => {}
                     }
-                    delay = (delay * 2).min(Duration::from_secs(30));
-                    fetcher = connect_ldap(&config).await?;
-                    // Every module uses the current connection.
-                    for module in &mut modules {
-                        module.connect(fetcher.clone(), settings.clone());
-                    }
-                    let state = cache.read()?.module_state(name)?;
+                    self.reconnect_ldap().await?;
+                    let state = self.cache.read()?.module_state(name)?;
                     reason = lifecycle::needs_initialization(registration, state.as_ref())
                         .unwrap_or(lifecycle::Reason::Resume(None));
                 }
@@ -338,7 +442,7 @@ pub(crate) async fn run(
                     failed = done.failed,
                     "module initialized"
                 );
-                ready.push(index);
+                Ok(Some(true))
             }
             Err(InitError::Module {
                 module,
@@ -346,176 +450,289 @@ pub(crate) async fn run(
                 error,
             }) => {
                 tracing::error!(%module, step, %error, "module initialization failed; it gets no events until it is initialized again");
+                Ok(Some(false))
             }
             Err(e @ InitError::Stopped { .. }) => {
                 tracing::info!("{e}");
-                // What ran since start (pre_run) gets its post_run.
-                post_run_modules(&mut modules).await;
-                tracing::info!(last_id = last, "listener stopped");
-                return Ok(());
+                Ok(None)
             }
-            Err(InitError::Cache(e)) => return Err(e.into()),
-            Err(InitError::Fetch(e)) => return Err(e.into()),
+            Err(InitError::Cache(e)) => Err(e.into()),
+            Err(InitError::Fetch(e)) => Err(e.into()),
         }
     }
-    let mut loaded = modules.into_iter().map(Some).collect::<Vec<_>>();
-    let mut applier = Applier::new(
-        ready.iter().filter_map(|&i| loaded[i].take()).collect(),
-        ready.iter().map(|&i| specs[i].clone()).collect(),
-        config.retry.clone(),
-    );
 
-    let mut recovered = BTreeMap::new();
-    if config.durability == Durability::Group {
-        let (intents, found) = Intents::open(&config.cache_dir)?;
-        recovered.extend(
-            found
-                .into_iter()
-                .filter(|p| p.transaction_id > last)
-                .map(|p| (p.transaction_id, p)),
-        );
-        applier.intents = Some(intents);
+    /// One step of processing: take in what the notifier reader queued, then either
+    /// wait (caught up) or try the window's front transaction once: look its object up,
+    /// fetch it (or take what was fetched ahead), decide, apply.
+    async fn step<F: Future<Output = ()>>(
+        &mut self,
+        shutdown: &mut Shutdown<F>,
+    ) -> Result<Flow, RunError> {
+        self.take_in()?;
+        if self.window.is_empty() {
+            return self.wait(shutdown).await;
+        }
+        if shutdown.requested() {
+            return Ok(Flow::Stop(""));
+        }
+        match self.process_front().await {
+            Ok(Processed::Halted { id, halted }) => return self.halt(id, halted, shutdown).await,
+            Ok(processed) => {
+                self.halt_retry.reset();
+                self.ldap_retry.reset();
+                self.stats.set_halted(None);
+                self.window.pop();
+                if let Processed::Applied { id, change_time } = processed {
+                    self.stats.applied(id, change_time);
+                    self.last = id;
+                    self.group.applied(&self.cache, &self.stats, self.last)?;
+                }
+            }
+            // LDAP went away before anything was applied: reconnect and retry the same
+            // transaction (the stash is taken only after the fetch).
+            Err(RunError::Fetch(e)) if e.is_transient() => {
+                let delay = self.ldap_retry.failed().unwrap_or_default();
+                tracing::warn!(error = %e, retry_in = ?delay, "lost LDAP; reconnecting");
+                tokio::time::sleep(delay).await;
+                self.reconnect_ldap().await?;
+                return Ok(Flow::Continue);
+            }
+            Err(e) => return Err(e),
+        }
+        // Not between the halves of a move (`r` stashed, its `a` to come): a request's
+        // cache writes would be overwritten by the pair's commit.
+        while self.stash.is_none()
+            && let Ok(request) = self.control.try_recv()
+        {
+            // The request writes the cache itself: the group's transaction goes first.
+            self.group.flush(&self.cache, &self.stats, self.last)?;
+            self.handle(request).await;
+        }
+        Ok(Flow::Continue)
     }
 
-    // The notifier is read by its own task, batch after batch, into a queue that the
-    // window below takes from: waiting for the notifier never stalls applying, and going
-    // idle (post_run) never cancels a request.
-    let (queue_tx, mut queue) = tokio::sync::mpsc::channel(config.batch.max(1) * 2);
-    let _reader = AbortOnDrop(tokio::spawn(read_notifier(
-        client,
-        last + 1,
-        config.clone(),
-        queue_tx,
-        stats.clone(),
-    )));
-    let mut window = Window::new(fetcher.clone(), connect_pool(&config).await?, config.window);
-    let mut stash: Option<Stash> = None;
-    let mut idle = false;
-    let mut group = Group::new(recovered);
-    loop {
-        // Take in what the reader has queued, as far as the window has room.
-        while window.has_room() {
-            match queue.try_recv() {
-                Ok(Ok(t)) => window.push(t, &cache)?,
+    /// Takes in what the reader has queued, as far as the window has room, and starts
+    /// the fetches ahead.
+    fn take_in(&mut self) -> Result<(), RunError> {
+        while self.window.has_room() {
+            match self.queue.try_recv() {
+                Ok(Ok(t)) => self.window.push(t, &self.cache)?,
                 Ok(Err(e)) => return Err(e.into()),
                 Err(_) => break,
             }
         }
-        window.flush();
-        stats
-            .queued
-            .store((window.len() + queue.len()) as u64, Ordering::Relaxed);
-        stats
+        self.window.flush();
+        let queued = self.window.len() + self.queue.len();
+        self.stats.queued.store(queued as u64, Ordering::Relaxed);
+        let fetches = self.window.fetches() as u64;
+        self.stats
             .fetches_in_flight
-            .store(window.fetches() as u64, Ordering::Relaxed);
-        if window.is_empty() {
-            // Caught up: what is applied becomes durable before the listener waits.
-            group.flush(&cache, &mut applier, &stats, last)?;
-            tokio::select! {
-                received = queue.recv() => match received {
-                    Some(Ok(t)) => {
-                        idle = false;
-                        window.push(t, &cache)?;
-                    }
-                    Some(Err(e)) => return Err(e.into()),
-                    None => return Err(RunError::Internal("the notifier reader stopped".into())),
-                },
-                () = tokio::time::sleep(config.idle), if !idle => {
-                    idle = true;
-                    post_run_all(&mut applier).await;
-                }
-                // Not between the halves of a move (`r` stashed, its `a` to come): a
-                // request's cache writes would be overwritten by the pair's commit.
-                Some(request) = control_rx.recv(), if stash.is_none() => {
-                    control::handle(request, &mut applier, &cache, &stats, &fetcher).await;
-                }
-                () = &mut shutdown => return stop(&mut applier, &cache, &mut group, &stats, last, "").await,
-            }
-            continue;
-        }
-        if shutdown.as_mut().now_or_never().is_some() {
-            return stop(&mut applier, &cache, &mut group, &stats, last, "").await;
-        }
+            .store(fetches, Ordering::Relaxed);
+        Ok(())
+    }
 
-        let mut delay = Duration::from_millis(100);
-        let mut halt_delay = Duration::from_secs(1);
-        let id = loop {
-            match process_front(&cache, &mut group, &mut window, &mut applier, &mut stash).await {
-                Ok((id, change_time)) => {
-                    stats.set_halted(None);
-                    if stash.is_none() {
-                        stats.applied(id, change_time);
-                    }
-                    break id;
+    /// Caught up: what is applied becomes durable, then the listener waits for the next
+    /// transaction, a tool's request, the idle time (`post_run`) or a shutdown.
+    async fn wait<F: Future<Output = ()>>(
+        &mut self,
+        shutdown: &mut Shutdown<F>,
+    ) -> Result<Flow, RunError> {
+        self.group.flush(&self.cache, &self.stats, self.last)?;
+        tokio::select! {
+            received = self.queue.recv() => match received {
+                Some(Ok(t)) => {
+                    self.idle = false;
+                    self.window.push(t, &self.cache)?;
                 }
-                // Nothing was committed: wait (a SIGTERM still stops the listener) and
-                // apply the same transaction again, until the module takes it.
-                Err(e @ RunError::Halted { .. }) => {
-                    if let RunError::Halted { id, module, error } = &e {
-                        // `since` stays that of the first failure of this halt.
-                        let since = stats
-                            .halted()
-                            .filter(|h| h.id == *id && h.module == *module)
-                            .map_or_else(std::time::SystemTime::now, |h| h.since);
-                        stats.set_halted(Some(Halt {
-                            id: *id,
-                            module: module.clone(),
-                            error: error.clone(),
-                            since,
-                        }));
-                    }
-                    tracing::error!(error = %e, retry_in = ?halt_delay, "processing halted by a blocking module; retrying");
-                    // What the group applied before stays applied while this waits.
-                    group.flush(&cache, &mut applier, &stats, last)?;
-                    tokio::select! {
-                        () = tokio::time::sleep(halt_delay) => {}
-                        () = &mut shutdown => return stop(&mut applier, &cache, &mut group, &stats, last, " while halted").await,
-                    }
-                    halt_delay = (halt_delay * 2).min(Duration::from_secs(60));
-                }
-                // LDAP went away before anything was applied: reconnect and retry the
-                // same transaction (the stash is taken only after the fetch).
-                Err(RunError::Fetch(e)) if e.is_transient() => {
-                    tracing::warn!(error = %e, retry_in = ?delay, "lost LDAP; reconnecting");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(30));
-                    fetcher = connect_ldap(&config).await?;
-                    window.set_fetchers(fetcher.clone(), connect_pool(&config).await?);
-                    for module in &mut applier.modules {
-                        module.connect(fetcher.clone(), settings.clone());
-                    }
-                }
-                Err(e) => return Err(e),
+                Some(Err(e)) => return Err(e.into()),
+                None => return Err(RunError::Internal("the notifier reader stopped".into())),
+            },
+            () = tokio::time::sleep(self.config.idle), if !self.idle => {
+                self.idle = true;
+                post_run(&mut self.applier.modules).await;
+            }
+            Some(request) = self.control.recv(), if self.stash.is_none() => {
+                self.handle(request).await;
+            }
+            () = shutdown.wait() => return Ok(Flow::Stop("")),
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// A blocking module halted processing at `id`: nothing was committed. Record why,
+    /// make what the group applied before durable, and wait before the same transaction
+    /// is tried again (a shutdown still stops the listener).
+    async fn halt<F: Future<Output = ()>>(
+        &mut self,
+        id: u64,
+        Halted { module, error }: Halted,
+        shutdown: &mut Shutdown<F>,
+    ) -> Result<Flow, RunError> {
+        // `since` stays that of the first failure of this halt.
+        let since = self
+            .stats
+            .halted()
+            .filter(|h| h.id == id && h.module == module)
+            .map_or_else(SystemTime::now, |h| h.since);
+        let delay = self.halt_retry.failed().unwrap_or_default();
+        tracing::error!(
+            error = %format!("processing is halted at transaction {id}: the blocking module {module} failed: {error}"),
+            retry_in = ?delay,
+            "processing halted by a blocking module; retrying"
+        );
+        self.stats.set_halted(Some(Halt {
+            id,
+            module,
+            error,
+            since,
+        }));
+        self.group.flush(&self.cache, &self.stats, self.last)?;
+        tokio::select! {
+            () = tokio::time::sleep(delay) => Ok(Flow::Continue),
+            () = shutdown.wait() => Ok(Flow::Stop(" while halted")),
+        }
+    }
+
+    /// The window's front transaction: look up, fetch (or take what was fetched ahead),
+    /// decide, apply.
+    async fn process_front(&mut self) -> Result<Processed, RunError> {
+        let txn = match self.window.front() {
+            Some(Ok(txn)) => txn.clone(),
+            Some(Err(bad)) => {
+                return Err(RunError::BadDn {
+                    id: bad.id,
+                    message: bad.message.clone(),
+                });
+            }
+            None => return Err(RunError::Internal("no transaction to process".into())),
+        };
+        let cached = self.group.entry(&self.cache, &txn.dn)?;
+        let fetched = match decide::fetch_by(&txn, cached.as_ref(), self.stash.as_ref()) {
+            None => None,
+            Some(by) => {
+                // The cached state of the object the fetch is about (for a move: at its
+                // old DN).
+                let known = match (&by, self.stash.as_ref()) {
+                    (FetchBy::Uuid(_), Some(s)) if txn.command == Command::Add => s.cached.as_ref(),
+                    _ => cached.as_ref(),
+                };
+                self.window.fetch_front(&by, known).await?
             }
         };
-        window.pop();
-        if stash.is_none() {
-            last = id;
-            group.applied(&cache, &mut applier, &stats, last)?;
+        // Kept to try the transaction again if a blocking module halts processing.
+        let saved_stash = self.stash.clone();
+        let mut step = decide::decide(&txn, self.stash.take(), cached, fetched)?;
+        if step == Step::Nothing {
+            let pending = self.group.pending_create(&self.cache, txn.id)?;
+            step = decide::replay_pending_create(step, txn.id, pending);
         }
-        while stash.is_none()
-            && let Ok(request) = control_rx.try_recv()
-        {
-            // The request writes the cache itself: the group's transaction goes first.
-            group.flush(&cache, &mut applier, &stats, last)?;
-            control::handle(request, &mut applier, &cache, &stats, &fetcher).await;
+        if let Step::Stash(s) = step {
+            self.stash = Some(s);
+            return Ok(Processed::Stashed);
         }
+        let change_time = step_entry(&step).and_then(super::stats::change_time);
+        let span =
+            tracing::debug_span!("transaction", id = txn.id, dn = %txn.dn, command = %txn.command);
+        let applied = self
+            .group
+            .apply(&self.cache, &mut self.applier, txn.id, txn.command, step)
+            .instrument(span)
+            .await?;
+        if let Some(halted) = applied.halted {
+            self.stash = saved_stash;
+            return Ok(Processed::Halted { id: txn.id, halted });
+        }
+        tracing::debug!(
+            id = txn.id,
+            calls = applied.calls,
+            failures = applied.failures,
+            "transaction processed"
+        );
+        Ok(Processed::Applied {
+            id: txn.id,
+            change_time,
+        })
+    }
+
+    /// Carries out a request of an administrator's tool.
+    async fn handle(&mut self, request: control::Request) {
+        control::handle(
+            request,
+            &mut self.applier,
+            &self.cache,
+            &self.stats,
+            &self.fetcher,
+        )
+        .await;
+    }
+
+    /// Connects to LDAP again; the window and every module use the new connections.
+    async fn reconnect_ldap(&mut self) -> Result<(), RunError> {
+        self.fetcher = connect_ldap(&self.config).await?;
+        let pool = connect_pool(&self.config).await?;
+        self.window.set_fetchers(self.fetcher.clone(), pool);
+        for module in &mut self.applier.modules {
+            module.connect(self.fetcher.clone(), self.settings.clone());
+        }
+        Ok(())
+    }
+
+    /// A clean stop: `post_run` for every module that ran, everything applied made
+    /// durable.
+    async fn stop(mut self, flow: Flow) -> Result<(), RunError> {
+        post_run(&mut self.applier.modules).await;
+        self.group.sync(&self.cache, &self.stats, self.last)?;
+        let why = match flow {
+            Flow::Stop(why) => why,
+            Flow::Continue => "",
+        };
+        tracing::info!(last_id = self.last, "listener stopped{why}");
+        Ok(())
     }
 }
 
-/// A clean stop: `post_run` where due, everything applied made durable.
-async fn stop(
-    applier: &mut Applier,
+/// The master record: checks whose IDs the cache holds and returns where processing
+/// resumes; a new cache starts at the notifier's current ID. `None`: a shutdown came.
+async fn take_position<F: Future<Output = ()>>(
+    config: &RunConfig,
     cache: &Cache,
-    group: &mut Group,
     stats: &Stats,
-    last: u64,
-    why: &str,
-) -> Result<(), RunError> {
-    post_run_all(applier).await;
-    group.sync(cache, applier, stats, last)?;
-    tracing::info!(last_id = last, "listener stopped{why}");
-    Ok(())
+    mut client: NotifierClient,
+    shutdown: &mut Shutdown<F>,
+) -> Result<Option<(NotifierClient, u64)>, RunError> {
+    let identity = client.identity().map_or_else(
+        || format!("notifier {}", config.notifier),
+        |id| format!("log {id}"),
+    );
+    let (stored_identity, last) = {
+        let r = cache.read()?;
+        r.check_notifier_identity(&identity)?;
+        (r.notifier_identity()?, r.last_id()?)
+    };
+    let current = tokio::select! {
+        biased;
+        () = shutdown.wait() => return Ok(None),
+        current = client.current_id() => current?,
+    };
+    stats.saw_notifier_id(current);
+    if stored_identity.is_none() {
+        // Taken before the modules are initialized: what changes meanwhile is processed
+        // afterwards (at least once).
+        let mut w = cache.write()?;
+        w.set_notifier_identity(&identity)?;
+        w.set_last_id(current)?;
+        w.commit()?;
+        tracing::info!(notifier = %config.notifier, id = current, "new cache starts at the notifier's current ID");
+        return Ok(Some((client, current)));
+    }
+    if current < last {
+        return Err(RunError::NotifierBehind {
+            notifier: config.notifier.clone(),
+            notifier_id: current,
+            cache_id: last,
+        });
+    }
+    Ok(Some((client, last)))
 }
 
 /// Reads transactions from `from` on, batch after batch, into `queue`; reconnects to the
@@ -525,7 +742,7 @@ async fn read_notifier(
     mut client: NotifierClient,
     mut from: u64,
     config: RunConfig,
-    queue: tokio::sync::mpsc::Sender<Result<TransactionRef, ClientError>>,
+    queue: mpsc::Sender<Result<TransactionRef, ClientError>>,
     stats: Arc<Stats>,
 ) {
     let backoff = Backoff::default();
@@ -574,168 +791,27 @@ async fn connect_pool(config: &RunConfig) -> Result<Vec<Fetcher>, RunError> {
 /// Connects to LDAP, retrying with backoff while it is unreachable (a wrong password is
 /// retried too: the connect error does not tell them apart; the log says which).
 async fn connect_ldap(config: &RunConfig) -> Result<Fetcher, RunError> {
-    let mut delay = Duration::from_millis(100);
+    let mut retry = Backoff::default().start();
     loop {
         match Fetcher::connect(&config.ldap, config.base.clone()).await {
             Ok(fetcher) => return Ok(fetcher),
             Err(e) if e.is_transient() => {
+                let delay = retry.failed().unwrap_or_default();
                 tracing::warn!(error = %e, retry_in = ?delay, "cannot reach LDAP; retrying");
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(30));
             }
             Err(e) => return Err(e.into()),
         }
     }
 }
 
-/// A module initialization's progress: a counter on a terminal, a log line every
-/// [`Progress::LOG_EVERY`] objects otherwise (journals and files get no bar noise). The
-/// total is not known: the objects are delivered while the search runs.
-struct Progress {
-    name: &'static str,
-    bar: Option<indicatif::ProgressBar>,
-    logged: u64,
-}
-
-impl Progress {
-    const LOG_EVERY: u64 = 10_000;
-
-    fn new(name: &'static str) -> Progress {
-        use std::io::IsTerminal;
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = indicatif::ProgressBar::new_spinner();
-            if let Ok(style) =
-                indicatif::ProgressStyle::with_template("{spinner} {msg}: {pos} objects, {per_sec}")
-            {
-                bar.set_style(style);
-            }
-            bar.set_message(format!("initializing {name}"));
-            bar
-        });
-        Progress {
-            name,
-            bar,
-            logged: 0,
-        }
-    }
-
-    fn update(&mut self, done: u64) {
-        if let Some(bar) = &self.bar {
-            bar.set_position(done);
-            return;
-        }
-        if done / Self::LOG_EVERY > self.logged / Self::LOG_EVERY {
-            self.logged = done;
-            tracing::info!(module = self.name, done, "initializing");
-        }
-    }
-
-    fn finish(self) {
-        if let Some(bar) = self.bar {
-            bar.finish_and_clear();
-        }
-    }
-}
-
-fn stopped_during_start() -> Result<(), RunError> {
-    tracing::info!("listener stopped during start-up");
-    Ok(())
-}
-
-async fn post_run_all(applier: &mut Applier) {
-    post_run_modules(&mut applier.modules).await;
-}
-
 /// `post_run` for every module that ran (`pre_run`) since start or its last `post_run`.
-async fn post_run_modules(modules: &mut [Module]) {
+async fn post_run(modules: &mut [Module]) {
     for module in modules {
         if let Err(e) = module.post_run().await {
             tracing::warn!(module = module.name(), error = %format!("{e:#}"), "post_run failed");
         }
     }
-}
-
-/// The window's front transaction: look up, fetch (or take what was fetched ahead),
-/// decide, apply. Returns its ID and when its change was made, if known.
-async fn process_front(
-    cache: &Cache,
-    group: &mut Group,
-    window: &mut Window,
-    applier: &mut Applier,
-    stash: &mut Option<Stash>,
-) -> Result<(u64, Option<std::time::SystemTime>), RunError> {
-    let txn = match window.front() {
-        Some(Ok(txn)) => txn.clone(),
-        Some(Err(bad)) => {
-            return Err(RunError::BadDn {
-                id: bad.id,
-                message: bad.message.clone(),
-            });
-        }
-        None => return Err(RunError::Internal("no transaction to process".into())),
-    };
-    let cached = match group.open.as_ref() {
-        Some(w) => w.entry(&txn.dn)?,
-        None => cache.read()?.entry(&txn.dn)?,
-    };
-    let fetched = match decide::fetch_by(&txn, cached.as_ref(), stash.as_ref()) {
-        None => None,
-        Some(by) => {
-            // The cached state of the object the fetch is about (for a move: at its old DN).
-            let known = match (&by, stash.as_ref()) {
-                (FetchBy::Uuid(_), Some(s)) if txn.command == Command::Add => s.cached.as_ref(),
-                _ => cached.as_ref(),
-            };
-            window.fetch_front(&by, known).await?
-        }
-    };
-    // Kept to try the transaction again if a blocking module halts processing.
-    let saved_stash = stash.clone();
-    let mut step = decide::decide(&txn, stash.take(), cached, fetched)?;
-    if step == Step::Nothing {
-        let pending = match group.recovered.get(&txn.id) {
-            Some(pending) => Some(pending.clone()),
-            None => cache.read()?.pending_create()?,
-        };
-        step = decide::replay_pending_create(step, txn.id, pending);
-    }
-    if let Step::Stash(s) = step {
-        *stash = Some(s);
-        return Ok((txn.id, None));
-    }
-    let change_time = step_entry(&step).and_then(super::stats::change_time);
-    let span =
-        tracing::debug_span!("transaction", id = txn.id, dn = %txn.dn, command = %txn.command);
-    let applied = if applier.groups() {
-        let w = match &mut group.open {
-            Some(w) => w,
-            None => group.open.insert(cache.write()?),
-        };
-        applier
-            .apply_in(w, txn.id, txn.command, step)
-            .instrument(span)
-            .await?
-    } else {
-        applier
-            .apply(cache, txn.id, txn.command, step)
-            .instrument(span)
-            .await?
-    };
-    if let Some((module, error)) = applied.halted {
-        *stash = saved_stash;
-        return Err(RunError::Halted {
-            id: txn.id,
-            module,
-            error,
-        });
-    }
-    tracing::debug!(
-        id = txn.id,
-        calls = applied.calls,
-        failures = applied.failures,
-        "transaction processed"
-    );
-    Ok((txn.id, change_time))
 }
 
 /// The object's state a step leaves (or its last one, for a delete).

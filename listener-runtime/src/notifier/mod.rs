@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use crate::ldap::Backoff;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -196,7 +197,7 @@ pub async fn run(
         },
     ));
     let work = async {
-        let mut delay = Duration::from_millis(100);
+        let mut retry = Backoff::default().start();
         loop {
             let connected = match first.take() {
                 Some(ldap) => Ok(ldap),
@@ -207,7 +208,7 @@ pub async fn run(
             };
             let result = match connected {
                 Ok(mut ldap) => {
-                    delay = Duration::from_millis(100);
+                    retry.reset();
                     let poll = tokio::spawn(poll_schema(
                         ldap.clone(),
                         schema.clone(),
@@ -221,6 +222,7 @@ pub async fn run(
                 }
                 Err(e) => Err(e),
             };
+            let delay = retry.failed().unwrap_or_default();
             match result {
                 Err(e) if e.is_transient() => {
                     tracing::warn!(error = %e, retry_in = ?delay, "lost slapd; reconnecting");
@@ -229,7 +231,6 @@ pub async fn run(
                 Ok(()) => {}
             }
             tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(30));
         }
     };
     let result = tokio::select! {
@@ -254,13 +255,13 @@ async fn connect(settings: &LdapSettings) -> Result<ldap3::Ldap, NotifierError> 
 
 /// Connects, retrying with backoff while slapd is unreachable.
 async fn connect_with_retry(settings: &LdapSettings) -> Result<ldap3::Ldap, NotifierError> {
-    let mut delay = Duration::from_millis(100);
+    let mut retry = Backoff::default().start();
     loop {
         match connect(settings).await {
             Err(e) if e.is_transient() => {
+                let delay = retry.failed().unwrap_or_default();
                 tracing::warn!(error = %e, retry_in = ?delay, "cannot reach slapd yet");
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(30));
             }
             result => return result,
         }

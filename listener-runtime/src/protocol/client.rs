@@ -566,10 +566,9 @@ pub async fn connect_with_backoff(
     options: &ClientOptions,
     backoff: &Backoff,
 ) -> Result<NotifierClient, ClientError> {
-    let mut delay = backoff.initial;
-    let mut attempt = 0u32;
+    let mut retry = backoff.start();
     loop {
-        attempt += 1;
+        let attempt = retry.attempt();
         match NotifierClient::connect(addr, options.clone()).await {
             Ok(client) => {
                 if attempt > 1 {
@@ -577,10 +576,12 @@ pub async fn connect_with_backoff(
                 }
                 return Ok(client);
             }
-            Err(e) if e.is_transient() && backoff.max_attempts.is_none_or(|m| attempt < m) => {
+            Err(e) if e.is_transient() => {
+                let Some(delay) = retry.failed() else {
+                    return Err(e);
+                };
                 tracing::warn!(error = %e, retry_in = ?delay, attempt, "notifier not reachable; retrying");
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(backoff.max);
             }
             Err(e) => return Err(e),
         }

@@ -232,7 +232,7 @@ async fn a_failing_blocking_module_halts_with_nothing_committed() {
         )
         .await
         .unwrap();
-    let (module, error) = applied.halted.expect("halted");
+    let Halted { module, error } = applied.halted.expect("halted");
     assert_eq!((module.as_str(), error.as_str()), ("replica", "boom"));
     let r = cache.read().unwrap();
     assert_eq!(r.last_id().unwrap(), 1, "the transaction is not committed");
