@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::notifier::fail;
+use super::common::fail;
 use crate::listener::cache::Cache;
 use crate::listener::control::Client;
 use crate::listener::control::protocol::{Ids, Query};

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use super::notifier::fail;
+use super::common::fail;
 use super::table;
 use crate::api::registry::ModuleRegistration;
 use crate::listener::cache::Cache;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Args;
 use listener_core::Dn;
 
-use super::notifier::{Bind, fail, shutdown_signal};
+use super::common::{Bind, fail, shutdown_signal};
 use crate::api::registry::ModuleRegistration;
 use crate::listener::run::{Durability, RunConfig, run};
 

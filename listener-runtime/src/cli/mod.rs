@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use crate::api::registry;
 use crate::ops::logging::{LogConfig, LogFormat};
 
+mod common;
 mod dump;
 mod failed;
 mod listener;

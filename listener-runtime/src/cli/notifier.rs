@@ -1,62 +1,17 @@
 //! `notifier`, `translog` and `notifier-id`: running the notifier and inspecting it.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::io::Write;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
+use super::common::{Bind, ask_notifier, fail, shutdown_signal};
 use crate::notifier::server::ServerConfig;
 use crate::notifier::translog::{self, Translog};
-use crate::notifier::{self, LdapSettings, NotifierConfig};
-
-/// Where the bind password comes from: a file, or the environment — never the command
-/// line, where every user of the machine can read it.
-#[derive(Debug, Args)]
-pub(super) struct Bind {
-    /// slapd's URI: `ldap://host:389`, `ldaps://…` or `ldapi://…`.
-    #[arg(long, env = "LISTENER_LDAP_URI")]
-    ldap_uri: String,
-    /// The DN to bind as.
-    #[arg(long, env = "LISTENER_BIND_DN")]
-    bind_dn: String,
-    /// A file holding the bind password (one line). Without it the password is read from
-    /// the environment variable LISTENER_BIND_PASSWORD.
-    #[arg(long, env = "LISTENER_BIND_PASSWORD_FILE")]
-    bind_password_file: Option<PathBuf>,
-    /// Upgrade an `ldap://` connection with StartTLS.
-    #[arg(long)]
-    starttls: bool,
-}
-
-impl Bind {
-    pub(super) fn settings(&self) -> Result<LdapSettings, String> {
-        let bind_password = match &self.bind_password_file {
-            Some(path) => read_password(path)?,
-            None => std::env::var("LISTENER_BIND_PASSWORD").map_err(|_| {
-                "no bind password: give --bind-password-file FILE or set \
-                 LISTENER_BIND_PASSWORD"
-                    .to_owned()
-            })?,
-        };
-        Ok(LdapSettings {
-            uri: self.ldap_uri.clone(),
-            bind_dn: self.bind_dn.clone(),
-            bind_password,
-            starttls: self.starttls,
-            timeout: Duration::from_secs(30),
-        })
-    }
-}
-
-fn read_password(path: &Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read the bind password from {}: {e}", path.display()))?;
-    // Files written with `echo` end in a newline that is not part of the password.
-    Ok(text.strip_suffix('\n').unwrap_or(&text).to_owned())
-}
+use crate::notifier::{self, NotifierConfig};
 
 /// `notifier`: follow slapd's accesslog and serve transactions.
 #[derive(Debug, Args)]
@@ -117,32 +72,6 @@ pub(super) fn run_notifier(args: NotifierArgs) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e.to_string()),
-    }
-}
-
-/// Completes on SIGTERM or SIGINT. The handlers are installed at once (call it inside the
-/// runtime, before the work starts), so a signal that comes early is not lost to the
-/// default action.
-pub(super) fn shutdown_signal() -> impl std::future::Future<Output = ()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let handlers = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    );
-    async move {
-        match handlers {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
-                }
-            }
-            _ => {
-                // Without signal handlers, run until killed.
-                tracing::warn!("cannot install signal handlers");
-                std::future::pending::<()>().await;
-            }
-        }
     }
 }
 
@@ -294,56 +223,13 @@ pub(super) struct NotifierIdArgs {
 }
 
 pub(super) fn run_notifier_id(args: NotifierIdArgs) -> ExitCode {
-    match query_id(&args.notifier, args.schema) {
+    match ask_notifier(&args.notifier, args.schema) {
         Ok(id) => {
             println!("{id}");
             ExitCode::SUCCESS
         }
-        Err(e) => fail(&format!(
-            "cannot ask the notifier at {}: {e}",
-            args.notifier
-        )),
+        Err(e) => fail(&e),
     }
-}
-
-pub(super) fn query_id(address: &str, schema: bool) -> std::io::Result<u64> {
-    let timeout = Duration::from_secs(10);
-    let addr = address
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| std::io::Error::other("the address resolves to nothing"))?;
-    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.write_all(b"Version: 3\nCapabilities: \n\n")?;
-    let mut reader = BufReader::new(stream.try_clone()?);
-    read_message(&mut reader)?;
-    let command = if schema { "GET_SCHEMA_ID" } else { "GET_ID" };
-    stream.write_all(format!("MSGID: 1\n{command}\n\n").as_bytes())?;
-    let reply = read_message(&mut reader)?;
-    reply
-        .get(1)
-        .and_then(|line| line.trim().parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("unexpected reply {reply:?}")))
-}
-
-fn read_message(reader: &mut impl BufRead) -> std::io::Result<Vec<String>> {
-    let mut lines = Vec::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            return Err(std::io::Error::other("the notifier closed the connection"));
-        }
-        let line = line.trim_end_matches(['\n', '\r']);
-        if line.is_empty() {
-            return Ok(lines);
-        }
-        lines.push(line.to_owned());
-    }
-}
-
-pub(super) fn fail(message: &str) -> ExitCode {
-    eprintln!("error: {message}");
-    ExitCode::FAILURE
 }
 
 #[cfg(test)]
@@ -357,15 +243,5 @@ mod tests {
             format_time(1_795_841_804_000_003),
             "2026-11-28 04:56:44.000003 UTC"
         );
-    }
-
-    #[test]
-    fn a_password_file_loses_its_final_newline_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("pw");
-        std::fs::write(&path, "s3cret \n").unwrap();
-        assert_eq!(read_password(&path).unwrap(), "s3cret ");
-        let e = read_password(&dir.path().join("missing")).unwrap_err();
-        assert!(e.contains("cannot read the bind password"), "{e}");
     }
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::notifier::fail;
+use super::common::fail;
 use crate::api::registry::ModuleRegistration;
 use crate::listener::control::Client;
 use crate::listener::control::protocol::{Query, ResyncReport};

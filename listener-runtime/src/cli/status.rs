@@ -142,12 +142,12 @@ fn from_cache(
     let r = cache.read().map_err(|e| e.to_string())?;
     let mut report = report::status(modules, &r, None).map_err(|e| e.to_string())?;
     if let Some(notifier) = &args.notifier {
-        match super::notifier::query_id(notifier, false) {
+        match super::common::ask_notifier(notifier, false) {
             Ok(id) => {
                 report.notifier_id = Some(id);
                 report.lag_ids = Some(id.saturating_sub(report.last_id));
             }
-            Err(e) => eprintln!("warning: cannot ask the notifier at {notifier}: {e}"),
+            Err(e) => eprintln!("warning: {e}"),
         }
     }
     Ok(report)

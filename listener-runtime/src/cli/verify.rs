@@ -19,7 +19,7 @@ use clap::Args;
 use listener_core::ldif::{self, Record};
 use listener_core::{Dn, Entry, Schema};
 
-use super::notifier::Bind;
+use super::common::Bind;
 use crate::api::registry::ModuleRegistration;
 use crate::listener::cache::Cache;
 use crate::listener::control::Client;
