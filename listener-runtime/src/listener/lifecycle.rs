@@ -19,7 +19,7 @@ use std::time::SystemTime;
 use futures_util::{Stream, StreamExt};
 use listener_core::{Command, Entry};
 
-use super::cache::{Cache, CacheError, FailedEvent, ModulePhase, ModuleState};
+use super::cache::{Cache, CacheError, FailedEvent, ModulePhase, ModuleState, WriteTxn};
 use super::call::{Invocation, Module, RetryPolicy};
 use super::fetch::FetchError;
 use crate::api::registry::{ApiKind, ModuleRegistration};
@@ -173,39 +173,7 @@ where
         _ => None,
     };
     if resume.is_none() {
-        let mut w = cache.write()?;
-        w.set_module_state(
-            name,
-            &state(registration, ModulePhase::Initializing { progress: None }),
-        )?;
-        w.commit()?;
-        for (step, result) in [
-            ("clean", module.clean().await),
-            ("initialize", module.initialize().await),
-        ] {
-            if let Err(error) = result {
-                let error = format!("{error:#}");
-                let mut w = cache.write()?;
-                w.set_module_state(
-                    name,
-                    &state(
-                        registration,
-                        ModulePhase::Failed {
-                            error: format!("{step} failed: {error}"),
-                        },
-                    ),
-                )?;
-                w.commit()?;
-                return Err(InitError::Module {
-                    module: name.to_owned(),
-                    step,
-                    error,
-                });
-            }
-        }
-        let mut w = cache.write()?;
-        w.unregister_module_everywhere(name)?;
-        w.commit()?;
+        start_afresh(module, cache).await?;
     }
 
     let mut outcome = Initialized {
@@ -235,37 +203,9 @@ where
         // that may have got the create also gets the remove.
         let mut w = cache.write()?;
         record_failures(&mut w, name, failures.drain(..), &mut outcome)?;
-        let mut kept = Vec::with_capacity(batch.len());
-        for entry in batch.drain(..) {
-            let (mut modules, unchanged) = match w.entry(entry.dn())? {
-                Some(cached) => {
-                    let unchanged =
-                        cached.entry == entry && cached.entry.dn().as_str() == entry.dn().as_str();
-                    (cached.modules, unchanged)
-                }
-                None => (Default::default(), false),
-            };
-            let delivered_before = resume.as_ref().is_some_and(|in_flight| {
-                modules.contains(name)
-                    && in_flight
-                        .as_ref()
-                        .is_some_and(|keys| !keys.contains(&order::key(entry.dn().normalized())))
-            });
-            if delivered_before {
-                skipped += 1;
-                continue;
-            }
-            modules.insert(name.to_owned());
-            // The object as cached (another module's initialization stored it): only the
-            // registration changes, and its record is not written again.
-            if unchanged {
-                w.set_registrations(entry.dn(), modules)?;
-            } else {
-                w.put_entry(&entry, modules)?;
-            }
-            kept.push(entry);
-        }
-        batch = kept;
+        let before = batch.len();
+        batch = store_batch(&mut w, name, batch, resume.as_ref())?;
+        skipped += (before - batch.len()) as u64;
         w.set_module_state(
             name,
             &state(
@@ -310,6 +250,84 @@ where
     w.set_module_state(name, &state(registration, ModulePhase::Ready))?;
     w.commit()?;
     Ok(outcome)
+}
+
+/// A fresh initialization's start: the module's state says INITIALIZING, then `clean`
+/// and `initialize` run, then the module is unregistered from every object (the
+/// objects' creates register it again).
+async fn start_afresh(module: &mut Module, cache: &Cache) -> Result<(), InitError> {
+    let registration = module.registration();
+    let name = registration.name;
+    let mut w = cache.write()?;
+    w.set_module_state(
+        name,
+        &state(registration, ModulePhase::Initializing { progress: None }),
+    )?;
+    w.commit()?;
+    for (step, result) in [
+        ("clean", module.clean().await),
+        ("initialize", module.initialize().await),
+    ] {
+        if let Err(error) = result {
+            let error = format!("{error:#}");
+            let mut w = cache.write()?;
+            let failed = ModulePhase::Failed {
+                error: format!("{step} failed: {error}"),
+            };
+            w.set_module_state(name, &state(registration, failed))?;
+            w.commit()?;
+            return Err(InitError::Module {
+                module: name.to_owned(),
+                step,
+                error,
+            });
+        }
+    }
+    let mut w = cache.write()?;
+    w.unregister_module_everywhere(name)?;
+    w.commit()?;
+    Ok(())
+}
+
+/// Puts the batch's objects into the cache with module `name` registered, before its
+/// calls; returns the objects still to deliver (on a resume, those delivered before the
+/// crash are skipped).
+fn store_batch(
+    w: &mut WriteTxn,
+    name: &str,
+    batch: Vec<Entry>,
+    resume: Option<&Option<HashSet<u64>>>,
+) -> Result<Vec<Entry>, CacheError> {
+    let mut kept = Vec::with_capacity(batch.len());
+    for entry in batch {
+        let (mut modules, unchanged) = match w.entry(entry.dn())? {
+            Some(cached) => {
+                let unchanged =
+                    cached.entry == entry && cached.entry.dn().as_str() == entry.dn().as_str();
+                (cached.modules, unchanged)
+            }
+            None => (Default::default(), false),
+        };
+        let delivered_before = resume.is_some_and(|in_flight| {
+            modules.contains(name)
+                && in_flight
+                    .as_ref()
+                    .is_some_and(|keys| !keys.contains(&order::key(entry.dn().normalized())))
+        });
+        if delivered_before {
+            continue;
+        }
+        modules.insert(name.to_owned());
+        // The object as cached (another module's initialization stored it): only the
+        // registration changes, and its record is not written again.
+        if unchanged {
+            w.set_registrations(entry.dn(), modules)?;
+        } else {
+            w.put_entry(&entry, modules)?;
+        }
+        kept.push(entry);
+    }
+    Ok(kept)
 }
 
 /// The call initialization makes for each matching object (semantics §6): `create` in
