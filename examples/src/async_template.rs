@@ -1,6 +1,6 @@
-//! The seed's asynchronous template, ported.
+//! UCS's asynchronous listener module template (Python), ported.
 //!
-//! Two deliberate differences from the seed: its `ldap_filter = ''` is not a valid RFC 4515
+//! Two deliberate differences from the UCS template: its `ldap_filter = ''` is not a valid RFC 4515
 //! filter (UDL's matcher happened to let it through; we reject what we cannot evaluate),
 //! so this module selects `(objectClass=inetOrgPerson)`; and its name
 //! `'listener module template'` contains spaces, which module names may not (they name

@@ -6,7 +6,7 @@
 //!
 //! It selects the organizational roles whose `description` is `fail`; every create and
 //! modify of one fails. Its `error_handler` logs and declines (returns the error), as the
-//! seed's default re-raise does; returning `Ok(())` there would count the change as
+//! UCS template's default re-raise does; returning `Ok(())` there would count the change as
 //! delivered.
 
 use listener_runtime::prelude::*;

@@ -1,4 +1,4 @@
-//! Example listener modules: the seed's two templates ported to Rust, a classic module
+//! Example listener modules: UCS's two listener module templates ported to Rust, a classic module
 //! that prints what it receives, and a module that fails on request (failed events).
 //!
 //! A binary links them with `use examples as _;` (see `src/bin/demo-listener.rs`).

@@ -1,4 +1,4 @@
-//! The seed's `listener_module_template.py` (the new API), ported.
+//! UCS's `listener_module_template.py` (the new API), ported.
 
 use listener_runtime::prelude::*;
 

@@ -877,7 +877,7 @@ fn hex_digit(c: u8) -> Option<u8> {
     }
 }
 
-// `Debug` shows the spelling, as a module author logging `{dn:?}` (the seed's `%r`)
+// `Debug` shows the spelling, as a module author logging `{dn:?}` (UCS's `%r`)
 // expects, not the parsed structure.
 impl fmt::Debug for Dn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -1,5 +1,5 @@
-//! The matcher's hot path allocates nothing (architecture.md, "Performance design"): the
-//! seed filter against a typical entry, matching or not.
+//! The matcher's hot path allocates nothing (docs/architecture.md, "Performance design"): the
+//! template's filter against a typical entry, matching or not.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};

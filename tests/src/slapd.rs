@@ -1,6 +1,6 @@
 //! A throwaway OpenLDAP server configured like a UCS primary: the main database with the
 //! `syncprov` and `accesslog` overlays, and `cn=accesslog` (itself with `syncprov`) defined
-//! before it, as the notifier needs (see shared/spec/slapd-notes.md).
+//! before it, as the notifier needs (see docs/slapd.md).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

@@ -1,4 +1,4 @@
-//! A module reads more from LDAP through its context (the seed's `self.lo`), and sees the
+//! A module reads more from LDAP through its context (UCS's `self.lo`), and sees the
 //! listener's settings but never its password.
 
 use std::sync::Arc;

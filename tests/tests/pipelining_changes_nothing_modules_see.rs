@@ -1,4 +1,4 @@
-//! Fetching ahead must not change what modules see (issue 5, item 1): the same backlog,
+//! Fetching ahead must not change what modules see: the same backlog,
 //! processed from the same cache once with `--fetch-window 1` (each object fetched when
 //! its transaction is applied, as UDL does) and once with the default window, gives the
 //! same module calls, byte for byte — the printer's output and every module's `module

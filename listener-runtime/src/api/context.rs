@@ -14,7 +14,7 @@ use crate::listener::fetch::Fetcher;
 ///
 /// It carries the module's name and a [`Logger`] scoped to the module, offers
 /// [`Context::diff`], and — inside a running listener — a ready LDAP connection
-/// ([`Context::search`], [`Context::ldap`]; the seed's `self.lo`) and the listener's
+/// ([`Context::search`], [`Context::ldap`]; UCS's `self.lo`) and the listener's
 /// settings ([`Context::settings`]).
 #[derive(Debug)]
 pub struct Context {
@@ -69,7 +69,7 @@ impl Context {
         self.ldap.as_ref().map(Fetcher::handle)
     }
 
-    /// Searches LDAP with the listener's connection (`*` and `+`), as the seed's
+    /// Searches LDAP with the listener's connection (`*` and `+`), as UCS's
     /// `self.lo.search(...)`, from a synchronous module method.
     ///
     /// ```no_run
@@ -104,7 +104,7 @@ impl Context {
         &self.module_name
     }
 
-    /// The module's logger (the seed's `self.logger`).
+    /// The module's logger (UCS's `self.logger`).
     ///
     /// ```
     /// # let ctx = listener_runtime::Context::new("example");
@@ -115,7 +115,7 @@ impl Context {
     }
 
     /// The attributes whose value sets differ between `old` and `new`, metadata
-    /// (`entryCSN`, `modifyTimestamp`, …) ignored: the seed's `self.diff(old, new)`.
+    /// (`entryCSN`, `modifyTimestamp`, …) ignored: UCS's `self.diff(old, new)`.
     pub fn diff(&self, old: &Entry, new: &Entry) -> Vec<AttributeDescription> {
         listener_core::entry::diff(old, new)
     }

@@ -10,7 +10,7 @@ use listener_core::{Command, Dn, Entry};
 use crate::api::context::Context;
 use crate::api::error::{HandlerError, HandlerResult};
 
-/// A listener module written against the new API (the seed's `ListenerModuleHandler`).
+/// A listener module written against the new API (UCS's `ListenerModuleHandler`).
 ///
 /// Every method has a default that does nothing, so a module implements only what it
 /// needs. Register the struct with `#[listener_module(...)]`; the runtime makes one
@@ -92,7 +92,7 @@ pub trait Handler: Send + 'static {
     /// of `dn` (`old`/`new` as the failed call saw them).
     ///
     /// Return `Ok(())` when the module handled the error itself: the change then counts as
-    /// delivered. Return an error (by default `error` itself, like the seed's re-raise)
+    /// delivered. Return an error (by default `error` itself, like UCS's re-raise)
     /// and the runtime retries and finally records the change as a failed event.
     fn error_handler(
         &mut self,

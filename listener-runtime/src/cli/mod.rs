@@ -1,4 +1,4 @@
-//! The command line (architecture.md): `main()` parses it and runs a subcommand.
+//! The command line (docs/architecture.md): `main()` parses it and runs a subcommand.
 
 use std::ffi::OsString;
 use std::process::ExitCode;

@@ -232,7 +232,7 @@ impl Applier {
                     },
                     Some((_, failure)) if module.registration().blocking => {
                         // A blocking module must not miss or reorder a change: nothing is
-                        // committed and the transaction is tried again (semantics §5.4).
+                        // committed and the transaction is tried again (semantics §5 rule 4).
                         applied.halted = Some(Halted {
                             module: name.to_owned(),
                             error: failure.error,

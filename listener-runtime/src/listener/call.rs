@@ -192,7 +192,7 @@ impl Module {
                 Ok(()) => return Ok(()),
                 Err(error) => error,
             };
-            // The module may handle the error itself (the seed's error_handler).
+            // The module may handle the error itself (UCS's `error_handler`).
             let (dn, old, new, command) = invocation.parts();
             let handled = self.guarded(Lifecycle::ErrorHandler {
                 dn,

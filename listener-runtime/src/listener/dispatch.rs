@@ -22,7 +22,7 @@
 //! assert_eq!(plans[0].on_success, Registration::Register);
 //! ```
 //!
-//! Decisions where semantics.md is silent:
+//! Decisions where docs/semantics.md is silent:
 //! * **Order of rules.** Rule 1 (up to date) is checked before the filter, as written and
 //!   as UDL does: a module with `attributes` whose attributes did not change keeps its
 //!   registration even if the object no longer matches its filter; it gets the remove with
@@ -343,7 +343,7 @@ pub struct ModulePlan<'a> {
     pub module: usize,
     /// The calls, in order; empty when the module is up to date (rule 1).
     pub calls: Vec<Call<'a>>,
-    /// Applied when every call succeeded; on failure the module is unregistered (§5.4).
+    /// Applied when every call succeeded; on failure the module is unregistered (semantics §5 rule 4).
     pub on_success: Registration,
 }
 

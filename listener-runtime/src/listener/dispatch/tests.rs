@@ -458,7 +458,7 @@ fn entering_the_filter_on_a_modify_is_a_create() {
 
 #[test]
 fn a_module_not_registered_on_a_matching_object_gets_a_create() {
-    // E.g. its last call failed (§5.4): the next change reaches it as new.
+    // E.g. its last call failed (semantics §5 rule 4): the next change reaches it as new.
     let old = obj("cn=test,dc=x", "a");
     let new = with(&old, "description", &["x"]);
     let modules = [classic("m", PEOPLE)];

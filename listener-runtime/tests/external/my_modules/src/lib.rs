@@ -1,4 +1,4 @@
-//! The seed's template, written the way architecture.md shows it.
+//! UCS's listener module template, written the way docs/architecture.md shows it.
 
 use listener_runtime::prelude::*;
 
