@@ -1,4 +1,4 @@
-//! The listener's cache (architecture §Storage): what the listener knows about every
+//! The listener's cache (docs/architecture.md, Storage): what the listener knows about every
 //! object it has seen, the modules registered on each, where it is in the notifier's
 //! transaction stream, module states, failed events and async queues.
 //!

@@ -22,7 +22,7 @@
 //! assert_eq!(plans[0].on_success, Registration::Register);
 //! ```
 //!
-//! Decisions where docs/semantics.md is silent:
+//! Decisions that docs/semantics.md §5 states briefly, in detail:
 //! * **Order of rules.** Rule 1 (up to date) is checked before the filter, as written and
 //!   as UDL does: a module with `attributes` whose attributes did not change keeps its
 //!   registration even if the object no longer matches its filter; it gets the remove with
@@ -120,7 +120,7 @@ pub enum SpecError {
 
 impl ModuleSpec {
     /// The spec of a module configuration, its filter compiled against `schema` (the
-    /// built-in schema, refined by the server's `cn=Subschema` where known).
+    /// built-in schema; refining it from the server's `cn=Subschema` is not built yet).
     pub fn from_config(config: &ModuleConfig, schema: &Schema) -> Result<ModuleSpec, SpecError> {
         let filter = Filter::parse(&config.ldap_filter)
             .map_err(|source| SpecError::Filter {

@@ -213,7 +213,7 @@ pub(crate) async fn replay(
 }
 
 /// Re-initializes `names` in the running listener, one after the other, as at start
-/// (`clean`, `initialize`, every object matching the filter as a create; lifecycle §6);
+/// (`clean`, `initialize`, every object matching the filter as a create; semantics §6);
 /// the other modules keep their state. An object the cache already holds is delivered in
 /// its cached state (the state every other module has seen; the pending transactions
 /// bring all of them forward together), and only if that state matches the filter. A
