@@ -121,7 +121,7 @@ impl Context {
     }
 }
 
-/// Writes to the module's log: `tracing` events (target [`LOG_TARGET`]) inside a span
+/// Writes to the module's log: `tracing` events (target `listener_module`) inside a span
 /// `module` whose field `module` is the module's name, so `--log-level
 /// info,listener_module=debug` selects every module's debug lines and `--log-level
 /// info,printer=debug` one module's (see `crate::ops::logging`).

@@ -98,7 +98,7 @@ enum Cmd {
 }
 
 /// Runs the command line: parses the arguments, sets up logging (`--log-format`,
-/// `--log-level`; see [`crate::ops::logging`]) and runs the subcommand.
+/// `--log-level`; see docs/architecture.md) and runs the subcommand.
 ///
 /// Refuses to run when two linked modules have the same name, naming both.
 pub fn main() -> ExitCode {

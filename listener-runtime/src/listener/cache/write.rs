@@ -215,7 +215,7 @@ impl WriteTxn {
         self.guarded(|w| w.set_meta(META_LAST_ID, &id))
     }
 
-    /// Notes the creates about to be delivered (see [`PendingCreate`]); commit it durably
+    /// Notes the creates about to be delivered (pending creates); commit it durably
     /// before calling the modules.
     pub fn set_pending_create(&mut self, pending: &PendingCreate) -> Result<()> {
         self.guarded(|w| {
