@@ -7,4 +7,6 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# Internals are pub(crate), so the dead-code lint sees what nothing uses.
+cargo clippy -p listener-runtime --locked -- -W unreachable_pub -D dead_code -D warnings
 cargo test --workspace --locked

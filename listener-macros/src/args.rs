@@ -7,19 +7,19 @@ use syn::parse::{Parse, ParseStream};
 use syn::{Ident, LitBool, LitStr, Token};
 
 // The keys as the user writes them; the only place these strings are spelled.
-pub const NAME: &str = "name";
-pub const DESCRIPTION: &str = "description";
-pub const LDAP_FILTER: &str = "ldap_filter";
-pub const ATTRIBUTES: &str = "attributes";
-pub const PRIORITY: &str = "priority";
-pub const HANDLE_EVERY_DELETE: &str = "handle_every_delete";
-pub const BLOCKING: &str = "blocking";
-pub const MODRDN: &str = "modrdn";
-pub const RUN_ASYNCHRONOUSLY: &str = "run_asynchronously";
-pub const PARALLELISM: &str = "parallelism";
+pub(crate) const NAME: &str = "name";
+pub(crate) const DESCRIPTION: &str = "description";
+pub(crate) const LDAP_FILTER: &str = "ldap_filter";
+pub(crate) const ATTRIBUTES: &str = "attributes";
+pub(crate) const PRIORITY: &str = "priority";
+pub(crate) const HANDLE_EVERY_DELETE: &str = "handle_every_delete";
+pub(crate) const BLOCKING: &str = "blocking";
+pub(crate) const MODRDN: &str = "modrdn";
+pub(crate) const RUN_ASYNCHRONOUSLY: &str = "run_asynchronously";
+pub(crate) const PARALLELISM: &str = "parallelism";
 
 /// Every key, in the order the documentation lists them.
-pub const KEYS: &[&str] = &[
+pub(crate) const KEYS: &[&str] = &[
     NAME,
     DESCRIPTION,
     LDAP_FILTER,
@@ -47,7 +47,7 @@ mod kw {
 
 /// A key's value with where the key and the value were written.
 #[derive(Debug, Clone)]
-pub struct Value<T> {
+pub(crate) struct Value<T> {
     pub value: T,
     pub key_span: Span,
     pub value_span: Span,
@@ -55,14 +55,14 @@ pub struct Value<T> {
 
 /// `attributes = ["sn", "givenName"]`: each element with its own span.
 #[derive(Debug, Clone)]
-pub struct AttributeList {
+pub(crate) struct AttributeList {
     pub key_span: Span,
     pub items: Vec<(String, Span)>,
 }
 
 /// The parsed arguments, and every problem found while parsing them.
 #[derive(Default)]
-pub struct Args {
+pub(crate) struct Args {
     pub name: Option<Value<String>>,
     pub description: Option<Value<String>>,
     pub ldap_filter: Option<Value<String>>,

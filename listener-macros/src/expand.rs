@@ -16,7 +16,7 @@ enum Module {
     Function(Ident),
 }
 
-pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
+pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let args: Args = match syn::parse2(args) {
         Ok(args) => args,
         Err(e) => return fallback::expand(item, vec![e]),

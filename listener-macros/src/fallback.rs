@@ -5,7 +5,7 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 
-pub fn expand(item: TokenStream, errors: Vec<syn::Error>) -> TokenStream {
+pub(crate) fn expand(item: TokenStream, errors: Vec<syn::Error>) -> TokenStream {
     let errors = errors.iter().map(syn::Error::to_compile_error);
     quote! {
         // The module is not registered, so its item may look unused; that is not news.
