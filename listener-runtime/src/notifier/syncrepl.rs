@@ -1,5 +1,9 @@
 //! RFC 4533 messages the accesslog follower receives, decoded defensively: a malformed
-//! message from the server is an error (ldap3's own parsers panic on one).
+//! message from the server is an error naming what is wrong.
+//!
+//! The decoding is our own, on ldap3's BER primitives, on purpose: ldap3's parsers of
+//! the sync controls and the Sync Info message unwrap and index into what the server
+//! sent, so a malformed message would panic inside the follower and stop the notifier.
 
 use ldap3::asn1::{PL, StructureTag, TagClass, parse_tag};
 
