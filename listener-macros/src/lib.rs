@@ -182,8 +182,9 @@ use proc_macro::TokenStream;
 ///
 /// ## `run_asynchronously` (struct modules only)
 ///
-/// Run the module on worker tasks, off the listener's path; the struct implements
-/// `AsyncHandler`. Calls for one object never overlap and keep their order.
+/// The struct implements `AsyncHandler` (the methods as `async fn`). Running its calls on
+/// workers off the listener's path is not built yet: today the listener awaits each call
+/// inline, in order.
 ///
 /// ```
 /// # use listener_runtime::prelude::*;
@@ -200,7 +201,8 @@ use proc_macro::TokenStream;
 ///
 /// ## `parallelism = N` (with `run_asynchronously`)
 ///
-/// The number of workers of an asynchronous module, at least 1 (the default).
+/// The number of workers of an asynchronous module, at least 1 (the default). Checked and
+/// recorded; workers are not built yet, so it does not change how calls run today.
 ///
 /// ```
 /// # use listener_runtime::prelude::*;

@@ -115,9 +115,10 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// A listener module run asynchronously (`#[listener_module(run_asynchronously, ...)]`):
 /// the methods of [`Handler`], as `async fn`.
 ///
-/// Implement the methods with `async fn`; their futures must be `Send` because they run on
-/// worker tasks. Each worker (`parallelism = N`) gets its own instance from
-/// `Default::default()`.
+/// Implement the methods with `async fn`; their futures must be `Send`, so that they can
+/// run on worker tasks. Not built yet: today the listener awaits each call inline, in
+/// order, with one instance from `Default::default()`, and `parallelism` is recorded but
+/// not acted on.
 ///
 /// ```
 /// use listener_runtime::prelude::*;

@@ -131,7 +131,7 @@ impl ModuleRegistration {
     }
 
     /// Worker tasks for an asynchronous module (1 unless `parallelism` says otherwise);
-    /// `None` for synchronous modules.
+    /// `None` for synchronous modules. Shown by `modules`; workers are not built yet.
     pub fn workers(&self) -> Option<u32> {
         (self.kind == ApiKind::Async).then(|| self.parallelism.unwrap_or(1))
     }
