@@ -163,24 +163,28 @@ pub fn wait_for_notifier(port: u16, timeout: Duration) -> Result<u64, HarnessErr
     }
 }
 
-/// Asks the notifier on `port` for its current ID (as UCS's `get_notifier_id` does).
+/// Asks the notifier on `port` for its current ID (as UCS's `get_notifier_id` does),
+/// through the runtime's notifier client, on a thread of its own so that async tests
+/// may call it too.
 pub fn notifier_id(port: u16) -> std::io::Result<u64> {
-    use std::io::{BufRead, BufReader, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    stream.write_all(b"Version: 3\nCapabilities: \n\nMSGID: 1\nGET_ID\n\n")?;
-    let mut lines = BufReader::new(stream).lines();
-    let mut seen = Vec::new();
-    for line in lines.by_ref() {
-        let line = line?;
-        if line.starts_with("MSGID: 1") {
-            let id = lines.next().transpose()?.unwrap_or_default();
-            return id
-                .trim()
-                .parse()
-                .map_err(|_| std::io::Error::other(format!("bad ID {id:?}")));
-        }
-        seen.push(line);
-    }
-    Err(std::io::Error::other(format!("no reply; got {seen:?}")))
+    use listener_runtime::testing::{ClientOptions, NotifierClient};
+    let ask = move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(async {
+            let options = ClientOptions {
+                connect_timeout: Duration::from_secs(5),
+                request_timeout: Duration::from_secs(5),
+                ..ClientOptions::default()
+            };
+            let mut client = NotifierClient::connect(&format!("127.0.0.1:{port}"), options)
+                .await
+                .map_err(std::io::Error::other)?;
+            client.current_id().await.map_err(std::io::Error::other)
+        })
+    };
+    std::thread::spawn(ask)
+        .join()
+        .map_err(|_| std::io::Error::other("the notifier query panicked"))?
 }

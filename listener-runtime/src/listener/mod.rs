@@ -35,6 +35,7 @@
 pub(crate) mod apply;
 pub(crate) mod cache;
 pub(crate) mod call;
+pub(crate) mod compare;
 pub(crate) mod control;
 pub(crate) mod decide;
 pub(crate) mod dispatch;
