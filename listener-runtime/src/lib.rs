@@ -18,7 +18,6 @@ mod cli;
 mod dir_lock;
 pub mod ldap;
 pub mod listener;
-pub mod metrics;
 pub mod notifier;
 pub mod ops;
 pub mod protocol;

@@ -146,7 +146,7 @@ pub enum RunError {
     },
     /// `--metrics` cannot be served.
     #[error(transparent)]
-    Metrics(#[from] crate::metrics::MetricsError),
+    Metrics(#[from] crate::ops::metrics::MetricsError),
     /// A bug in the listener itself.
     #[error("internal error: {0}")]
     Internal(String),

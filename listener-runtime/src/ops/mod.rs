@@ -2,4 +2,5 @@
 //! per-module log files, and the Prometheus metrics endpoint.
 
 pub mod logging;
+pub mod metrics;
 pub mod module_log;
