@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use listener_core::{Command, Dn, Schema};
+use tokio_util::task::AbortOnDropHandle;
 use tracing::Instrument;
 
 use super::apply::Applier;
@@ -25,7 +26,6 @@ use super::call::{Module, RetryPolicy};
 use super::control;
 use super::decide::{self, FetchBy, ProcessError, Stash, Step};
 use super::dispatch::{ModuleSpec, SpecError};
-use super::fetch::AbortOnDrop;
 use super::fetch::{FetchError, Fetcher};
 use super::group::Group;
 use super::lifecycle::{self, InitError};
@@ -376,7 +376,7 @@ pub async fn run(
     // window below takes from: waiting for the notifier never stalls applying, and going
     // idle (post_run) never cancels a request.
     let (queue_tx, mut queue) = tokio::sync::mpsc::channel(config.batch.max(1) * 2);
-    let _reader = AbortOnDrop(tokio::spawn(read_notifier(
+    let _reader = AbortOnDropHandle::new(tokio::spawn(read_notifier(
         client,
         last + 1,
         config.clone(),
