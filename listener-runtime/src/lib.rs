@@ -18,7 +18,6 @@ mod cli;
 mod dir_lock;
 pub(crate) mod ldap;
 pub(crate) mod listener;
-pub(crate) mod metrics;
 pub(crate) mod notifier;
 pub(crate) mod ops;
 pub(crate) mod protocol;

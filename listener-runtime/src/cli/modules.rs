@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use serde::Serialize;
+
 use crate::api::registry::ModuleRegistration;
 use crate::listener::cache::{Cache, CacheError};
 use crate::listener::control::Client;
@@ -79,56 +81,54 @@ fn module_states(modules: &[&ModuleRegistration], dir: &Path) -> Result<Vec<Stri
 /// The `modules --json` listing: an array of objects, one per module, in call order; with
 /// `states`, each has a `state`.
 fn module_json(modules: &[&ModuleRegistration], states: Option<&[String]>) -> String {
-    let objects: Vec<String> = modules
+    let objects: Vec<ModuleJson<'_>> = modules
         .iter()
         .enumerate()
-        .map(|(i, m)| {
-            let state = states
-                .and_then(|s| s.get(i))
-                .map_or_else(String::new, |s| format!("\"state\":{},", json_string(s)));
-            let attributes: Vec<String> = m.attributes.iter().map(|a| json_string(a)).collect();
-            let workers = m
-                .workers()
-                .map_or_else(|| "null".to_owned(), |n| n.to_string());
-            format!(
-                "{{\"name\":{},{state}\"description\":{},\"api\":{},\"priority\":{:?},\
-                 \"workers\":{workers},\"handle_every_delete\":{},\"modrdn\":{},\
-                 \"attributes\":[{}],\"ldap_filter\":{},\"source\":{{\"item\":{},\
-                 \"file\":{},\"line\":{}}}}}",
-                json_string(m.name),
-                json_string(m.description),
-                json_string(m.kind.as_str()),
-                m.priority,
-                m.handle_every_delete,
-                m.modrdn,
-                attributes.join(","),
-                json_string(m.ldap_filter),
-                json_string(m.source.item),
-                json_string(m.source.file),
-                m.source.line,
-            )
+        .map(|(i, m)| ModuleJson {
+            name: m.name,
+            state: states.and_then(|s| s.get(i)).map(String::as_str),
+            description: m.description,
+            api: m.kind.as_str(),
+            priority: m.priority,
+            workers: m.workers(),
+            handle_every_delete: m.handle_every_delete,
+            modrdn: m.modrdn,
+            attributes: m.attributes,
+            ldap_filter: m.ldap_filter,
+            source: SourceJson {
+                item: m.source.item,
+                file: m.source.file,
+                line: m.source.line,
+            },
         })
         .collect();
-    format!("[{}]", objects.join(","))
+    // Plain strings, numbers and booleans: serializing cannot fail.
+    serde_json::to_string(&objects).expect("module listing serializes")
 }
 
-/// `text` as a JSON string literal.
-fn json_string(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+/// One module in the `modules --json` listing.
+#[derive(Serialize)]
+struct ModuleJson<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<&'a str>,
+    description: &'a str,
+    api: &'a str,
+    priority: f64,
+    workers: Option<u32>,
+    handle_every_delete: bool,
+    modrdn: bool,
+    attributes: &'a [&'a str],
+    ldap_filter: &'a str,
+    source: SourceJson<'a>,
+}
+
+/// Where a module is defined.
+#[derive(Serialize)]
+struct SourceJson<'a> {
+    item: &'a str,
+    file: &'a str,
+    line: u32,
 }
 
 /// The `modules` listing: one aligned row per module, the filter last (it is the longest);
@@ -341,7 +341,16 @@ listener_module_template_async  async  50.0      4        (all)         (objectC
 
     #[test]
     fn json_strings_are_escaped() {
-        assert_eq!(json_string(r#"(cn=a\2a"b)"#), r#""(cn=a\\2a\"b)""#);
-        assert_eq!(json_string("a\nb\u{1}"), r#""a\nb\u0001""#);
+        static ODD: ModuleRegistration = ModuleRegistration {
+            name: "odd",
+            description: "a\nb\u{1}",
+            ldap_filter: r#"(cn=a\2a"b)"#,
+            ..SYNC
+        };
+        let json = module_json(&[&ODD], None);
+        assert!(json.contains(r#""description":"a\nb\u0001","#), "{json}");
+        assert!(json.contains(r#""ldap_filter":"(cn=a\\2a\"b)","#), "{json}");
+        let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(parsed[0]["ldap_filter"], r#"(cn=a\2a"b)"#);
     }
 }

@@ -21,6 +21,7 @@ use futures_util::stream::{Stream, StreamExt};
 use ldap3::asn1::{PL, StructureTag, TagClass};
 use ldap3::{Ldap, LdapError, ResultEntry, Scope};
 use listener_core::{Dn, DnError, Entry};
+use tokio_util::task::AbortOnDropHandle;
 
 use super::lifecycle::order::ParentsFirst;
 use crate::ldap::LdapSettings;
@@ -261,7 +262,7 @@ impl Fetcher {
         let fetcher = self.clone();
         let filter = filter.to_owned();
         let what = format!("{filter} under {}", self.base);
-        let task = AbortOnDrop(tokio::spawn(async move {
+        let task = AbortOnDropHandle::new(tokio::spawn(async move {
             if let Err(e) = fetcher.search_ordered(&filter, &tx).await {
                 let _ = tx.send(Err(e)).await;
             }
@@ -274,7 +275,7 @@ impl Fetcher {
                 }
                 // The sender is gone: the search ended, or its task panicked.
                 let task = task?;
-                match task.join().await {
+                match task.await {
                     Ok(()) => None,
                     Err(e) => Some((
                         Err(FetchError::Task {
@@ -496,22 +497,6 @@ fn constructed(tag: Option<StructureTag>, id: u64) -> Option<Vec<StructureTag>> 
             payload: PL::C(items),
         } if got == id => Some(items),
         _ => None,
-    }
-}
-
-/// A task that is aborted when its handle is dropped (a fetch whose result is no longer
-/// wanted, the listener's notifier reader when it stops), so no search outlives its user.
-pub(crate) struct AbortOnDrop<R>(pub(crate) tokio::task::JoinHandle<R>);
-
-impl<R> AbortOnDrop<R> {
-    pub(crate) async fn join(mut self) -> Result<R, tokio::task::JoinError> {
-        (&mut self.0).await
-    }
-}
-
-impl<R> Drop for AbortOnDrop<R> {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

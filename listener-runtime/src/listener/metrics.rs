@@ -7,8 +7,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+
 use super::stats::Stats;
-use crate::metrics::{Exposition, Kind, MetricsError, MetricsServer};
+use crate::ops::metrics::{self, MetricsError, MetricsServer};
 
 /// Serves `stats` on `addr` (if given) until the result is dropped; binds right away, so
 /// a bad address fails the start.
@@ -19,8 +23,8 @@ pub(crate) fn spawn(
     let Some(addr) = addr else {
         return Ok(None);
     };
-    let stats = stats.clone();
-    crate::metrics::serve(addr, Arc::new(move || render(&stats))).map(Some)
+    let registry = metrics::registry(StatsCollector(stats.clone()));
+    metrics::serve(addr, registry).map(Some)
 }
 
 /// The metrics text for `stats` now.
@@ -92,123 +96,163 @@ impl Snapshot {
     }
 
     fn render(&self) -> String {
-        let mut e = Exposition::new();
-        let mut gauge = |name: &str, help: &str, value: crate::metrics::Value| {
-            e.family(name, Kind::Gauge, help);
-            e.sample(name, &[], value);
-        };
-        gauge(
+        metrics::render(&metrics::registry(self.clone()))
+    }
+
+    fn encode_into(&self, mut e: DescriptorEncoder<'_>) -> std::fmt::Result {
+        let e = &mut e;
+        metrics::gauge(
+            e,
             "listener_uptime_seconds",
             "Seconds since the listener started.",
-            self.uptime_seconds.into(),
-        );
-        gauge(
+            self.uptime_seconds,
+        )?;
+        metrics::gauge(
+            e,
             "listener_durable_id",
             "The last transaction ID whose commit is durable; a crash never goes back behind it.",
-            self.durable_id.into(),
-        );
-        gauge(
+            self.durable_id,
+        )?;
+        metrics::gauge(
+            e,
             "listener_applied_id",
             "The last transaction ID applied (committed, possibly not yet durable).",
-            self.applied_id.into(),
-        );
-        gauge(
+            self.applied_id,
+        )?;
+        metrics::gauge(
+            e,
             "listener_notifier_id",
             "The newest transaction ID the notifier reported.",
-            self.notifier_id.into(),
-        );
-        gauge(
+            self.notifier_id,
+        )?;
+        metrics::gauge(
+            e,
             "listener_lag_ids",
             "Transactions the listener is behind the notifier.",
-            self.lag_ids.into(),
-        );
-        gauge(
+            self.lag_ids,
+        )?;
+        metrics::gauge(
+            e,
             "listener_lag_seconds",
             "While behind the notifier: the age of the change last applied; 0 when caught up.",
-            self.lag_seconds.into(),
-        );
-        gauge(
+            self.lag_seconds,
+        )?;
+        metrics::gauge(
+            e,
             "listener_transactions_per_second",
             "Transactions processed per second, averaged since start.",
-            self.rate.into(),
-        );
-        gauge(
+            self.rate,
+        )?;
+        metrics::gauge(
+            e,
             "listener_last_progress_timestamp_seconds",
             "When the durable ID last moved (or the listener started), as Unix time.",
-            self.last_progress.into(),
-        );
-        gauge(
+            self.last_progress,
+        )?;
+        metrics::gauge(
+            e,
             "listener_queued_transactions",
             "Transactions received from the notifier and not yet applied.",
-            self.queued.into(),
-        );
-        gauge(
+            self.queued,
+        )?;
+        metrics::gauge(
+            e,
             "listener_fetches_in_flight",
             "LDAP fetches under way ahead of the apply stage.",
-            self.fetches_in_flight.into(),
-        );
-
-        e.family(
-            "listener_transactions_processed_total",
-            Kind::Counter,
+            self.fetches_in_flight,
+        )?;
+        // The encoder appends `_total` to a counter's name.
+        metrics::counter(
+            e,
+            "listener_transactions_processed",
             "Transactions processed since start.",
-        );
-        e.sample("listener_transactions_processed_total", &[], self.processed);
+            self.processed,
+        )?;
 
-        e.family(
+        let mut halted = e.encode_descriptor(
             "listener_halted",
-            Kind::Gauge,
             "1 while this blocking module's failure halts processing, else 0.",
-        );
+            None,
+            MetricType::Gauge,
+        )?;
         for m in &self.modules {
             let halting = self.halted_by.as_deref() == Some(m.name.as_str());
-            e.sample("listener_halted", &[("module", &m.name)], halting);
+            halted
+                .encode_family(&[("module", m.name.as_str())])?
+                .encode_gauge(&u64::from(halting))?;
         }
         if let Some(module) = &self.halted_by
             && !self.modules.iter().any(|m| &m.name == module)
         {
-            e.sample("listener_halted", &[("module", module)], true);
+            halted
+                .encode_family(&[("module", module.as_str())])?
+                .encode_gauge(&1u64)?;
         }
 
-        e.family(
-            "listener_module_calls_total",
-            Kind::Counter,
+        let mut calls = e.encode_descriptor(
+            "listener_module_calls",
             "Calls of the module (each attempt counts).",
-        );
+            None,
+            MetricType::Counter,
+        )?;
         for m in &self.modules {
-            e.sample(
-                "listener_module_calls_total",
-                &[("module", &m.name)],
-                m.calls,
-            );
+            calls
+                .encode_family(&[("module", m.name.as_str())])?
+                .encode_counter::<NoLabelSet, u64, u64>(&m.calls, None)?;
         }
-        e.family(
-            "listener_module_errors_total",
-            Kind::Counter,
+        let mut errors = e.encode_descriptor(
+            "listener_module_errors",
             "Calls of the module that failed (returned an error or panicked).",
-        );
+            None,
+            MetricType::Counter,
+        )?;
         for m in &self.modules {
-            e.sample(
-                "listener_module_errors_total",
-                &[("module", &m.name)],
-                m.errors,
-            );
+            errors
+                .encode_family(&[("module", m.name.as_str())])?
+                .encode_counter::<NoLabelSet, u64, u64>(&m.errors, None)?;
         }
-        e.family(
+        let mut durations = e.encode_descriptor(
             "listener_module_call_duration_seconds",
-            Kind::Histogram,
             "How long calls of the module took.",
-        );
+            None,
+            MetricType::Histogram,
+        )?;
         for m in &self.modules {
-            e.histogram(
-                "listener_module_call_duration_seconds",
-                &[("module", &m.name)],
-                &m.buckets,
-                m.count,
-                m.sum_seconds,
-            );
+            // The encoder takes each bucket's own count; the parts are read one after the
+            // other while calls go on: keep the series consistent (buckets never above
+            // +Inf) whatever the interleaving.
+            let mut below = 0;
+            let buckets: Vec<(f64, u64)> = m
+                .buckets
+                .iter()
+                .map(|&(le, cumulative)| {
+                    let own = cumulative.saturating_sub(below);
+                    below = below.max(cumulative);
+                    (le, own)
+                })
+                .collect();
+            let count = m.count.max(below);
+            durations
+                .encode_family(&[("module", m.name.as_str())])?
+                .encode_histogram::<NoLabelSet>(m.sum_seconds, count, &buckets, None)?;
         }
-        e.finish()
+        Ok(())
+    }
+}
+
+/// The listener's metrics, read from the live [`Stats`] at each scrape.
+#[derive(Debug)]
+struct StatsCollector(Arc<Stats>);
+
+impl Collector for StatsCollector {
+    fn encode(&self, encoder: DescriptorEncoder<'_>) -> std::fmt::Result {
+        Snapshot::take(&self.0).encode_into(encoder)
+    }
+}
+
+impl Collector for Snapshot {
+    fn encode(&self, encoder: DescriptorEncoder<'_>) -> std::fmt::Result {
+        self.encode_into(encoder)
     }
 }
 
@@ -311,7 +355,7 @@ listener_module_call_duration_seconds_count{module="printer"} 5
 listener_module_call_duration_seconds_bucket{module="blocker",le="0.001"} 0
 listener_module_call_duration_seconds_bucket{module="blocker",le="0.1"} 0
 listener_module_call_duration_seconds_bucket{module="blocker",le="+Inf"} 0
-listener_module_call_duration_seconds_sum{module="blocker"} 0
+listener_module_call_duration_seconds_sum{module="blocker"} 0.0
 listener_module_call_duration_seconds_count{module="blocker"} 0
 "#;
         let text = small().render();

@@ -18,6 +18,7 @@ use std::time::{Duration, SystemTime};
 use futures_util::FutureExt;
 use listener_core::{Command, Dn, Schema};
 use tokio::sync::mpsc;
+use tokio_util::task::AbortOnDropHandle;
 use tracing::Instrument;
 
 use super::apply::{Applier, Halted};
@@ -26,7 +27,7 @@ use super::call::{Module, RetryPolicy};
 use super::control::{self, ControlSocket};
 use super::decide::{self, FetchBy, ProcessError, Stash, Step};
 use super::dispatch::{ModuleSpec, SpecError};
-use super::fetch::{AbortOnDrop, FetchError, Fetcher};
+use super::fetch::{FetchError, Fetcher};
 pub(crate) use super::group::Durability;
 use super::group::Group;
 use super::lifecycle::{self, InitError};
@@ -36,7 +37,7 @@ use super::window::Window;
 use crate::api::context::Settings;
 use crate::api::registry::ModuleRegistration;
 use crate::ldap::{Backoff, LdapSettings, Retry};
-use crate::metrics::MetricsServer;
+use crate::ops::metrics::MetricsServer;
 use crate::protocol::client::{
     ClientError, ClientOptions, NotifierClient, TransactionRef, connect_with_backoff,
 };
@@ -129,7 +130,7 @@ pub(crate) enum RunError {
     },
     /// `--metrics` cannot be served.
     #[error(transparent)]
-    Metrics(#[from] crate::metrics::MetricsError),
+    Metrics(#[from] crate::ops::metrics::MetricsError),
     /// A bug in the listener itself.
     #[error("internal error: {0}")]
     Internal(String),
@@ -254,7 +255,7 @@ struct Listener {
     ldap_retry: Retry,
     /// Trying a transaction again that a blocking module halted.
     halt_retry: Retry,
-    _reader: AbortOnDrop<()>,
+    _reader: AbortOnDropHandle<()>,
     _control_socket: Option<ControlSocket>,
     _metrics: Option<MetricsServer>,
 }
@@ -332,7 +333,7 @@ impl Listener {
         // window takes from: waiting for the notifier never stalls applying, and going
         // idle (post_run) never cancels a request.
         let (queue_tx, queue) = mpsc::channel(config.batch.max(1) * 2);
-        let reader = AbortOnDrop(tokio::spawn(read_notifier(
+        let reader = AbortOnDropHandle::new(tokio::spawn(read_notifier(
             client,
             last + 1,
             config.clone(),

@@ -2,12 +2,14 @@
 //! the clients connected. Names start with `notifier_`.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
+
 use super::server::Published;
-use crate::metrics::{Exposition, Kind, MetricsError, MetricsServer, Value};
+use crate::ops::metrics::{self, MetricsError, MetricsServer};
 
 /// Serves what `published` shows on `addr` (if given) until the result is dropped.
 pub(crate) fn spawn(
@@ -17,17 +19,37 @@ pub(crate) fn spawn(
     let Some(addr) = addr else {
         return Ok(None);
     };
-    let published = published.clone();
-    let started = Instant::now();
-    let render = move || {
-        render(&Snapshot {
-            uptime_seconds: started.elapsed().as_secs_f64(),
-            last_id: *published.last_id.borrow(),
-            schema_id: *published.schema_id.borrow(),
-            clients: published.clients.load(Ordering::Relaxed),
-        })
+    let collector = PublishedCollector {
+        published: published.clone(),
+        started: Instant::now(),
     };
-    crate::metrics::serve(addr, Arc::new(render)).map(Some)
+    metrics::serve(addr, metrics::registry(collector)).map(Some)
+}
+
+/// The notifier's metrics, read from what it publishes at each scrape.
+struct PublishedCollector {
+    published: Published,
+    started: Instant,
+}
+
+impl std::fmt::Debug for PublishedCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PublishedCollector")
+            .field("started", &self.started)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Collector for PublishedCollector {
+    fn encode(&self, encoder: DescriptorEncoder<'_>) -> std::fmt::Result {
+        Snapshot {
+            uptime_seconds: self.started.elapsed().as_secs_f64(),
+            last_id: *self.published.last_id.borrow(),
+            schema_id: *self.published.schema_id.borrow(),
+            clients: self.published.clients.load(Ordering::Relaxed),
+        }
+        .encode(encoder)
+    }
 }
 
 /// The values of one scrape.
@@ -39,33 +61,34 @@ struct Snapshot {
     clients: u64,
 }
 
-fn render(s: &Snapshot) -> String {
-    let mut e = Exposition::new();
-    let mut gauge = |name: &str, help: &str, value: Value| {
-        e.family(name, Kind::Gauge, help);
-        e.sample(name, &[], value);
-    };
-    gauge(
-        "notifier_uptime_seconds",
-        "Seconds since the notifier started.",
-        s.uptime_seconds.into(),
-    );
-    gauge(
-        "notifier_last_id",
-        "The last durable transaction ID, the one listeners are told.",
-        s.last_id.into(),
-    );
-    gauge(
-        "notifier_schema_id",
-        "The schema ID listeners are told.",
-        s.schema_id.into(),
-    );
-    gauge(
-        "notifier_connected_clients",
-        "Protocol clients (listeners, tools) connected now.",
-        s.clients.into(),
-    );
-    e.finish()
+impl Collector for Snapshot {
+    fn encode(&self, mut e: DescriptorEncoder<'_>) -> std::fmt::Result {
+        let e = &mut e;
+        metrics::gauge(
+            e,
+            "notifier_uptime_seconds",
+            "Seconds since the notifier started.",
+            self.uptime_seconds,
+        )?;
+        metrics::gauge(
+            e,
+            "notifier_last_id",
+            "The last durable transaction ID, the one listeners are told.",
+            self.last_id,
+        )?;
+        metrics::gauge(
+            e,
+            "notifier_schema_id",
+            "The schema ID listeners are told.",
+            self.schema_id,
+        )?;
+        metrics::gauge(
+            e,
+            "notifier_connected_clients",
+            "Protocol clients (listeners, tools) connected now.",
+            self.clients,
+        )
+    }
 }
 
 #[cfg(test)]
@@ -74,12 +97,12 @@ mod tests {
 
     #[test]
     fn renders_ids_and_clients() {
-        let text = render(&Snapshot {
+        let text = metrics::render(&metrics::registry(Snapshot {
             uptime_seconds: 3.5,
             last_id: 120,
             schema_id: 2,
             clients: 4,
-        });
+        }));
         assert_eq!(
             text,
             "# HELP notifier_uptime_seconds Seconds since the notifier started.\n\

@@ -84,7 +84,7 @@ pub enum NotifierError {
     },
     /// `--metrics` cannot be served.
     #[error(transparent)]
-    Metrics(#[from] crate::metrics::MetricsError),
+    Metrics(#[from] crate::ops::metrics::MetricsError),
     /// A panic elsewhere left shared state unusable.
     #[error("an internal lock was poisoned by a panic")]
     Poisoned,

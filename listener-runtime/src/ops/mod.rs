@@ -2,4 +2,5 @@
 //! per-module log files, and the Prometheus metrics endpoint.
 
 pub(crate) mod logging;
+pub(crate) mod metrics;
 pub(crate) mod module_log;
