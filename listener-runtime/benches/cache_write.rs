@@ -16,6 +16,9 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use listener_runtime::testing::Cache;
 use listener_runtime::{Dn, Entry};
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const USERS: usize = 20_000;
 /// Transactions per write transaction (a commit group).
 const GROUP: usize = 100;

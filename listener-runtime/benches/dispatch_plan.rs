@@ -15,6 +15,9 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use listener_core::{Dn, Entry, ModuleConfig, ModuleForm, Schema};
 use listener_runtime::testing::{Change, ModuleSpec, plan};
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// (name, filter, attributes, form, asynchronous)
 const MODULES: [(&str, &str, &[&str], ModuleForm, bool); 11] = [
     (

@@ -23,10 +23,6 @@ pub(crate) mod ops;
 pub(crate) mod protocol;
 mod utc;
 
-#[cfg(feature = "mimalloc")]
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 pub use listener_core::{AttributeDescription, Command, Dn, Entry};
 pub use listener_macros::listener_module;
 

@@ -12,6 +12,9 @@ use examples as _;
 use tests::Slapd;
 use tests::domain::Domain;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The scripted changes: what they show, and the LDIF that makes them.
 const STEPS: &[(&str, &str)] = &[
     (

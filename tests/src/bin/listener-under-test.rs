@@ -5,6 +5,9 @@
 use examples as _;
 use listener_runtime::prelude::*;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A `blocking` module (like replication) that fails every create and modify of an
 /// organizational role described as `halt`: processing then halts at that transaction
 /// and retries it (semantics §5 rule 4) until the description changes. Kept out of the

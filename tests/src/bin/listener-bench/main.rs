@@ -36,6 +36,9 @@ use tests::domain::Domain;
 use directory::Layout;
 use measure::CallsTail;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const SUBCOMMANDS: &[&str] = &[
     "run",
     "notifier",
