@@ -28,6 +28,7 @@ pub(crate) fn spawn(
 }
 
 /// The metrics text for `stats` now.
+#[cfg(test)]
 pub(crate) fn render(stats: &Stats) -> String {
     Snapshot::take(stats).render()
 }
@@ -95,6 +96,7 @@ impl Snapshot {
         }
     }
 
+    #[cfg(test)]
     fn render(&self) -> String {
         metrics::render(&metrics::registry(self.clone()))
     }

@@ -31,7 +31,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 /// The `Content-Type` of the format.
-pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+pub(crate) const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 /// The limits on one client.
 #[derive(Debug, Clone, Copy)]
@@ -72,14 +72,17 @@ pub enum MetricsError {
 
 /// The running endpoint; dropping it stops serving.
 #[derive(Debug)]
-pub struct MetricsServer {
+pub(crate) struct MetricsServer {
+    /// Where it listens (the log says so too; tests connect to it).
+    #[cfg(test)]
     addr: SocketAddr,
     task: JoinHandle<()>,
 }
 
 impl MetricsServer {
     /// The address it listens on (the real port when asked for port 0).
-    pub fn local_addr(&self) -> SocketAddr {
+    #[cfg(test)]
+    pub(crate) fn local_addr(&self) -> SocketAddr {
         self.addr
     }
 }
@@ -91,14 +94,14 @@ impl Drop for MetricsServer {
 }
 
 /// A registry holding just `collector`.
-pub fn registry(collector: impl Collector) -> Registry {
+pub(crate) fn registry(collector: impl Collector) -> Registry {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(collector));
     registry
 }
 
 /// The text of `registry` now.
-pub fn render(registry: &Registry) -> String {
+pub(crate) fn render(registry: &Registry) -> String {
     let mut text = String::new();
     // Writing into a String fails only if a collector fails, and ours do not.
     if let Err(e) = prometheus_client::encoding::prometheus_text::encode(&mut text, registry) {
@@ -108,7 +111,7 @@ pub fn render(registry: &Registry) -> String {
 }
 
 /// One gauge family with one series without labels.
-pub fn gauge(
+pub(crate) fn gauge(
     encoder: &mut DescriptorEncoder<'_>,
     name: &str,
     help: &str,
@@ -121,7 +124,7 @@ pub fn gauge(
 
 /// One counter family with one series without labels; `name` without `_total`, which
 /// the encoder appends (to the family and to the series).
-pub fn counter(
+pub(crate) fn counter(
     encoder: &mut DescriptorEncoder<'_>,
     name: &str,
     help: &str,
@@ -134,7 +137,7 @@ pub fn counter(
 
 /// Binds `addr` now (so a bad address is a start-up error) and serves `registry` on
 /// `/metrics` from a task on the current tokio runtime until the result is dropped.
-pub fn serve(addr: SocketAddr, registry: Registry) -> Result<MetricsServer, MetricsError> {
+pub(crate) fn serve(addr: SocketAddr, registry: Registry) -> Result<MetricsServer, MetricsError> {
     serve_with(addr, Arc::new(registry), Limits::DEFAULT)
 }
 
@@ -150,7 +153,11 @@ fn serve_with(
     let local = listener.local_addr().map_err(bind_error)?;
     tracing::info!(addr = %local, "serving metrics on /metrics");
     let task = tokio::spawn(accept_loop(listener, registry, limits));
-    Ok(MetricsServer { addr: local, task })
+    Ok(MetricsServer {
+        #[cfg(test)]
+        addr: local,
+        task,
+    })
 }
 
 async fn accept_loop(listener: TcpListener, registry: Arc<Registry>, limits: Limits) {
