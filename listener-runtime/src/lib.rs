@@ -21,12 +21,13 @@ pub(crate) mod listener;
 pub(crate) mod notifier;
 pub(crate) mod ops;
 pub(crate) mod protocol;
+pub(crate) mod shared;
 mod utc;
 
 pub use listener_core::{AttributeDescription, Command, Dn, Entry};
 pub use listener_macros::listener_module;
 
-pub use crate::api::context::{Context, Logger, Settings};
+pub use crate::api::context::{Context, LockGuard, Logger, Settings};
 pub use crate::api::error::{HandlerError, HandlerResult};
 pub use crate::api::handler::{
     AsyncHandler, BoxFuture, ClassicHandler, ErasedAsyncHandler, Handler,
@@ -36,6 +37,7 @@ pub use crate::api::registry::{
     check_unique_names, registered_modules,
 };
 pub use crate::cli::{main, main_from};
+pub use crate::shared::SharedError;
 
 /// What a module crate needs: `use listener_runtime::prelude::*;`.
 pub mod prelude {
@@ -107,4 +109,32 @@ pub mod testing {
         ClientError, ClientOptions, NotifierClient, TransactionRef, connect_with_backoff,
     };
     pub use crate::protocol::wire::Framer;
+
+    /// A store of shared variables and locks, for tests of [`crate::Context`]'s shared
+    /// state against each backend.
+    #[derive(Debug, Clone)]
+    pub struct SharedStore(std::sync::Arc<dyn crate::shared::SharedStore>);
+
+    impl SharedStore {
+        /// The memcached at `addr`.
+        pub fn memcached(addr: &str) -> SharedStore {
+            SharedStore(std::sync::Arc::new(
+                crate::shared::memcached::Memcached::new(addr),
+            ))
+        }
+
+        /// The embedded store in `dir`.
+        pub fn embedded(dir: &std::path::Path) -> Result<SharedStore, crate::SharedError> {
+            Ok(SharedStore(std::sync::Arc::new(
+                crate::shared::embedded::Embedded::open(dir)?,
+            )))
+        }
+
+        /// A context of module `module` on this store.
+        pub fn context(&self, module: &str) -> crate::Context {
+            let mut ctx = crate::Context::new(module);
+            ctx.share(self.0.clone());
+            ctx
+        }
+    }
 }

@@ -9,19 +9,22 @@ use listener_core::{AttributeDescription, Dn, Entry};
 
 use crate::api::error::HandlerError;
 use crate::listener::fetch::Fetcher;
+use crate::shared::{self, SharedError, SharedStore};
 
 /// Passed to every module call.
 ///
 /// It carries the module's name and a [`Logger`] scoped to the module, offers
 /// [`Context::diff`], and — inside a running listener — a ready LDAP connection
 /// ([`Context::search`], [`Context::ldap`]; UCS's `self.lo`) and the listener's
-/// settings ([`Context::settings`]).
+/// settings ([`Context::settings`]), and the module's shared variables and locks
+/// ([`Context::get_shared_var`], [`Context::set_shared_var`], [`Context::lock`]).
 #[derive(Debug)]
 pub struct Context {
     module_name: String,
     logger: Logger,
     ldap: Option<Fetcher>,
     settings: Option<Arc<Settings>>,
+    shared: Option<Arc<dyn SharedStore>>,
 }
 
 /// What a module may read of the listener's configuration (never the bind password).
@@ -48,7 +51,83 @@ impl Context {
             logger: Logger::new(module_name),
             ldap: None,
             settings: None,
+            shared: None,
         }
+    }
+
+    /// Gives the context the store of shared variables and locks.
+    pub(crate) fn share(&mut self, store: Arc<dyn SharedStore>) {
+        self.shared = Some(store);
+    }
+
+    fn store(&self) -> Result<&Arc<dyn SharedStore>, SharedError> {
+        self.shared.as_ref().ok_or_else(|| SharedError::Backend {
+            backend: "no store".to_owned(),
+            message: "this context is not part of a running listener".to_owned(),
+        })
+    }
+
+    /// The module's shared variable `name`, deserialized (`None` if it was never set).
+    /// Variables are per module, and shared by every call of it.
+    pub async fn get_shared_var<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+    ) -> Result<Option<T>, SharedError> {
+        let Some(bytes) = self.store()?.get(&self.module_name, name).await? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| SharedError::Value {
+                name: name.to_owned(),
+                message: format!("the stored value does not read as the type asked for: {e}"),
+            })
+    }
+
+    /// Sets the module's shared variable `name` (serde JSON).
+    pub async fn set_shared_var<T: serde::Serialize + ?Sized>(
+        &self,
+        name: &str,
+        value: &T,
+    ) -> Result<(), SharedError> {
+        let bytes = serde_json::to_vec(value).map_err(|e| SharedError::Value {
+            name: name.to_owned(),
+            message: e.to_string(),
+        })?;
+        self.store()?.set(&self.module_name, name, &bytes).await
+    }
+
+    /// Takes the module's lock `name` with a 60 s lease, waiting (with jitter, up to
+    /// 30 s) while another call holds it. Released when the guard is dropped or by
+    /// [`LockGuard::unlock`]; a holder that dies loses it when the lease ends.
+    pub async fn lock(&self, name: &str) -> Result<LockGuard, SharedError> {
+        self.lock_with(name, shared::DEFAULT_LEASE).await
+    }
+
+    /// [`Context::lock`] with the lease `ttl`.
+    pub async fn lock_with(
+        &self,
+        name: &str,
+        ttl: std::time::Duration,
+    ) -> Result<LockGuard, SharedError> {
+        let store = self.store()?.clone();
+        let token = shared::token();
+        let started = std::time::Instant::now();
+        while !store.try_lock(&self.module_name, name, &token, ttl).await? {
+            if started.elapsed() >= shared::LOCK_DEADLINE {
+                return Err(SharedError::LockTimeout {
+                    name: name.to_owned(),
+                    waited: started.elapsed(),
+                });
+            }
+            tokio::time::sleep(shared::jitter()).await;
+        }
+        Ok(LockGuard {
+            store: Some(store),
+            module: self.module_name.clone(),
+            name: name.to_owned(),
+            token,
+        })
     }
 
     /// Gives the context the listener's LDAP connection and settings (the runtime does
@@ -118,6 +197,49 @@ impl Context {
     /// (`entryCSN`, `modifyTimestamp`, …) ignored: UCS's `self.diff(old, new)`.
     pub fn diff(&self, old: &Entry, new: &Entry) -> Vec<AttributeDescription> {
         listener_core::entry::diff(old, new)
+    }
+}
+
+/// A lock held by a module call ([`Context::lock`]). Dropping it releases the lock (in
+/// the background); [`LockGuard::unlock`] releases it and reports errors.
+#[derive(Debug)]
+#[must_use = "the lock is released when the guard is dropped"]
+pub struct LockGuard {
+    store: Option<Arc<dyn SharedStore>>,
+    module: String,
+    name: String,
+    token: String,
+}
+
+impl LockGuard {
+    /// Releases the lock now. `Ok(false)`: the lease had ended and the lock was no
+    /// longer this call's.
+    pub async fn unlock(mut self) -> Result<bool, SharedError> {
+        match self.store.take() {
+            Some(store) => store.unlock(&self.module, &self.name, &self.token).await,
+            None => Ok(false),
+        }
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        let Some(store) = self.store.take() else {
+            return;
+        };
+        let (module, name, token) = (
+            std::mem::take(&mut self.module),
+            std::mem::take(&mut self.name),
+            std::mem::take(&mut self.token),
+        );
+        // Without a runtime the lease simply runs out.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = store.unlock(&module, &name, &token).await {
+                    tracing::warn!(module, lock = name, error = %e, "cannot release a lock; its lease runs out");
+                }
+            });
+        }
     }
 }
 

@@ -62,6 +62,10 @@ pub(super) struct RunArgs {
     /// lag, processed transactions, per-module calls, errors and call latency.
     #[arg(long, env = "LISTENER_METRICS", value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
+    /// Keep the shared variables and locks of modules on this memcached (`HOST:PORT`;
+    /// run it with `-M`). Without it they are kept in the cache directory.
+    #[arg(long, env = "LISTENER_MEMCACHED", value_name = "HOST:PORT")]
+    memcached: Option<String>,
 }
 
 impl RunArgs {
@@ -87,6 +91,7 @@ pub(super) fn run_listener(args: RunArgs, modules: &[&'static ModuleRegistration
     config.durability = args.durability;
     config.fetch_connections = args.fetch_connections.max(1);
     config.metrics = args.metrics;
+    config.memcached = args.memcached;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -168,6 +168,11 @@ impl Module {
         self.ctx.connect(ldap, settings);
     }
 
+    /// Gives the module's context the store of shared variables and locks.
+    pub(crate) fn share(&mut self, store: std::sync::Arc<dyn crate::shared::SharedStore>) {
+        self.ctx.share(store);
+    }
+
     /// The module's registration (its configuration).
     pub(crate) fn registration(&self) -> &'static ModuleRegistration {
         self.registration

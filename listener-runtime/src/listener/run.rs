@@ -69,6 +69,9 @@ pub(crate) struct RunConfig {
     pub durability: Durability,
     /// LDAP connections the fetches ahead are spread over.
     pub fetch_connections: usize,
+    /// The memcached holding shared variables and locks (`host:port`); `None`: the
+    /// embedded store in the cache directory.
+    pub memcached: Option<String>,
 }
 
 impl RunConfig {
@@ -92,6 +95,7 @@ impl RunConfig {
             window: 64,
             durability: Durability::default(),
             fetch_connections: 4,
+            memcached: None,
         }
     }
 }
@@ -128,6 +132,9 @@ pub(crate) enum RunError {
         /// Why.
         message: String,
     },
+    /// The embedded store of shared state cannot be opened.
+    #[error(transparent)]
+    Shared(#[from] crate::shared::SharedError),
     /// `--metrics` cannot be served.
     #[error(transparent)]
     Metrics(#[from] crate::ops::metrics::MetricsError),
@@ -275,6 +282,7 @@ impl Listener {
         }
         let cache = Arc::new(Cache::open(&config.cache_dir)?);
         let stats = Arc::new(Stats::new(registrations.iter().map(|r| r.name)));
+        let shared = crate::shared::open(config.memcached.as_deref(), &config.cache_dir)?;
         let mut specs = Vec::new();
         let mut modules = Vec::new();
         for registration in registrations {
@@ -283,6 +291,7 @@ impl Listener {
                 Schema::builtin(),
             )?);
             let mut module = Module::load(registration);
+            module.share(shared.clone());
             if let Some(counters) = stats.module(registration.name) {
                 module.set_stats(counters.clone());
             }
