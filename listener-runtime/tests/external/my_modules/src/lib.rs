@@ -40,3 +40,21 @@ impl Handler for ListenerModuleTemplate {
         Ok(())
     }
 }
+
+/// An asynchronous module with shared state, written exactly as module authors are told
+/// to (worker processes are not built yet: the listener awaits its calls inline).
+#[listener_module(name = "crm_sync", description = "counts creates under a lock",
+                  ldap_filter = "(objectClass=inetOrgPerson)",
+                  run_asynchronously, parallelism = 4)]
+#[derive(Default)]
+pub struct CrmSync;
+
+impl AsyncHandler for CrmSync {
+    async fn create(&mut self, ctx: &mut Context, _dn: &Dn, _new: &Entry) -> HandlerResult {
+        let guard = ctx.lock("crm-token").await?; // released on drop, or guard.unlock().await
+        let n: u64 = ctx.get_shared_var("calls").await?.unwrap_or(0);
+        ctx.set_shared_var("calls", &(n + 1)).await?; // any serde Serialize + DeserializeOwned
+        drop(guard);
+        Ok(())
+    }
+}
