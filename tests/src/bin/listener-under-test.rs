@@ -49,3 +49,26 @@ impl Handler for HaltingOnDemand {
 fn main() -> std::process::ExitCode {
     listener_runtime::main()
 }
+
+/// An asynchronous module that counts the creates of organizational roles described as
+/// `count` in the shared variable `creates`, under the lock `counter` (tests of shared
+/// state in a running listener, with and without `--memcached`).
+#[listener_module(
+    name = "counting_on_demand",
+    description = "counts creates of organizational roles with description=count in a shared variable",
+    ldap_filter = "(&(objectClass=organizationalRole)(description=count))",
+    run_asynchronously,
+    parallelism = 2
+)]
+#[derive(Default)]
+pub struct CountingOnDemand;
+
+impl AsyncHandler for CountingOnDemand {
+    async fn create(&mut self, ctx: &mut Context, _dn: &Dn, _new: &Entry) -> HandlerResult {
+        let guard = ctx.lock("counter").await?;
+        let n: u64 = ctx.get_shared_var("creates").await?.unwrap_or(0);
+        ctx.set_shared_var("creates", &(n + 1)).await?;
+        guard.unlock().await?;
+        Ok(())
+    }
+}
