@@ -3,7 +3,7 @@
 //! concurrent callers incrementing a counter under the lock end at exactly the number of
 //! increments; without the lock, updates are lost (so the counting can fail); a lease
 //! that ran out is not the old holder's to release; a memcached that is gone is an error
-//! naming it.
+//! naming it, and the store reconnects when it is back.
 //!
 //! The callers are tasks of one process here: worker processes are not built yet.
 
@@ -107,13 +107,13 @@ async fn locks_make_a_shared_counter_exact_on_the_embedded_store() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_memcached_that_is_gone_is_an_error_naming_it() {
-    let memcached = Memcached::start().unwrap();
-    let addr = format!("127.0.0.1:{}", memcached.port());
+async fn a_memcached_that_is_gone_is_an_error_naming_it_until_it_is_back() {
+    let mut memcached = Memcached::start().unwrap();
+    let addr = memcached.address();
     let store = SharedStore::memcached(&addr);
     let ctx = store.context("m");
     ctx.set_shared_var("n", &1u64).await.unwrap();
-    drop(memcached);
+    memcached.stop();
     let e = ctx.get_shared_var::<u64>("n").await.unwrap_err();
     assert!(
         e.to_string().contains(&format!("memcached at {addr}")),
@@ -121,4 +121,38 @@ async fn a_memcached_that_is_gone_is_an_error_naming_it() {
     );
     let e = ctx.lock("l").await.unwrap_err();
     assert!(e.to_string().contains("memcached"), "{e}");
+    // Back (empty: memcached keeps nothing across a restart): the store reconnects.
+    memcached.restart().unwrap();
+    assert_eq!(ctx.get_shared_var::<u64>("n").await.unwrap(), None);
+    ctx.set_shared_var("n", &2u64).await.unwrap();
+    assert_eq!(ctx.get_shared_var::<u64>("n").await.unwrap(), Some(2));
+    drop(ctx.lock("l").await.unwrap());
+}
+
+/// A caller that stops waiting mid-request (a timeout around `lock`) leaves no reply on
+/// the connection for the next request to read as its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_given_up_halfway_does_not_confuse_the_next() {
+    let memcached = Memcached::start().unwrap();
+    let store = SharedStore::memcached(&memcached.address());
+    let ctx = store.context("m");
+    ctx.set_shared_var("a", "alpha").await.unwrap();
+    ctx.set_shared_var("b", &7u64).await.unwrap();
+    let held = store.context("m").lock("l").await.unwrap();
+    for i in 0..200u64 {
+        // Cut off after a varying number of microseconds: sometimes before the request
+        // is sent, sometimes with its reply still unread.
+        let _ = tokio::time::timeout(Duration::from_micros(i * 7 % 400), ctx.lock("l")).await;
+        let _ = tokio::time::timeout(
+            Duration::from_micros(i * 13 % 300),
+            ctx.get_shared_var::<String>("a"),
+        )
+        .await;
+        assert_eq!(
+            ctx.get_shared_var::<u64>("b").await.unwrap(),
+            Some(7),
+            "round {i}"
+        );
+    }
+    drop(held);
 }

@@ -51,21 +51,24 @@ impl Memcached {
     }
 
     /// Sends `request` (with `data` as its value block, if any) and reads the reply; a
-    /// `VA` reply's value comes with it. Any failure closes the connection.
+    /// `VA` reply's value comes with it. The connection is taken out for the exchange
+    /// and put back only after a whole one: a failure, or a caller that stops waiting
+    /// (a timeout around `lock`), closes it, so no reply is ever read as another's.
     async fn call(
         &self,
         request: &str,
         data: Option<&[u8]>,
     ) -> Result<(Reply, Option<Vec<u8>>), SharedError> {
         let mut conn = self.conn.lock().await;
+        let open = conn.take();
         let result = tokio::time::timeout(TIMEOUT, async {
-            if conn.is_none() {
-                let stream = TcpStream::connect(&self.addr).await?;
-                stream.set_nodelay(true)?;
-                *conn = Some(BufReader::new(stream));
-            }
-            let Some(stream) = conn.as_mut() else {
-                return Err(std::io::Error::other("not connected"));
+            let mut stream = match open {
+                Some(stream) => stream,
+                None => {
+                    let stream = TcpStream::connect(&self.addr).await?;
+                    stream.set_nodelay(true)?;
+                    BufReader::new(stream)
+                }
             };
             let mut message = Vec::with_capacity(request.len() + 4 + data.map_or(0, <[u8]>::len));
             message.extend_from_slice(request.as_bytes());
@@ -99,18 +102,17 @@ impl Memcached {
             } else {
                 None
             };
-            Ok((reply, value))
+            Ok((reply, value, stream))
         })
         .await;
-        let result = match result {
-            Ok(Ok(answer)) => Ok(answer),
+        match result {
+            Ok(Ok((reply, value, stream))) => {
+                *conn = Some(stream);
+                Ok((reply, value))
+            }
             Ok(Err(e)) => Err(self.error(e)),
             Err(_) => Err(self.error(format!("no answer within {TIMEOUT:?}"))),
-        };
-        if result.is_err() {
-            *conn = None;
         }
-        result
     }
 
     fn unexpected(&self, request: &str, reply: &Reply) -> SharedError {
@@ -212,5 +214,45 @@ impl SharedStore for Memcached {
                 (reply, _) => Err(self.unexpected(&request, &reply)),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A caller that gives up while its reply is still on the way leaves nothing on the
+    /// connection for the next caller to read. The server here answers `mg` with the
+    /// key's name as its value, the first one late.
+    #[tokio::test]
+    async fn a_reply_nobody_waits_for_is_never_read_as_the_next_one() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let mut first = true;
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut stream = BufReader::new(stream);
+                let mut line = String::new();
+                while stream.read_line(&mut line).await.unwrap_or(0) > 0 {
+                    let key = line.split(' ').nth(1).unwrap_or_default().to_owned();
+                    line.clear();
+                    if std::mem::take(&mut first) {
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                    }
+                    let reply = format!("VA {}\r\n{key}\r\n", key.len());
+                    if stream.get_mut().write_all(reply.as_bytes()).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        let store = Memcached::new(&addr);
+        let late = tokio::time::timeout(Duration::from_millis(50), store.get("m", "a")).await;
+        assert!(late.is_err(), "the first reply came early");
+        let value = store.get("m", "b").await.unwrap().unwrap();
+        assert_eq!(String::from_utf8(value).unwrap(), "udl.v.m.b");
     }
 }
