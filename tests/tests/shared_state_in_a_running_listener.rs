@@ -1,6 +1,10 @@
 //! A module's shared variables and locks in a running listener (`counting_on_demand`,
 //! an asynchronous module of the test binary that counts creates under a lock): kept in
-//! the embedded store in the cache directory, or with `run --memcached` on memcached.
+//! the embedded store in the cache directory, or with `run --memcached` on memcached; a
+//! call that finds memcached gone becomes a failed event naming it, and `failed replay`
+//! delivers it once memcached is back.
+
+use std::process::{Command, Output};
 
 use listener_runtime::testing::SharedStore;
 use tests::domain::Domain;
@@ -8,11 +12,11 @@ use tests::{Memcached, Slapd, ldif};
 
 const ROLES: u64 = 12;
 
-/// Creates `ROLES` roles the module counts, and waits until the listener is past them.
-fn create_counted_roles(domain: &mut Domain) {
+/// Creates `count` roles the module counts, and waits until the listener is past them.
+fn create_counted_roles(domain: &mut Domain, count: u64) {
     domain.barrier();
     let base = domain.slapd.base().to_owned();
-    for i in 0..ROLES {
+    for i in 0..count {
         let dn = format!("cn=counted{i},{base}");
         let add = ldif::add(
             &dn,
@@ -31,7 +35,7 @@ fn create_counted_roles(domain: &mut Domain) {
 async fn the_embedded_store_keeps_the_count_in_the_cache_directory() {
     let mut domain = Domain::start(tests::listener_binary!(), Slapd::builder()).unwrap();
     domain.start_listener().unwrap();
-    create_counted_roles(&mut domain);
+    create_counted_roles(&mut domain, ROLES);
     assert!(domain.stop_listener(), "the listener did not stop cleanly");
     let store = SharedStore::embedded(&domain.cache_dir()).unwrap();
     let creates: Option<u64> = store
@@ -50,7 +54,7 @@ async fn with_memcached_the_count_is_on_memcached() {
     let mut args = domain.run_args(&domain.slapd.root_dn(), domain.slapd.password_file());
     args.extend(["--memcached".to_owned(), addr.clone()]);
     domain.start_listener_with(&args).unwrap();
-    create_counted_roles(&mut domain);
+    create_counted_roles(&mut domain, ROLES);
     let creates: Option<u64> = SharedStore::memcached(&addr)
         .context("counting_on_demand")
         .get_shared_var("creates")
@@ -66,4 +70,60 @@ async fn with_memcached_the_count_is_on_memcached() {
         .await
         .unwrap();
     assert_eq!(there, None);
+}
+
+fn tool(args: &[&str]) -> Output {
+    Command::new(tests::listener_binary!())
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .env_remove("LISTENER_CACHE_DIR")
+        .output()
+        .expect("run listener-under-test")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_that_find_memcached_gone_are_failed_events_replayed_once_it_is_back() {
+    let mut memcached = Memcached::start().unwrap();
+    let addr = memcached.address();
+    let mut domain = Domain::start(tests::listener_binary!(), Slapd::builder()).unwrap();
+    let mut args = domain.run_args(&domain.slapd.root_dn(), domain.slapd.password_file());
+    args.extend([
+        "--memcached".to_owned(),
+        addr.clone(),
+        "--attempts".to_owned(),
+        "2".to_owned(),
+    ]);
+    domain.start_listener_with(&args).unwrap();
+    domain.barrier();
+    memcached.stop();
+    // The listener goes on: the barrier after the creates passes.
+    create_counted_roles(&mut domain, 3);
+    let cache = domain.cache_dir().display().to_string();
+    let out = tool(&["failed", "--cache-dir", &cache, "list", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let events: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(events.len(), 3, "{events:?}");
+    for event in &events {
+        assert_eq!(event["module"], "counting_on_demand", "{event}");
+        let error = event["error"].as_str().unwrap_or_default();
+        assert!(error.contains(&format!("memcached at {addr}")), "{event}");
+    }
+    memcached.restart().unwrap();
+    let out = tool(&[
+        "failed",
+        "--cache-dir",
+        &cache,
+        "replay",
+        "counting_on_demand",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let creates: Option<u64> = SharedStore::memcached(&addr)
+        .context("counting_on_demand")
+        .get_shared_var("creates")
+        .await
+        .unwrap();
+    assert_eq!(creates, Some(3));
+    let out = tool(&["failed", "--cache-dir", &cache, "list", "--json"]);
+    let events: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(events.is_empty(), "{events:?}");
 }
