@@ -2,7 +2,8 @@
 //! an asynchronous module of the test binary that counts creates under a lock): kept in
 //! the embedded store in the cache directory, or with `run --memcached` on memcached; a
 //! call that finds memcached gone becomes a failed event naming it, and `failed replay`
-//! delivers it once memcached is back.
+//! delivers it once memcached is back; `status` tells the backend and whether it
+//! answers.
 
 use std::process::{Command, Output};
 
@@ -36,6 +37,11 @@ async fn the_embedded_store_keeps_the_count_in_the_cache_directory() {
     let mut domain = Domain::start(tests::listener_binary!(), Slapd::builder()).unwrap();
     domain.start_listener().unwrap();
     create_counted_roles(&mut domain, ROLES);
+    let cache = domain.cache_dir().display().to_string();
+    let out = tool(&["status", "--cache-dir", &cache, "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["shared"]["backend"], "the embedded store", "{json}");
+    assert_eq!(json["shared"]["error"], serde_json::Value::Null, "{json}");
     assert!(domain.stop_listener(), "the listener did not stop cleanly");
     let store = SharedStore::embedded(&domain.cache_dir()).unwrap();
     let creates: Option<u64> = store
@@ -108,6 +114,27 @@ async fn calls_that_find_memcached_gone_are_failed_events_replayed_once_it_is_ba
         let error = event["error"].as_str().unwrap_or_default();
         assert!(error.contains(&format!("memcached at {addr}")), "{event}");
     }
+    // `status` says so too.
+    let status = |cache: &str| -> serde_json::Value {
+        let out = tool(&["status", "--cache-dir", cache, "--json"]);
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
+    };
+    let json = status(&cache);
+    assert_eq!(
+        json["shared"]["backend"],
+        format!("memcached at {addr}"),
+        "{json}"
+    );
+    let error = json["shared"]["error"].as_str().unwrap_or_default();
+    assert!(error.contains(&format!("memcached at {addr}")), "{json}");
+    assert!(json["shared"]["since"].is_string(), "{json}");
+    let out = tool(&["status", "--cache-dir", &cache]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("shared state") && text.contains("failing since"),
+        "{text}"
+    );
+
     memcached.restart().unwrap();
     let out = tool(&[
         "failed",
@@ -126,4 +153,6 @@ async fn calls_that_find_memcached_gone_are_failed_events_replayed_once_it_is_ba
     let out = tool(&["failed", "--cache-dir", &cache, "list", "--json"]);
     let events: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert!(events.is_empty(), "{events:?}");
+    let json = status(&cache);
+    assert_eq!(json["shared"]["error"], serde_json::Value::Null, "{json}");
 }

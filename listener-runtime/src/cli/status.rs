@@ -38,6 +38,9 @@ Exit codes (usable as a monitoring check):
   schema_id               the schema ID the cache holds
   entries                 objects in the cache
   halted                  null, or {id, module, error, since}
+  shared                  null when not running, else {backend, error, since}: the
+                          store of modules' shared variables and locks; error and
+                          since are null while it answers
   modules                 [{name, state, failed, registered}] in call order; state is
                           NEW, INITIALIZING (<n> done), READY or FAILED: <error>";
 
@@ -209,6 +212,14 @@ fn text(report: &StatusReport, health: Health) -> String {
             ),
         ));
     }
+    if let Some(shared) = &report.shared {
+        let state = match (&shared.error, &shared.since) {
+            (Some(error), Some(since)) => format!("failing since {since}: {error}"),
+            (Some(error), None) => format!("failing: {error}"),
+            _ => "answers".to_owned(),
+        };
+        rows.push(("shared state", format!("{}, {state}", shared.backend)));
+    }
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     let mut out = String::new();
     for (key, value) in rows {
@@ -252,6 +263,7 @@ mod tests {
             schema_id: 1,
             entries: 7,
             halted: None,
+            shared: None,
             modules: vec![ModuleStatus {
                 name: "printer".into(),
                 state: "READY".into(),

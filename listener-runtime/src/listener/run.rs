@@ -282,7 +282,9 @@ impl Listener {
         }
         let cache = Arc::new(Cache::open(&config.cache_dir)?);
         let stats = Arc::new(Stats::new(registrations.iter().map(|r| r.name)));
-        let shared = crate::shared::open(config.memcached.as_deref(), &config.cache_dir)?;
+        let (shared, shared_health) =
+            crate::shared::open(config.memcached.as_deref(), &config.cache_dir)?;
+        stats.set_shared(shared_health);
         let mut specs = Vec::new();
         let mut modules = Vec::new();
         for registration in registrations {

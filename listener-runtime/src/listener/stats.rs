@@ -35,6 +35,8 @@ pub(crate) struct Stats {
     last_progress: Mutex<SystemTime>,
     /// Why processing is halted, if it is.
     halted: Mutex<Option<Halt>>,
+    /// Whether the store of shared state answers (once `run` opened it).
+    shared: std::sync::OnceLock<Arc<crate::shared::Health>>,
     /// Per module, in call order.
     pub modules: Vec<Arc<ModuleStats>>,
 }
@@ -66,6 +68,7 @@ impl Stats {
             last_change: Mutex::new(None),
             last_progress: Mutex::new(SystemTime::now()),
             halted: Mutex::new(None),
+            shared: std::sync::OnceLock::new(),
             modules: modules
                 .into_iter()
                 .map(|name| Arc::new(ModuleStats::new(name)))
@@ -149,6 +152,16 @@ impl Stats {
     /// Why processing is halted, if it is.
     pub(crate) fn halted(&self) -> Option<Halt> {
         lock(&self.halted).clone()
+    }
+
+    /// The health of the store of shared state, from now on.
+    pub(crate) fn set_shared(&self, health: Arc<crate::shared::Health>) {
+        let _ = self.shared.set(health);
+    }
+
+    /// The health of the store of shared state, once known.
+    pub(crate) fn shared(&self) -> Option<&crate::shared::Health> {
+        self.shared.get().map(Arc::as_ref)
     }
 }
 

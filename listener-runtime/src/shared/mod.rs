@@ -15,20 +15,130 @@
 pub(crate) mod embedded;
 pub(crate) mod memcached;
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use crate::api::handler::BoxFuture;
 
 /// The store `run` gives every module: the memcached at `memcached` if given, else the
-/// embedded store in `cache_dir`.
+/// embedded store in `cache_dir`; watched, so that `status` and the log tell when it
+/// fails.
 pub(crate) fn open(
     memcached: Option<&str>,
     cache_dir: &std::path::Path,
-) -> Result<std::sync::Arc<dyn SharedStore>, SharedError> {
-    Ok(match memcached {
-        Some(addr) => std::sync::Arc::new(memcached::Memcached::new(addr)),
-        None => std::sync::Arc::new(embedded::Embedded::open(cache_dir)?),
-    })
+) -> Result<(Arc<dyn SharedStore>, Arc<Health>), SharedError> {
+    let (inner, backend): (Arc<dyn SharedStore>, String) = match memcached {
+        Some(addr) => (
+            Arc::new(memcached::Memcached::new(addr)),
+            format!("memcached at {addr}"),
+        ),
+        None => (
+            Arc::new(embedded::Embedded::open(cache_dir)?),
+            "the embedded store".to_owned(),
+        ),
+    };
+    let health = Arc::new(Health {
+        backend,
+        failing: Mutex::new(None),
+    });
+    let store = Arc::new(Watched {
+        inner,
+        health: health.clone(),
+    });
+    Ok((store, health))
+}
+
+/// Whether the store answers: its last backend error, until a request succeeds again.
+#[derive(Debug)]
+pub(crate) struct Health {
+    /// `memcached at HOST:PORT` or `the embedded store`.
+    pub(crate) backend: String,
+    failing: Mutex<Option<(String, SystemTime)>>,
+}
+
+impl Health {
+    /// The error and since when, while the store fails.
+    pub(crate) fn failing(&self) -> Option<(String, SystemTime)> {
+        self.failing.lock().ok().and_then(|f| f.clone())
+    }
+
+    fn observe<T>(&self, result: &Result<T, SharedError>) {
+        let Ok(mut failing) = self.failing.lock() else {
+            return;
+        };
+        match result {
+            Err(e @ SharedError::Backend { .. }) if failing.is_none() => {
+                tracing::warn!(error = %e, "shared state fails; the calls that need it fail and are retried, then recorded as failed events");
+                *failing = Some((e.to_string(), SystemTime::now()));
+            }
+            Ok(_) if failing.is_some() => {
+                tracing::info!(backend = %self.backend, "shared state answers again");
+                *failing = None;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A store whose backend errors are recorded in its [`Health`].
+#[derive(Debug)]
+struct Watched {
+    inner: Arc<dyn SharedStore>,
+    health: Arc<Health>,
+}
+
+impl SharedStore for Watched {
+    fn get<'a>(
+        &'a self,
+        module: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, SharedError>> {
+        Box::pin(async move {
+            let result = self.inner.get(module, name).await;
+            self.health.observe(&result);
+            result
+        })
+    }
+
+    fn set<'a>(
+        &'a self,
+        module: &'a str,
+        name: &'a str,
+        value: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), SharedError>> {
+        Box::pin(async move {
+            let result = self.inner.set(module, name, value).await;
+            self.health.observe(&result);
+            result
+        })
+    }
+
+    fn try_lock<'a>(
+        &'a self,
+        module: &'a str,
+        name: &'a str,
+        token: &'a str,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<bool, SharedError>> {
+        Box::pin(async move {
+            let result = self.inner.try_lock(module, name, token, lease).await;
+            self.health.observe(&result);
+            result
+        })
+    }
+
+    fn unlock<'a>(
+        &'a self,
+        module: &'a str,
+        name: &'a str,
+        token: &'a str,
+    ) -> BoxFuture<'a, Result<bool, SharedError>> {
+        Box::pin(async move {
+            let result = self.inner.unlock(module, name, token).await;
+            self.health.observe(&result);
+            result
+        })
+    }
 }
 
 /// The lease of a lock taken with `ctx.lock(name)`.

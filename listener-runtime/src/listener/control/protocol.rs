@@ -165,8 +165,22 @@ pub(crate) struct StatusReport {
     pub entries: u64,
     /// Why processing is halted by a blocking module, if it is.
     pub halted: Option<HaltReport>,
+    /// The store of modules' shared variables and locks; `null` when not running.
+    #[serde(default)]
+    pub shared: Option<SharedReport>,
     /// Every module linked in, in call order.
     pub modules: Vec<ModuleStatus>,
+}
+
+/// The store of shared state in [`StatusReport`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SharedReport {
+    /// `memcached at HOST:PORT` or `the embedded store`.
+    pub backend: String,
+    /// Its last error while it fails (calls that need it fail); `null` when it answers.
+    pub error: Option<String>,
+    /// Since when it fails (UTC).
+    pub since: Option<String>,
 }
 
 /// A blocking module halting processing.

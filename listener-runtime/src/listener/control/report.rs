@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use listener_core::ldif::write_line;
 
-use super::protocol::{FailedView, HaltReport, Ids, ModuleStatus, StatusReport};
+use super::protocol::{FailedView, HaltReport, Ids, ModuleStatus, SharedReport, StatusReport};
 use crate::api::registry::ModuleRegistration;
 use crate::listener::cache::{
     CacheError, CachedEntry, FailedEvent, ModulePhase, ModuleState, ReadTxn,
@@ -74,6 +74,7 @@ pub(crate) fn status(
         schema_id: r.schema_id()?,
         entries: r.entry_count()?,
         halted: None,
+        shared: None,
         modules: module_statuses(modules, r)?,
     };
     if let Some(stats) = stats {
@@ -93,6 +94,14 @@ pub(crate) fn status(
             module: h.module,
             error: h.error,
             since: utc(h.since),
+        });
+        report.shared = stats.shared().map(|health| {
+            let failing = health.failing();
+            SharedReport {
+                backend: health.backend.clone(),
+                since: failing.as_ref().map(|(_, since)| utc(*since)),
+                error: failing.map(|(error, _)| error),
+            }
         });
     }
     Ok(report)
