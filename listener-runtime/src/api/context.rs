@@ -61,10 +61,7 @@ impl Context {
     }
 
     fn store(&self) -> Result<&Arc<dyn SharedStore>, SharedError> {
-        self.shared.as_ref().ok_or_else(|| SharedError::Backend {
-            backend: "no store".to_owned(),
-            message: "this context is not part of a running listener".to_owned(),
-        })
+        self.shared.as_ref().ok_or(SharedError::NoStore)
     }
 
     /// The module's shared variable `name`, deserialized (`None` if it was never set).

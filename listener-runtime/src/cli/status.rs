@@ -38,7 +38,8 @@ Exit codes (usable as a monitoring check):
   schema_id               the schema ID the cache holds
   entries                 objects in the cache
   halted                  null, or {id, module, error, since}
-  shared                  null when not running, else {backend, error, since}: the
+  shared                  null when not running or without asynchronous modules, else
+                          {backend, error, since}: the
                           store of modules' shared variables and locks; error and
                           since are null while it answers
   modules                 [{name, state, failed, registered}] in call order; state is

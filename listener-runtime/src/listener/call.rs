@@ -100,16 +100,12 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// The wait before retry number `retry` (1-based).
     pub(crate) fn delay(&self, retry: u32) -> Duration {
-        self.backoff().delay(retry)
-    }
-
-    /// The policy's waits as the runtime's one backoff.
-    fn backoff(&self) -> Backoff {
-        Backoff {
+        let backoff = Backoff {
             initial: self.first_delay,
             max: self.max_delay,
-            max_attempts: Some(self.attempts),
-        }
+            max_attempts: None,
+        };
+        backoff.delay(retry)
     }
 }
 

@@ -35,7 +35,7 @@ use super::progress::Progress;
 use super::stats::{Halt, Stats};
 use super::window::Window;
 use crate::api::context::Settings;
-use crate::api::registry::ModuleRegistration;
+use crate::api::registry::{ApiKind, ModuleRegistration};
 use crate::ldap::{Backoff, LdapSettings, Retry};
 use crate::ops::metrics::MetricsServer;
 use crate::protocol::client::{
@@ -282,9 +282,15 @@ impl Listener {
         }
         let cache = Arc::new(Cache::open(&config.cache_dir)?);
         let stats = Arc::new(Stats::new(registrations.iter().map(|r| r.name)));
-        let (shared, shared_health) =
-            crate::shared::open(config.memcached.as_deref(), &config.cache_dir)?;
-        stats.set_shared(shared_health);
+        // Shared state is for asynchronous methods: without such a module, no store.
+        let shared = registrations
+            .iter()
+            .any(|r| r.kind == ApiKind::Async)
+            .then(|| crate::shared::open(config.memcached.as_deref(), &config.cache_dir))
+            .transpose()?;
+        if let Some((_, health)) = &shared {
+            stats.set_shared(health.clone());
+        }
         let mut specs = Vec::new();
         let mut modules = Vec::new();
         for registration in registrations {
@@ -293,7 +299,11 @@ impl Listener {
                 Schema::builtin(),
             )?);
             let mut module = Module::load(registration);
-            module.share(shared.clone());
+            if let Some((store, _)) = &shared
+                && registration.kind == ApiKind::Async
+            {
+                module.share(store.clone());
+            }
             if let Some(counters) = stats.module(registration.name) {
                 module.set_stats(counters.clone());
             }

@@ -62,11 +62,12 @@ impl Health {
         self.failing.lock().ok().and_then(|f| f.clone())
     }
 
-    fn observe<T>(&self, result: &Result<T, SharedError>) {
+    /// Notes what `result` says of the store, and hands it on.
+    fn observed<T>(&self, result: Result<T, SharedError>) -> Result<T, SharedError> {
         let Ok(mut failing) = self.failing.lock() else {
-            return;
+            return result;
         };
-        match result {
+        match &result {
             Err(e @ SharedError::Backend { .. }) if failing.is_none() => {
                 tracing::warn!(error = %e, "shared state fails; the calls that need it fail and are retried, then recorded as failed events");
                 *failing = Some((e.to_string(), SystemTime::now()));
@@ -77,6 +78,7 @@ impl Health {
             }
             _ => {}
         }
+        result
     }
 }
 
@@ -93,11 +95,7 @@ impl SharedStore for Watched {
         module: &'a str,
         name: &'a str,
     ) -> BoxFuture<'a, Result<Option<Vec<u8>>, SharedError>> {
-        Box::pin(async move {
-            let result = self.inner.get(module, name).await;
-            self.health.observe(&result);
-            result
-        })
+        Box::pin(async move { self.health.observed(self.inner.get(module, name).await) })
     }
 
     fn set<'a>(
@@ -107,9 +105,8 @@ impl SharedStore for Watched {
         value: &'a [u8],
     ) -> BoxFuture<'a, Result<(), SharedError>> {
         Box::pin(async move {
-            let result = self.inner.set(module, name, value).await;
-            self.health.observe(&result);
-            result
+            self.health
+                .observed(self.inner.set(module, name, value).await)
         })
     }
 
@@ -121,9 +118,8 @@ impl SharedStore for Watched {
         lease: Duration,
     ) -> BoxFuture<'a, Result<bool, SharedError>> {
         Box::pin(async move {
-            let result = self.inner.try_lock(module, name, token, lease).await;
-            self.health.observe(&result);
-            result
+            self.health
+                .observed(self.inner.try_lock(module, name, token, lease).await)
         })
     }
 
@@ -134,9 +130,8 @@ impl SharedStore for Watched {
         token: &'a str,
     ) -> BoxFuture<'a, Result<bool, SharedError>> {
         Box::pin(async move {
-            let result = self.inner.unlock(module, name, token).await;
-            self.health.observe(&result);
-            result
+            self.health
+                .observed(self.inner.unlock(module, name, token).await)
         })
     }
 }
@@ -177,6 +172,13 @@ pub enum SharedError {
         /// The serde error.
         message: String,
     },
+    /// The context has no store: shared state is there for the asynchronous modules of
+    /// a running listener.
+    #[error(
+        "no shared state here: it is there for asynchronous modules (run_asynchronously) \
+         in a running listener"
+    )]
+    NoStore,
     /// The lock stayed taken by another holder until the deadline.
     #[error("lock {name:?} is still held by another call after {waited:?}")]
     LockTimeout {
@@ -276,26 +278,28 @@ fn escape(out: &mut String, text: &str) {
     }
 }
 
-/// A random lock token: who holds a lease.
-pub(crate) fn token() -> String {
+/// 64 random bits (std's per-instance random hash keys, mixed with the time and pid).
+fn random() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u128(
-        std::time::SystemTime::now()
+        SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos()),
     );
     hasher.write_u32(std::process::id());
-    let high = hasher.finish();
-    hasher.write_u64(high);
-    format!("{high:016x}{:016x}", hasher.finish())
+    hasher.finish()
+}
+
+/// A random lock token: who holds a lease.
+pub(crate) fn token() -> String {
+    format!("{:016x}{:016x}", random(), random())
 }
 
 /// A wait before trying a taken lock again: 5–25 ms, so that waiters do not retry in
 /// step.
 pub(crate) fn jitter() -> Duration {
-    let spread = u64::from_str_radix(&token()[..4], 16).unwrap_or(0) % 20;
-    Duration::from_millis(5 + spread)
+    Duration::from_millis(5 + random() % 20)
 }
 
 #[cfg(test)]
@@ -322,6 +326,16 @@ mod tests {
         let long = "x".repeat(250);
         let e = key(Kind::Variable, "m", &long).unwrap_err();
         assert!(e.to_string().contains("250 bytes"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_context_outside_a_listener_has_no_shared_state() {
+        let ctx = crate::Context::new("m");
+        assert!(matches!(ctx.lock("l").await, Err(SharedError::NoStore)));
+        assert!(matches!(
+            ctx.get_shared_var::<u64>("n").await,
+            Err(SharedError::NoStore)
+        ));
     }
 
     #[test]

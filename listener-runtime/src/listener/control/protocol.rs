@@ -165,7 +165,8 @@ pub(crate) struct StatusReport {
     pub entries: u64,
     /// Why processing is halted by a blocking module, if it is.
     pub halted: Option<HaltReport>,
-    /// The store of modules' shared variables and locks; `null` when not running.
+    /// The store of modules' shared variables and locks; `null` when not running or
+    /// when no module is asynchronous.
     #[serde(default)]
     pub shared: Option<SharedReport>,
     /// Every module linked in, in call order.
