@@ -182,9 +182,9 @@ use proc_macro::TokenStream;
 ///
 /// ## `run_asynchronously` (struct modules only)
 ///
-/// The struct implements `AsyncHandler` (the methods as `async fn`). Running its calls on
-/// workers off the listener's path is not built yet: today the listener awaits each call
-/// inline, in order.
+/// The struct implements `AsyncHandler` (the methods as `async fn`). Its calls are queued
+/// with each transaction and run in worker processes, off the listener's path; calls for
+/// one object one after another, in transaction order (docs/semantics.md §7.1).
 ///
 /// ```
 /// # use listener_runtime::prelude::*;
@@ -201,8 +201,8 @@ use proc_macro::TokenStream;
 ///
 /// ## `parallelism = N` (with `run_asynchronously`)
 ///
-/// The number of workers of an asynchronous module, at least 1 (the default). Checked and
-/// recorded; workers are not built yet, so it does not change how calls run today.
+/// The number of worker processes of an asynchronous module, at least 1 (the default):
+/// how many of its calls, for different objects, may run at once.
 ///
 /// ```
 /// # use listener_runtime::prelude::*;

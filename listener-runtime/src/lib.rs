@@ -23,6 +23,7 @@ pub(crate) mod ops;
 pub(crate) mod protocol;
 pub(crate) mod shared;
 mod utc;
+pub(crate) mod workers;
 
 pub use listener_core::{AttributeDescription, Command, Dn, Entry};
 pub use listener_macros::listener_module;

@@ -205,6 +205,43 @@ impl Domain {
         readable(&calls, scope)
     }
 
+    /// The running listener's `status --json`.
+    pub fn status(&self) -> serde_json::Value {
+        let out = std::process::Command::new(&self.binary)
+            .args(["status", "--json", "--cache-dir"])
+            .arg(self.cache_dir())
+            .env("RUST_LOG", "warn")
+            .env_remove("LISTENER_LOG")
+            .output()
+            .expect("run status");
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Waits up to `timeout` until the running listener reports no call queued for any
+    /// asynchronous module; whether it got there.
+    pub fn wait_for_queues(&self, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let status = self.status();
+            let queued: u64 = status["modules"]
+                .as_array()
+                .map(|modules| {
+                    modules
+                        .iter()
+                        .filter_map(|m| m["queue"]["depth"].as_u64())
+                        .sum()
+                })
+                .unwrap_or(u64::MAX);
+            if status["running"] == true && queued == 0 {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Stops the listener (SIGTERM) and says whether it exited cleanly.
     pub fn stop_listener(&mut self) -> bool {
         self.listener

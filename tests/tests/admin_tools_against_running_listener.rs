@@ -153,7 +153,7 @@ fn admin_tools_work_against_a_running_and_a_stopped_listener() {
     assert_eq!(json["halted"], serde_json::Value::Null);
     assert!(json["rate"].as_f64().is_some(), "{json}");
     let modules = json["modules"].as_array().unwrap();
-    assert_eq!(modules.len(), 6, "{json}");
+    assert_eq!(modules.len(), 7, "{json}");
     for m in modules {
         assert_eq!(m["state"], "READY", "{json}");
         assert_eq!(m["failed"], 0, "{json}");

@@ -37,6 +37,7 @@ async fn the_embedded_store_keeps_the_count_in_the_cache_directory() {
     let mut domain = Domain::start(tests::listener_binary!(), Slapd::builder()).unwrap();
     domain.start_listener().unwrap();
     create_counted_roles(&mut domain, ROLES);
+    assert!(domain.wait_for_queues(std::time::Duration::from_secs(60)));
     let cache = domain.cache_dir().display().to_string();
     let out = tool(&["status", "--cache-dir", &cache, "--json"]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -61,6 +62,7 @@ async fn with_memcached_the_count_is_on_memcached() {
     args.extend(["--memcached".to_owned(), addr.clone()]);
     domain.start_listener_with(&args).unwrap();
     create_counted_roles(&mut domain, ROLES);
+    assert!(domain.wait_for_queues(std::time::Duration::from_secs(60)));
     let creates: Option<u64> = SharedStore::memcached(&addr)
         .context("counting_on_demand")
         .get_shared_var("creates")
@@ -102,12 +104,21 @@ async fn calls_that_find_memcached_gone_are_failed_events_replayed_once_it_is_ba
     domain.start_listener_with(&args).unwrap();
     domain.barrier();
     memcached.stop();
-    // The listener goes on: the barrier after the creates passes.
+    // The listener goes on: the barrier after the creates passes. The calls run in the
+    // module's workers, fail, are retried and become failed events.
     create_counted_roles(&mut domain, 3);
     let cache = domain.cache_dir().display().to_string();
-    let out = tool(&["failed", "--cache-dir", &cache, "list", "--json"]);
-    assert!(out.status.success(), "{out:?}");
-    let events: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let failed_events = || {
+        let out = tool(&["failed", "--cache-dir", &cache, "list", "--json"]);
+        assert!(out.status.success(), "{out:?}");
+        serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout).unwrap()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut events = failed_events();
+    while events.len() < 3 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        events = failed_events();
+    }
     assert_eq!(events.len(), 3, "{events:?}");
     for event in &events {
         assert_eq!(event["module"], "counting_on_demand", "{event}");

@@ -110,14 +110,16 @@ impl Context {
         let store = self.store()?.clone();
         let token = shared::token();
         let started = std::time::Instant::now();
+        let mut attempt = 0;
         while !store.try_lock(&self.module_name, name, &token, ttl).await? {
+            attempt += 1;
             if started.elapsed() >= shared::LOCK_DEADLINE {
                 return Err(SharedError::LockTimeout {
                     name: name.to_owned(),
                     waited: started.elapsed(),
                 });
             }
-            tokio::time::sleep(shared::jitter()).await;
+            tokio::time::sleep(shared::jitter(attempt)).await;
         }
         Ok(LockGuard {
             store: Some(store),

@@ -116,9 +116,9 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// the methods of [`Handler`], as `async fn`.
 ///
 /// Implement the methods with `async fn`; their futures must be `Send`, so that they can
-/// run on worker tasks. Not built yet: today the listener awaits each call inline, in
-/// order, with one instance from `Default::default()`, and `parallelism` is recorded but
-/// not acted on.
+/// run on the worker processes' runtime. Each of the module's `parallelism` worker
+/// processes makes its own instance with `Default::default()` and runs one call at a time
+/// (docs/semantics.md §7.1).
 ///
 /// ```
 /// use listener_runtime::prelude::*;

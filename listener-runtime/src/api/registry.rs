@@ -130,8 +130,8 @@ impl ModuleRegistration {
         (self.constructor)()
     }
 
-    /// Worker tasks for an asynchronous module (1 unless `parallelism` says otherwise);
-    /// `None` for synchronous modules. Shown by `modules`; workers are not built yet.
+    /// Worker processes of an asynchronous module (1 unless `parallelism` says
+    /// otherwise); `None` for synchronous modules.
     pub fn workers(&self) -> Option<u32> {
         (self.kind == ApiKind::Async).then(|| self.parallelism.unwrap_or(1))
     }

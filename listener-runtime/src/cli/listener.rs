@@ -66,6 +66,15 @@ pub(super) struct RunArgs {
     /// run it with `-M`). Without it they are kept in the cache directory.
     #[arg(long, env = "LISTENER_MEMCACHED", value_name = "HOST:PORT")]
     memcached: Option<String>,
+    /// Most calls an asynchronous module's queue holds; when one is full, the listener
+    /// pauses taking in transactions until the module's workers make room.
+    #[arg(
+        long,
+        env = "LISTENER_QUEUE_LIMIT",
+        value_name = "CALLS",
+        default_value_t = 10_000
+    )]
+    queue_limit: usize,
 }
 
 impl RunArgs {
@@ -92,6 +101,7 @@ pub(super) fn run_listener(args: RunArgs, modules: &[&'static ModuleRegistration
     config.fetch_connections = args.fetch_connections.max(1);
     config.metrics = args.metrics;
     config.memcached = args.memcached;
+    config.queue_limit = args.queue_limit.max(1);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -95,6 +95,17 @@ enum Cmd {
     Translog(notifier::TranslogArgs),
     /// Print the notifier's current transaction ID (like UCS's `get_notifier_id`).
     NotifierId(notifier::NotifierIdArgs),
+    /// A worker process of an asynchronous module, started by `run` with its channel to
+    /// the listener as stdin; not for starting by hand.
+    #[command(hide = true)]
+    Worker {
+        /// The asynchronous module it runs.
+        #[arg(long)]
+        module: String,
+        /// Per-module log files (as `run --log-dir`).
+        #[arg(long)]
+        log_dir: Option<std::path::PathBuf>,
+    },
 }
 
 /// Runs the command line: parses the arguments, sets up logging (`--log-format`,
@@ -126,6 +137,7 @@ where
         directives: cli.log_level.clone(),
         module_logs: match &cli.command {
             Cmd::Run(args) => args.log_dir(),
+            Cmd::Worker { log_dir, .. } => log_dir.clone(),
             _ => None,
         },
     };
@@ -151,6 +163,7 @@ where
         Cmd::Notifier(args) => notifier::run_notifier(args),
         Cmd::Translog(args) => notifier::run_translog(args),
         Cmd::NotifierId(args) => notifier::run_notifier_id(args),
+        Cmd::Worker { module, .. } => crate::workers::run_worker(&module, &modules),
     }
 }
 

@@ -41,8 +41,12 @@ pub(super) fn run_resync(args: ResyncArgs, modules: &[&'static ModuleRegistratio
         return match reports {
             Ok(reports) => {
                 for r in reports {
+                    let drained = match r.drained {
+                        Some(n) if n > 0 => format!(" (its {n} queued calls were run first)"),
+                        _ => String::new(),
+                    };
                     println!(
-                        "{} re-initialized: {} objects delivered, {} failed",
+                        "{} re-initialized: {} objects delivered, {} failed{drained}",
                         r.module, r.delivered, r.failed
                     );
                 }
@@ -54,17 +58,23 @@ pub(super) fn run_resync(args: ResyncArgs, modules: &[&'static ModuleRegistratio
     let result = (|| {
         let cache = crate::listener::cache::Cache::open(&args.cache_dir)?;
         let mut w = cache.write()?;
+        let mut queued = Vec::new();
         for name in &args.modules {
             w.remove_module_state(name)?;
+            queued.push((name, w.queue_len(name)?));
         }
-        w.commit()
+        w.commit()?;
+        Ok::<_, crate::listener::cache::CacheError>(queued)
     })();
     match result {
-        Ok(()) => {
+        Ok(queued) => {
             println!(
                 "{} will be initialized again when the listener starts",
                 args.modules.join(", ")
             );
+            for (name, n) in queued.into_iter().filter(|(_, n)| *n > 0) {
+                println!("{name}: its {n} queued calls run first, then it is initialized");
+            }
             ExitCode::SUCCESS
         }
         Err(e) => fail(&e.to_string()),

@@ -42,8 +42,13 @@ Exit codes (usable as a monitoring check):
                           {backend, error, since}: the
                           store of modules' shared variables and locks; error and
                           since are null while it answers
-  modules                 [{name, state, failed, registered}] in call order; state is
-                          NEW, INITIALIZING (<n> done), READY or FAILED: <error>";
+  modules                 [{name, state, failed, registered, queue}] in call order; state
+                          is NEW, INITIALIZING (<n> done), READY or FAILED: <error>;
+                          queue is null except for asynchronous modules: {depth,
+                          in_flight, oldest_seconds, workers, restarts}, the calls
+                          queued (running ones included), running, the age of the
+                          oldest, the worker processes ready and restarted (all but
+                          depth null when the listener is not running)";
 
 /// `status`: IDs, lag, rate, module states, failed events, halt.
 #[derive(Debug, Args)]
@@ -243,6 +248,21 @@ fn text(report: &StatusReport, health: Health) -> String {
         &["MODULE", "FAILED", "REGISTERED", "STATE"],
         &modules,
     ));
+    for m in &report.modules {
+        if let Some(q) = &m.queue {
+            out.push_str(&format!("queue of {}: {} calls queued", m.name, q.depth));
+            if let Some(in_flight) = q.in_flight {
+                out.push_str(&format!(", {in_flight} running"));
+            }
+            if let Some(oldest) = q.oldest_seconds {
+                out.push_str(&format!(", the oldest for {oldest:.1} s"));
+            }
+            if let (Some(workers), Some(restarts)) = (q.workers, q.restarts) {
+                out.push_str(&format!(", {workers} workers ready, {restarts} restarts"));
+            }
+            out.push('\n');
+        }
+    }
     out
 }
 
@@ -270,6 +290,7 @@ mod tests {
                 state: "READY".into(),
                 failed: 0,
                 registered: 7,
+                queue: None,
             }],
         }
     }

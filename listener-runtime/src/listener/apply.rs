@@ -12,6 +12,7 @@ use super::cache::{Cache, CacheError, FailedEvent, Intents, PendingCreate, Write
 use super::call::{Failure, Invocation, Module, RetryPolicy};
 use super::decide::Step;
 use super::dispatch::{self, Call, Change, DeleteCause, ModuleSpec, Registration};
+use crate::workers::job::Job;
 
 /// The modules, their dispatch specs and how failing calls are retried.
 pub(crate) struct Applier {
@@ -74,6 +75,10 @@ pub(crate) struct Applied {
     /// A `blocking` module failed every attempt: nothing was committed, and the caller
     /// must not go on before the transaction is applied.
     pub halted: Option<Halted>,
+    /// Calls of asynchronous modules, written to their queues in this transaction's
+    /// commit: (module index, row sequence number, call), for the caller to hand to the
+    /// modules' pools.
+    pub queued: Vec<(usize, u64, Job)>,
 }
 
 /// A `blocking` module that failed every attempt of a call.
@@ -169,6 +174,7 @@ impl Applier {
         let mut applied = Applied::default();
         let mut modules = registered.clone();
         let mut failed = Vec::new();
+        let mut queued = Vec::new();
         if let Some(change) = &change {
             let plans = dispatch::plan(change, registered, &self.specs);
             // Modules about to get this object as new: noted durably first, so a crash
@@ -209,6 +215,14 @@ impl Applier {
                 for call in &plan.calls {
                     // The DN last: it may contain spaces, and tests read it up to the end.
                     tracing::trace!(module = %name, command = %call.command(), dn = %call.dn(), "module call");
+                    if module.pool().is_some() {
+                        // Asynchronous: queued in this transaction's commit (the outbox);
+                        // the module counts as having taken the change.
+                        queued.extend(
+                            Job::from_invocation(id, invocation(call)).map(|j| (plan.module, j)),
+                        );
+                        continue;
+                    }
                     match module.call(invocation(call), &self.policy).await {
                         Ok(()) => applied.calls += 1,
                         Err(f) => {
@@ -265,6 +279,10 @@ impl Applier {
         }
         for (module, event) in &failed {
             w.add_failed_event(module, event)?;
+        }
+        for (index, job) in queued {
+            let seq = w.push_job(self.modules[index].name(), &job.encode())?;
+            applied.queued.push((index, seq, job));
         }
         w.set_last_id(id)?;
         if let Some(mut own) = own {

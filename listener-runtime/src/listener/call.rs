@@ -16,6 +16,9 @@ use crate::api::context::Context;
 use crate::api::error::{HandlerError, HandlerResult};
 use crate::api::registry::{ModuleInstance, ModuleRegistration};
 use crate::ldap::Backoff;
+use crate::workers::Pool;
+use crate::workers::job::Job;
+use crate::workers::wire::Lifecycle as WorkerStep;
 
 /// One call of a module, borrowing the change's data.
 #[derive(Debug, Clone, Copy)]
@@ -118,35 +121,66 @@ pub(crate) struct Failure {
     pub attempts: u32,
 }
 
-/// A loaded module: its registration, its instance and its context.
+/// A loaded module: its registration and where its calls run.
 pub(crate) struct Module {
     registration: &'static ModuleRegistration,
-    instance: ModuleInstance,
-    ctx: Context,
-    /// Whether `pre_run` ran since start or since the last `post_run`.
-    running: bool,
+    runner: Runner,
     /// Where calls are counted, if anywhere.
     stats: Option<std::sync::Arc<super::stats::ModuleStats>>,
+}
+
+/// Where a module's calls run. (One per module, never moved: its size does not matter.)
+#[allow(clippy::large_enum_variant)]
+enum Runner {
+    /// In this process: its instance and context.
+    Here {
+        instance: ModuleInstance,
+        ctx: Context,
+        /// Whether `pre_run` ran since start or since the last `post_run`.
+        running: bool,
+    },
+    /// In the worker processes of an asynchronous module, which have their instances.
+    Workers(Pool),
 }
 
 impl std::fmt::Debug for Module {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Module")
             .field("name", &self.registration.name)
-            .field("running", &self.running)
+            .field("in_workers", &self.pool().is_some())
             .finish_non_exhaustive()
     }
 }
 
 impl Module {
-    /// Makes the module's instance.
+    /// Makes the module's instance, to be called in this process.
     pub(crate) fn load(registration: &'static ModuleRegistration) -> Module {
         Module {
             registration,
-            instance: registration.instantiate(),
-            ctx: Context::new(registration.name),
-            running: false,
+            runner: Runner::Here {
+                instance: registration.instantiate(),
+                ctx: Context::new(registration.name),
+                running: false,
+            },
             stats: None,
+        }
+    }
+
+    /// The asynchronous module whose calls `pool`'s workers run.
+    pub(crate) fn in_workers(registration: &'static ModuleRegistration, pool: Pool) -> Module {
+        Module {
+            registration,
+            runner: Runner::Workers(pool),
+            stats: None,
+        }
+    }
+
+    /// The pool of worker processes, for a module whose calls run there (they are queued
+    /// then, not made by [`Module::call`] inline).
+    pub(crate) fn pool(&self) -> Option<&Pool> {
+        match &self.runner {
+            Runner::Workers(pool) => Some(pool),
+            Runner::Here { .. } => None,
         }
     }
 
@@ -161,12 +195,16 @@ impl Module {
         ldap: super::fetch::Fetcher,
         settings: std::sync::Arc<crate::api::context::Settings>,
     ) {
-        self.ctx.connect(ldap, settings);
+        if let Runner::Here { ctx, .. } = &mut self.runner {
+            ctx.connect(ldap, settings);
+        }
     }
 
     /// Gives the module's context the store of shared variables and locks.
     pub(crate) fn share(&mut self, store: std::sync::Arc<dyn crate::shared::SharedStore>) {
-        self.ctx.share(store);
+        if let Runner::Here { ctx, .. } = &mut self.runner {
+            ctx.share(store);
+        }
     }
 
     /// The module's registration (its configuration).
@@ -180,12 +218,22 @@ impl Module {
     }
 
     /// Calls the module, retrying per `policy`. Before the first call after start or after
-    /// a `post_run`, `pre_run` runs (a failing `pre_run` fails the call).
+    /// a `post_run`, `pre_run` runs (a failing `pre_run` fails the call). In workers, the
+    /// worker retries, and the call waits for its answer.
     pub(crate) async fn call(
         &mut self,
         invocation: Invocation<'_>,
         policy: &RetryPolicy,
     ) -> Result<(), Failure> {
+        if let Runner::Workers(pool) = &self.runner {
+            let Some(job) = Job::from_invocation(0, invocation) else {
+                return Err(Failure {
+                    error: wrong_api("a classic call").to_string(),
+                    attempts: 0,
+                });
+            };
+            return pool.call(job).await;
+        }
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -227,9 +275,13 @@ impl Module {
     }
 
     async fn attempt(&mut self, invocation: Invocation<'_>) -> HandlerResult {
-        if !self.running {
+        if let Runner::Here { running, .. } = &self.runner
+            && !running
+        {
             self.guarded(Lifecycle::PreRun).await?;
-            self.running = true;
+            if let Runner::Here { running, .. } = &mut self.runner {
+                *running = true;
+            }
         }
         let started = std::time::Instant::now();
         let result = self.guarded(Lifecycle::Call(invocation)).await;
@@ -239,29 +291,39 @@ impl Module {
         result
     }
 
-    /// `post_run`, if `pre_run` ran since the last one.
+    /// `post_run`, if `pre_run` ran since the last one. (A pool gives its workers
+    /// `post_run` itself, when its queue has drained.)
     pub(crate) async fn post_run(&mut self) -> HandlerResult {
-        if !self.running {
-            return Ok(());
+        match &mut self.runner {
+            Runner::Here { running, .. } if *running => *running = false,
+            _ => return Ok(()),
         }
-        self.running = false;
         self.guarded(Lifecycle::PostRun).await
     }
 
     /// `clean` (before a re-initialization).
     pub(crate) async fn clean(&mut self) -> HandlerResult {
-        self.guarded(Lifecycle::Clean).await
+        match &self.runner {
+            Runner::Workers(pool) => in_worker(pool.lifecycle(WorkerStep::Clean).await),
+            Runner::Here { .. } => self.guarded(Lifecycle::Clean).await,
+        }
     }
 
     /// `initialize`.
     pub(crate) async fn initialize(&mut self) -> HandlerResult {
-        self.guarded(Lifecycle::Initialize).await
+        match &self.runner {
+            Runner::Workers(pool) => in_worker(pool.lifecycle(WorkerStep::Initialize).await),
+            Runner::Here { .. } => self.guarded(Lifecycle::Initialize).await,
+        }
     }
 
     /// Runs one method of the module; a panic becomes an error naming the module.
     async fn guarded(&mut self, what: Lifecycle<'_>) -> HandlerResult {
         let name = self.registration.name;
-        let result = AssertUnwindSafe(run(&mut self.instance, &mut self.ctx, what))
+        let Runner::Here { instance, ctx, .. } = &mut self.runner else {
+            return Err(wrong_api("a call in this process"));
+        };
+        let result = AssertUnwindSafe(run(instance, ctx, what))
             .catch_unwind()
             .await;
         result.unwrap_or_else(|panic| {
@@ -275,6 +337,11 @@ impl Module {
             )))
         })
     }
+}
+
+/// A worker's answer to a lifecycle method, as the method's result.
+fn in_worker(result: Result<(), Failure>) -> HandlerResult {
+    result.map_err(|f| HandlerError::msg(f.error))
 }
 
 /// A method of the module other than the change calls, or a change call.

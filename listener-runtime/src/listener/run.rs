@@ -41,6 +41,8 @@ use crate::ops::metrics::MetricsServer;
 use crate::protocol::client::{
     ClientError, ClientOptions, NotifierClient, TransactionRef, connect_with_backoff,
 };
+use crate::workers::wire::Hello;
+use crate::workers::{Pool, PoolConfig};
 
 /// Everything `run` runs with.
 #[derive(Debug, Clone)]
@@ -72,6 +74,8 @@ pub(crate) struct RunConfig {
     /// The memcached holding shared variables and locks (`host:port`); `None`: the
     /// embedded store in the cache directory.
     pub memcached: Option<String>,
+    /// Most calls an asynchronous module's queue holds before the listener pauses.
+    pub queue_limit: usize,
 }
 
 impl RunConfig {
@@ -96,6 +100,7 @@ impl RunConfig {
             durability: Durability::default(),
             fetch_connections: 4,
             memcached: None,
+            queue_limit: 10_000,
         }
     }
 }
@@ -298,14 +303,22 @@ impl Listener {
                 registration,
                 Schema::builtin(),
             )?);
-            let mut module = Module::load(registration);
-            if let Some((store, _)) = &shared
-                && registration.kind == ApiKind::Async
-            {
-                module.share(store.clone());
-            }
-            if let Some(counters) = stats.module(registration.name) {
-                module.set_stats(counters.clone());
+            let counters = stats.module(registration.name).cloned();
+            let mut module = match &shared {
+                // Asynchronous: its calls run in worker processes.
+                Some((store, _)) if registration.kind == ApiKind::Async => {
+                    let pool = Pool::start(
+                        cache.clone(),
+                        store.clone(),
+                        pool_config(&config, registration),
+                        counters.clone(),
+                    )?;
+                    Module::in_workers(registration, pool)
+                }
+                _ => Module::load(registration),
+            };
+            if let Some(counters) = counters {
+                module.set_stats(counters);
             }
             modules.push(module);
         }
@@ -417,6 +430,13 @@ impl Listener {
     ) -> Result<Option<bool>, RunError> {
         let registration = self.applier.modules[index].registration();
         let name = registration.name;
+        if let Some(pool) = self.applier.modules[index].pool() {
+            tokio::select! {
+                biased;
+                () = shutdown.wait() => return Ok(None),
+                _ = control::actions::drain(pool, name) => {}
+            }
+        }
         tracing::info!(module = name, ?reason, "initializing module");
         let mut progress = Progress::new(name);
         let mut retry = Backoff::default().start();
@@ -497,6 +517,9 @@ impl Listener {
         if shutdown.requested() {
             return Ok(Flow::Stop(""));
         }
+        if let Some(full) = self.full_queue() {
+            return self.wait_for_room(full, shutdown).await;
+        }
         match self.process_front().await {
             Ok(Processed::Halted { id, halted }) => return self.halt(id, halted, shutdown).await,
             Ok(processed) => {
@@ -531,6 +554,34 @@ impl Listener {
             self.handle(request).await;
         }
         Ok(Flow::Continue)
+    }
+
+    /// The pool of an asynchronous module whose queue is full, if any.
+    fn full_queue(&self) -> Option<Pool> {
+        self.applier
+            .modules
+            .iter()
+            .filter_map(Module::pool)
+            .find(|p| p.is_full())
+            .cloned()
+    }
+
+    /// An asynchronous module's queue is full: processing pauses (what is applied made
+    /// durable first) until its workers have made room. No row is ever dropped.
+    async fn wait_for_room<F: Future<Output = ()>>(
+        &mut self,
+        full: Pool,
+        shutdown: &mut Shutdown<F>,
+    ) -> Result<Flow, RunError> {
+        self.group.flush(&self.cache, &self.stats, self.last)?;
+        tracing::debug!(
+            queued = full.len(),
+            "an asynchronous module's queue is full; pausing"
+        );
+        tokio::select! {
+            () = full.room() => Ok(Flow::Continue),
+            () = shutdown.wait() => Ok(Flow::Stop(" while a queue was full")),
+        }
     }
 
     /// Takes in what the reader has queued, as far as the window has room, and starts
@@ -664,6 +715,7 @@ impl Listener {
             self.stash = saved_stash;
             return Ok(Processed::Halted { id: txn.id, halted });
         }
+        self.hand_out(applied.queued);
         tracing::debug!(
             id = txn.id,
             calls = applied.calls,
@@ -674,6 +726,22 @@ impl Listener {
             id: txn.id,
             change_time,
         })
+    }
+
+    /// Gives the asynchronous modules' pools the rows a transaction queued.
+    fn hand_out(&self, queued: Vec<(usize, u64, crate::workers::job::Job)>) {
+        let mut by_module: Vec<Vec<(u64, crate::workers::job::Job)>> = Vec::new();
+        for (index, seq, job) in queued {
+            if by_module.len() <= index {
+                by_module.resize_with(index + 1, Vec::new);
+            }
+            by_module[index].push((seq, job));
+        }
+        for (index, rows) in by_module.into_iter().enumerate() {
+            if let Some(pool) = self.applier.modules[index].pool() {
+                pool.enqueue(rows);
+            }
+        }
     }
 
     /// Carries out a request of an administrator's tool.
@@ -703,6 +771,9 @@ impl Listener {
     /// durable.
     async fn stop(mut self, flow: Flow) -> Result<(), RunError> {
         post_run(&mut self.applier.modules).await;
+        for pool in self.applier.modules.iter().filter_map(Module::pool) {
+            pool.stop().await;
+        }
         self.group.sync(&self.cache, &self.stats, self.last)?;
         let why = match flow {
             Flow::Stop(why) => why,
@@ -796,6 +867,46 @@ async fn read_notifier(
                 return;
             }
         }
+    }
+}
+
+/// How the pool of the asynchronous module `registration` runs: its workers reach LDAP
+/// as the listener does (the credentials go over their channel) and retry as it does.
+fn pool_config(config: &RunConfig, registration: &ModuleRegistration) -> PoolConfig {
+    let hello = Hello {
+        module: registration.name.to_owned(),
+        ldap_uri: config.ldap.uri.clone(),
+        bind_dn: config.ldap.bind_dn.clone(),
+        bind_password: config.ldap.bind_password.clone(),
+        starttls: config.ldap.starttls,
+        timeout_ms: config
+            .ldap
+            .timeout
+            .as_millis()
+            .try_into()
+            .unwrap_or(u64::MAX),
+        base: config.base.to_string(),
+        notifier: config.notifier.clone(),
+        cache_dir: config.cache_dir.clone(),
+        attempts: config.retry.attempts,
+        first_delay_ms: config
+            .retry
+            .first_delay
+            .as_millis()
+            .try_into()
+            .unwrap_or(u64::MAX),
+        max_delay_ms: config
+            .retry
+            .max_delay
+            .as_millis()
+            .try_into()
+            .unwrap_or(u64::MAX),
+    };
+    PoolConfig {
+        hello,
+        parallelism: registration.workers().unwrap_or(1) as usize,
+        capacity: config.queue_limit,
+        idle: config.idle,
     }
 }
 

@@ -176,6 +176,8 @@ pub(crate) struct ModuleStats {
     pub errors: AtomicU64,
     /// Latency of each attempt.
     pub latency: Histogram,
+    /// An asynchronous module's queue and workers.
+    pub queue: crate::workers::QueueStats,
 }
 
 impl ModuleStats {
@@ -185,6 +187,7 @@ impl ModuleStats {
             calls: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             latency: Histogram::default(),
+            queue: crate::workers::QueueStats::default(),
         }
     }
 

@@ -286,7 +286,33 @@ pub(crate) fn init(config: &LogConfig, modules: &[&str]) -> Result<(), LogFilter
         .with(stderr)
         .with(files)
         .try_init();
+    let _ = STARTED_WITH.set(LogConfig {
+        format: config.format,
+        directives: Some(directives),
+        module_logs: config.module_logs.clone(),
+    });
     Ok(())
+}
+
+/// How this process logs, for the worker processes it starts.
+static STARTED_WITH: std::sync::OnceLock<LogConfig> = std::sync::OnceLock::new();
+
+/// The command line that makes a worker process log as this process does: the global
+/// options, then (after `worker`) its per-module log directory.
+pub(crate) fn worker_args() -> (Vec<std::ffi::OsString>, Option<PathBuf>) {
+    let Some(config) = STARTED_WITH.get() else {
+        return (Vec::new(), None);
+    };
+    let mut args = Vec::new();
+    if let Some(format) = clap::ValueEnum::to_possible_value(&config.format) {
+        args.push("--log-format".into());
+        args.push(format.get_name().into());
+    }
+    if let Some(directives) = config.directives.as_ref().filter(|d| !d.is_empty()) {
+        args.push("--log-level".into());
+        args.push(directives.into());
+    }
+    (args, config.module_logs.clone())
 }
 
 #[cfg(test)]

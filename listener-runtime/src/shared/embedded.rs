@@ -22,7 +22,7 @@ type Leases = HashMap<String, (String, Instant)>;
 #[derive(Debug)]
 pub(crate) struct Embedded {
     path: PathBuf,
-    db: redb::Database,
+    db: std::sync::Arc<redb::Database>,
     leases: Mutex<Leases>,
 }
 
@@ -33,7 +33,7 @@ impl Embedded {
         let db = redb::Database::create(&path).map_err(|e| failed(&path, &e))?;
         Ok(Embedded {
             path,
-            db,
+            db: std::sync::Arc::new(db),
             leases: Mutex::new(HashMap::new()),
         })
     }
@@ -50,14 +50,23 @@ impl Embedded {
         Ok(value.map(|v| v.value().to_vec()))
     }
 
-    fn write(&self, key: &str, value: &[u8]) -> Result<(), SharedError> {
-        let failed = |e: &dyn std::fmt::Display| failed(&self.path, e);
-        let w = self.db.begin_write().map_err(|e| failed(&e))?;
-        {
-            let mut table = w.open_table(VARIABLES).map_err(|e| failed(&e))?;
-            table.insert(key, value).map_err(|e| failed(&e))?;
-        }
-        w.commit().map_err(|e| failed(&e))
+    /// One durable commit, on a blocking thread: the fsync must not stall the listener.
+    async fn write(&self, key: String, value: Vec<u8>) -> Result<(), SharedError> {
+        let (db, path) = (self.db.clone(), self.path.clone());
+        let commit = move || {
+            let failed = |e: &dyn std::fmt::Display| failed(&path, e);
+            let w = db.begin_write().map_err(|e| failed(&e))?;
+            {
+                let mut table = w.open_table(VARIABLES).map_err(|e| failed(&e))?;
+                table
+                    .insert(key.as_str(), value.as_slice())
+                    .map_err(|e| failed(&e))?;
+            }
+            w.commit().map_err(|e| failed(&e))
+        };
+        tokio::task::spawn_blocking(commit)
+            .await
+            .map_err(|e| failed(&self.path, &e))?
     }
 
     fn leases(&self) -> Result<std::sync::MutexGuard<'_, Leases>, SharedError> {
@@ -89,7 +98,10 @@ impl SharedStore for Embedded {
         name: &'a str,
         value: &'a [u8],
     ) -> BoxFuture<'a, Result<(), SharedError>> {
-        Box::pin(async move { self.write(&key(Kind::Variable, module, name)?, value) })
+        Box::pin(async move {
+            let key = key(Kind::Variable, module, name)?;
+            self.write(key, value.to_vec()).await
+        })
     }
 
     fn try_lock<'a>(

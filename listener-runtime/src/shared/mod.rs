@@ -9,8 +9,8 @@
 //! serde JSON. Names are per module: two modules never see each other's variables or
 //! locks. Only variables and locks go to a store: never the queue, never credentials.
 //!
-//! Today asynchronous modules still run inline in the listener (worker processes are the
-//! coming part of this capability), so the store is shared by the listener's tasks.
+//! The listener owns the store; its worker processes ask it over their channels
+//! (`crate::workers::worker`).
 
 pub(crate) mod embedded;
 pub(crate) mod memcached;
@@ -296,10 +296,12 @@ pub(crate) fn token() -> String {
     format!("{:016x}{:016x}", random(), random())
 }
 
-/// A wait before trying a taken lock again: 5–25 ms, so that waiters do not retry in
-/// step.
-pub(crate) fn jitter() -> Duration {
-    Duration::from_millis(5 + random() % 20)
+/// The wait before try number `attempt` (1-based) of a taken lock: about 1 ms at first,
+/// doubling up to about 16 ms, each a random amount around it so that waiters do not
+/// retry in step (short locks are taken again soon, long ones are not polled hard).
+pub(crate) fn jitter(attempt: u32) -> Duration {
+    let base: u64 = 1_000 << attempt.saturating_sub(1).min(4);
+    Duration::from_micros(base / 2 + random() % base)
 }
 
 #[cfg(test)]
@@ -343,6 +345,15 @@ mod tests {
         let tokens: std::collections::HashSet<String> = (0..100).map(|_| token()).collect();
         assert_eq!(tokens.len(), 100);
         assert!(tokens.iter().all(|t| t.len() == 32));
-        assert!((5..25).contains(&(jitter().as_millis() as u64)));
+    }
+
+    #[test]
+    fn lock_waits_start_short_and_grow_to_a_bound() {
+        let micros = |attempt| jitter(attempt).as_micros() as u64;
+        assert!((500..1_500).contains(&micros(1)));
+        assert!((1_000..3_000).contains(&micros(2)));
+        for attempt in [5, 6, 100] {
+            assert!((8_000..24_000).contains(&micros(attempt)));
+        }
     }
 }

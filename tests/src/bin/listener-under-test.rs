@@ -72,3 +72,105 @@ impl AsyncHandler for CountingOnDemand {
         Ok(())
     }
 }
+
+/// An asynchronous module with four workers for the tests of worker processes: each call
+/// of an organizational role described as `slow` or `racy` waits 20 ms (the module's
+/// "work"), then counts itself in the shared variable `calls` (for `slow` under the lock
+/// `counter`; for `racy` without a lock, waiting 10 ms between reading and writing, so
+/// that concurrent calls lose updates), and appends a JSON line with the worker's pid,
+/// the object's entryUUID and `l` (its version), the call and its start and end (µs
+/// since the epoch) to `async-calls.jsonl` beside the cache directory; `pre_run` and
+/// `post_run` append a line with the pid too.
+#[listener_module(
+    name = "recording_slowly",
+    description = "waits 20 ms a call in four workers and records each call (tests of worker processes)",
+    ldap_filter = "(&(objectClass=organizationalRole)(|(description=slow)(description=racy)))",
+    run_asynchronously,
+    parallelism = 4
+)]
+#[derive(Default)]
+pub struct RecordingSlowly;
+
+impl RecordingSlowly {
+    async fn record(ctx: &Context, call: &str, dn: &Dn, entry: &Entry) -> HandlerResult {
+        let start = micros();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        if entry.first_str("description") == Some("racy") {
+            let n: u64 = ctx.get_shared_var("calls").await?.unwrap_or(0);
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            ctx.set_shared_var("calls", &(n + 1)).await?;
+        } else {
+            let guard = ctx.lock("counter").await?;
+            let n: u64 = ctx.get_shared_var("calls").await?.unwrap_or(0);
+            ctx.set_shared_var("calls", &(n + 1)).await?;
+            guard.unlock().await?;
+        }
+        Self::append(
+            ctx,
+            serde_json::json!({
+                "pid": std::process::id(),
+                "call": call,
+                "dn": dn.to_string(),
+                "uuid": entry.first_str("entryUUID"),
+                "version": entry.first_str("l"),
+                "start": start,
+                "end": micros(),
+            }),
+        )
+    }
+
+    fn append(ctx: &Context, line: serde_json::Value) -> HandlerResult {
+        let Some(dir) = ctx.settings().and_then(|s| s.cache_dir.parent()) else {
+            return Err(HandlerError::msg("no cache directory in the settings"));
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("async-calls.jsonl"))?;
+        std::io::Write::write_all(&mut file, format!("{line}\n").as_bytes())?;
+        Ok(())
+    }
+
+    fn lifecycle(ctx: &Context, call: &str) -> HandlerResult {
+        let now = micros();
+        Self::append(
+            ctx,
+            serde_json::json!({"pid": std::process::id(), "call": call, "start": now, "end": now}),
+        )
+    }
+}
+
+fn micros() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros())
+}
+
+impl AsyncHandler for RecordingSlowly {
+    async fn create(&mut self, ctx: &mut Context, dn: &Dn, new: &Entry) -> HandlerResult {
+        Self::record(ctx, "create", dn, new).await
+    }
+
+    async fn modify(
+        &mut self,
+        ctx: &mut Context,
+        dn: &Dn,
+        _old: &Entry,
+        new: &Entry,
+        _old_dn: Option<&Dn>,
+    ) -> HandlerResult {
+        Self::record(ctx, "modify", dn, new).await
+    }
+
+    async fn remove(&mut self, ctx: &mut Context, dn: &Dn, old: &Entry) -> HandlerResult {
+        Self::record(ctx, "remove", dn, old).await
+    }
+
+    async fn pre_run(&mut self, ctx: &mut Context) -> HandlerResult {
+        Self::lifecycle(ctx, "pre_run")
+    }
+
+    async fn post_run(&mut self, ctx: &mut Context) -> HandlerResult {
+        Self::lifecycle(ctx, "post_run")
+    }
+}

@@ -220,19 +220,18 @@ impl ReadTxn {
         count(&self.path, &self.table(QUEUE)?, module)
     }
 
-    /// The oldest job in a module's async queue, with its sequence number.
-    pub fn peek_job(&self, module: &str) -> Result<Option<(u64, Vec<u8>)>> {
+    /// Every job of a module's async queue, oldest first, with its sequence number.
+    pub fn jobs(&self, module: &str) -> Result<Vec<(u64, Vec<u8>)>> {
         let queue = self.table(QUEUE)?;
-        let mut range = queue
+        let range = queue
             .range((module, 0)..=(module, u64::MAX))
             .map_err(store_err(&self.path))?;
-        match range.next() {
-            None => Ok(None),
-            Some(item) => {
+        range
+            .map(|item| {
                 let (k, v) = item.map_err(store_err(&self.path))?;
-                Ok(Some((k.value().1, v.value().to_vec())))
-            }
-        }
+                Ok((k.value().1, v.value().to_vec()))
+            })
+            .collect()
     }
 }
 

@@ -361,8 +361,11 @@ fn queues_are_fifo_per_module() {
 
     let r = cache.read().unwrap();
     assert_eq!(r.queue_len("q").unwrap(), 2);
-    assert_eq!(r.peek_job("q").unwrap(), Some((1, b"one".to_vec())));
-    assert_eq!(r.peek_job("none").unwrap(), None);
+    assert_eq!(
+        r.jobs("q").unwrap(),
+        [(1, b"one".to_vec()), (2, b"two".to_vec())]
+    );
+    assert_eq!(r.jobs("none").unwrap(), []);
     drop(r);
     let mut w = cache.write().unwrap();
     assert_eq!(w.pop_job("q").unwrap(), Some((1, b"one".to_vec())));
@@ -371,8 +374,8 @@ fn queues_are_fifo_per_module() {
     assert_eq!(w.push_job("q", b"three").unwrap(), 3);
     w.commit().unwrap();
     let r = cache.read().unwrap();
-    assert_eq!(r.peek_job("q").unwrap(), Some((3, b"three".to_vec())));
-    assert_eq!(r.peek_job("q2").unwrap(), Some((1, b"other".to_vec())));
+    assert_eq!(r.jobs("q").unwrap(), [(3, b"three".to_vec())]);
+    assert_eq!(r.jobs("q2").unwrap(), [(1, b"other".to_vec())]);
 }
 
 #[test]

@@ -328,11 +328,10 @@ impl WriteTxn {
         })
     }
 
-    /// Appends a job to `module`'s async queue; returns its sequence number.
-    ///
-    /// The queue (`push_job`, `pop_job`, `remove_job`, `queue_len`, `peek_job`) is kept for the
-    /// coming worker processes of asynchronous modules, which take their jobs from it;
-    /// today asynchronous modules run inline and nothing enqueues.
+    /// Appends a job to `module`'s async queue; returns its sequence number. The queue is
+    /// the outbox of asynchronous modules: a transaction's calls of such a module are
+    /// written in the transaction's own commit, and a job goes away when a worker has
+    /// done it (`crate::workers`).
     pub fn push_job(&mut self, module: &str, job: &[u8]) -> Result<u64> {
         self.guarded(|w| {
             let seq = w.next_sequence("queue", module)?;

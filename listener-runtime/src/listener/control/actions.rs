@@ -89,6 +89,21 @@ fn current(r: &ReadTxn, event: &FailedEvent) -> Result<Option<CachedEntry>, Cach
     }
 }
 
+/// Waits until the asynchronous module's queued calls are done, before it is initialized
+/// again: they are changes it has not seen, never dropped. How many there were.
+pub(crate) async fn drain(pool: &crate::workers::Pool, module: &str) -> u64 {
+    let queued = pool.len() as u64;
+    if queued > 0 {
+        tracing::info!(
+            module,
+            queued,
+            "running the module's queued calls before it is initialized"
+        );
+        pool.drained().await;
+    }
+    queued
+}
+
 /// Re-delivers `module`'s failed event `seq` (or all of them, oldest first): see [`redo`].
 /// Delivered and superseded events are removed; one that fails again stays, with its
 /// attempts, error and time updated.
@@ -260,6 +275,10 @@ pub(crate) async fn resync(
             Ok::<_, CacheError>(objects)
         })()
         .map_err(|e| e.to_string())?;
+        let drained = match applier.modules[index].pool() {
+            Some(pool) => Some(drain(pool, name).await),
+            None => None,
+        };
         tracing::info!(module = %name, objects = objects.len(), "re-initializing module (resync)");
         let policy = applier.policy.clone();
         let result = lifecycle::initialize(
@@ -278,6 +297,7 @@ pub(crate) async fn resync(
                     module: name.clone(),
                     delivered: done.delivered,
                     failed: done.failed,
+                    drained,
                 });
             }
             Err(e @ InitError::Module { .. }) => {

@@ -198,7 +198,7 @@ pub(crate) struct HaltReport {
 }
 
 /// One module in [`StatusReport`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct ModuleStatus {
     /// The module's name.
     pub name: String,
@@ -208,6 +208,25 @@ pub(crate) struct ModuleStatus {
     pub failed: u64,
     /// Cached objects it is registered on.
     pub registered: u64,
+    /// An asynchronous module's queue and workers; `null` for the other modules.
+    #[serde(default)]
+    pub queue: Option<QueueReport>,
+}
+
+/// An asynchronous module's queue in [`ModuleStatus`]: from the cache when the listener
+/// is not running (then only `depth`), else from its pool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct QueueReport {
+    /// Calls queued and not yet done (running ones included).
+    pub depth: u64,
+    /// Calls running in workers.
+    pub in_flight: Option<u64>,
+    /// Seconds since the oldest queued call was queued; `null` when none is.
+    pub oldest_seconds: Option<f64>,
+    /// Worker processes ready for calls.
+    pub workers: Option<u64>,
+    /// Worker processes started again after one ended.
+    pub restarts: Option<u64>,
 }
 
 /// `dump --ids`.
@@ -298,6 +317,10 @@ pub(crate) struct ResyncReport {
     pub delivered: u64,
     /// Objects it failed (now failed events).
     pub failed: u64,
+    /// For an asynchronous module: the queued calls it ran before (the queue is drained,
+    /// never dropped).
+    #[serde(default)]
+    pub drained: Option<u64>,
 }
 
 #[cfg(test)]

@@ -7,8 +7,10 @@ use std::time::SystemTime;
 
 use listener_core::ldif::write_line;
 
-use super::protocol::{FailedView, HaltReport, Ids, ModuleStatus, SharedReport, StatusReport};
-use crate::api::registry::ModuleRegistration;
+use super::protocol::{
+    FailedView, HaltReport, Ids, ModuleStatus, QueueReport, SharedReport, StatusReport,
+};
+use crate::api::registry::{ApiKind, ModuleRegistration};
 use crate::listener::cache::{
     CacheError, CachedEntry, FailedEvent, ModulePhase, ModuleState, ReadTxn,
 };
@@ -45,11 +47,22 @@ pub(crate) fn module_statuses(
         .iter()
         .map(|m| {
             let registered = r.registered_count(m.name)?;
+            let queue = match m.kind {
+                ApiKind::Async => Some(QueueReport {
+                    depth: r.queue_len(m.name)?,
+                    in_flight: None,
+                    oldest_seconds: None,
+                    workers: None,
+                    restarts: None,
+                }),
+                _ => None,
+            };
             Ok(ModuleStatus {
                 name: m.name.to_owned(),
                 state: state_text(m, r.module_state(m.name)?.as_ref(), registered),
                 failed: r.failed_count(m.name)?,
                 registered,
+                queue,
             })
         })
         .collect()
@@ -95,6 +108,11 @@ pub(crate) fn status(
             error: h.error,
             since: utc(h.since),
         });
+        for module in &mut report.modules {
+            if let (Some(queue), Some(counters)) = (&mut module.queue, stats.module(&module.name)) {
+                *queue = queue_report(&counters.queue);
+            }
+        }
         report.shared = stats.shared().map(|health| {
             let failing = health.failing();
             SharedReport {
@@ -105,6 +123,24 @@ pub(crate) fn status(
         });
     }
     Ok(report)
+}
+
+/// A running pool's figures.
+fn queue_report(q: &crate::workers::QueueStats) -> QueueReport {
+    let oldest = q.oldest_ms.load(Ordering::Relaxed);
+    let oldest_seconds = (oldest > 0).then(|| {
+        let queued = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(oldest);
+        SystemTime::now()
+            .duration_since(queued)
+            .map_or(0.0, |d| d.as_secs_f64())
+    });
+    QueueReport {
+        depth: q.depth.load(Ordering::Relaxed),
+        in_flight: Some(q.in_flight.load(Ordering::Relaxed)),
+        oldest_seconds,
+        workers: Some(q.workers.load(Ordering::Relaxed)),
+        restarts: Some(q.restarts.load(Ordering::Relaxed)),
+    }
 }
 
 /// The cache's IDs.
