@@ -217,6 +217,23 @@ impl Domain {
         serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
     }
 
+    /// Waits up to `timeout` until the running listener has processed every transaction
+    /// the notifier has (without a barrier: for binaries without the printer module).
+    pub fn wait_caught_up(&self, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        let target = self.notifier_id();
+        loop {
+            let status = self.status();
+            if status["running"] == true && status["last_id"].as_u64() >= Some(target) {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Waits up to `timeout` until the running listener reports no call queued for any
     /// asynchronous module; whether it got there.
     pub fn wait_for_queues(&self, timeout: Duration) -> bool {

@@ -12,6 +12,7 @@
 
 pub mod daemon;
 pub mod domain;
+pub mod external;
 pub mod in_process;
 pub mod ldif;
 mod memcached;

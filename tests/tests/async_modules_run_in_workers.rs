@@ -206,11 +206,72 @@ async fn calls_run_in_workers_in_parallel_and_in_order_per_object() {
         behind >= 100 && last > barrier_passed + 500_000,
         "the listener was not ahead of the asynchronous module"
     );
+    // Every worker ran pre_run before its first call and, the queue drained and the idle
+    // time (1 s) passed, post_run after its last.
+    let path = calls_file(&domain);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let post_runs = || {
+        records(&path)
+            .iter()
+            .filter(|c| c.call == "post_run")
+            .map(|c| c.pid)
+            .collect::<BTreeSet<u32>>()
+    };
+    while post_runs() != pids && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let records = records(&path);
+    for pid in &pids {
+        let own: Vec<&str> = records
+            .iter()
+            .filter(|c| c.pid == *pid)
+            .map(|c| c.call.as_str())
+            .collect();
+        assert_eq!(own.first(), Some(&"pre_run"), "worker {pid}: {own:?}");
+        assert_eq!(own.last(), Some(&"post_run"), "worker {pid}: {own:?}");
+        assert_eq!(own.iter().filter(|c| **c == "pre_run").count(), 1);
+    }
     assert!(domain.stop_listener());
     assert_eq!(
         embedded_count(&domain).await,
         Some((OBJECTS * VERSIONS) as u64)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_pauses_the_listener_and_loses_nothing() {
+    let mut domain = Domain::start(tests::listener_binary!(), Slapd::builder()).unwrap();
+    let mut args = domain.run_args(&domain.slapd.root_dn(), domain.slapd.password_file());
+    args.extend(["--queue-limit".to_owned(), "5".to_owned()]);
+    domain.start_listener_with(&args).unwrap();
+    domain.barrier();
+    create_roles(&domain, "slow", 100);
+    // The listener takes in the transactions only as fast as the workers make room: the
+    // queue never holds more than its limit and one transaction's calls.
+    let mut deepest = 0;
+    let mut paused_behind = false;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = domain.status();
+        let depth = status["modules"]
+            .as_array()
+            .and_then(|m| m.iter().find(|m| m["name"] == "recording_slowly"))
+            .and_then(|m| m["queue"]["depth"].as_u64())
+            .unwrap_or(0);
+        deepest = deepest.max(depth);
+        paused_behind |= status["lag_ids"].as_u64() > Some(20);
+        if calls(&calls_file(&domain)).len() >= 100 || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(deepest <= 6, "the queue held {deepest} calls");
+    assert!(paused_behind, "the listener never fell behind the notifier");
+    domain.barrier();
+    assert!(domain.wait_for_queues(Duration::from_secs(60)));
+    let calls = calls(&calls_file(&domain));
+    let dns: BTreeSet<&str> = calls.iter().map(|c| c.dn.as_str()).collect();
+    assert_eq!((calls.len(), dns.len()), (100, 100));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -377,4 +438,83 @@ async fn without_the_lock_the_embedded_counter_loses_updates() {
     assert!(domain.stop_listener());
     let count = embedded_count(&domain).await;
     assert!(count < Some(200), "{count:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_keeps_killing_its_worker_becomes_a_failed_event() {
+    let mut domain = Domain::start(tests::listener_binary!(), Slapd::builder()).unwrap();
+    domain.start_listener().unwrap();
+    domain.barrier();
+    let base = domain.slapd.base().to_owned();
+    let ldif = format!(
+        "dn: cn=poison,{base}\nobjectClass: organizationalRole\ncn: poison\ndescription: crash\n\n"
+    );
+    domain.slapd.ldapmodify(&ldif).unwrap();
+    create_roles(&domain, "slow", 20);
+    domain.barrier();
+    assert!(domain.wait_for_queues(Duration::from_secs(60)));
+    // The other calls went on; the poisonous one is a failed event.
+    assert_eq!(calls(&calls_file(&domain)).len(), 20);
+    let status = domain.status();
+    let module = status["modules"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["name"] == "recording_slowly"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(module["failed"], 1, "{module}");
+    assert!(module["queue"]["restarts"].as_u64() >= Some(3), "{module}");
+    let out = std::process::Command::new(tests::listener_binary!())
+        .args(["failed", "--cache-dir"])
+        .arg(domain.cache_dir())
+        .args(["list", "recording_slowly", "--json"])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let events: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(
+        events[0]["dn"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("cn=poison")
+    );
+    let error = events[0]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("died 3 times"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resync_runs_the_queued_calls_first_then_initializes_in_the_workers() {
+    let mut domain = Domain::start(tests::listener_binary!(), Slapd::builder()).unwrap();
+    domain.start_listener().unwrap();
+    domain.barrier();
+    create_roles(&domain, "slow", 100);
+    domain.barrier();
+    let out = std::process::Command::new(tests::listener_binary!())
+        .args(["resync", "--cache-dir"])
+        .arg(domain.cache_dir())
+        .arg("recording_slowly")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        stdout.contains("recording_slowly re-initialized: 100 objects delivered, 0 failed"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("queued calls were run first"), "{stdout}");
+    let calls = calls(&calls_file(&domain));
+    // The 100 creates of the changes, then the 100 of the initialization, all in
+    // workers; per object the change's create ended before the initialization's began.
+    assert_eq!(calls.len(), 200);
+    let listener = domain.listener().unwrap().pid();
+    assert!(calls.iter().all(|c| c.pid != listener));
+    let mut by_dn: BTreeMap<&str, Vec<&Call>> = BTreeMap::new();
+    for call in &calls {
+        by_dn.entry(&call.dn).or_default().push(call);
+    }
+    for (dn, own) in by_dn {
+        assert_eq!(own.len(), 2, "{dn}");
+        assert!(own[0].end <= own[1].start, "{dn}: {own:?}");
+    }
 }

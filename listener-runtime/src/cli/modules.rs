@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 
-use crate::api::registry::ModuleRegistration;
+use crate::api::registry::{ApiKind, ModuleRegistration};
 use crate::listener::cache::{Cache, CacheError};
 use crate::listener::control::Client;
 use crate::listener::control::protocol::{Query, StatusReport};
@@ -41,29 +41,42 @@ pub(super) fn list_modules(
     ExitCode::SUCCESS
 }
 
+/// A module's state in a cache, and for an asynchronous module the calls queued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Shown {
+    state: String,
+    queued: Option<u64>,
+}
+
 /// Each module's state in the cache in `dir`, as [`state_text`] shows it: from the
 /// running listener (over its control socket) or, when none runs, from the cache itself.
-fn module_states(modules: &[&ModuleRegistration], dir: &Path) -> Result<Vec<String>, String> {
+fn module_states(modules: &[&ModuleRegistration], dir: &Path) -> Result<Vec<Shown>, String> {
     if let Some(mut client) = Client::connect(dir) {
         let status: StatusReport = client.call(&Query::Status)?;
         return Ok(modules
             .iter()
             .map(|m| {
-                status
-                    .modules
-                    .iter()
-                    .find(|s| s.name == m.name)
-                    .map_or_else(|| "NEW".to_owned(), |s| s.state.clone())
+                let found = status.modules.iter().find(|s| s.name == m.name);
+                Shown {
+                    state: found.map_or_else(|| "NEW".to_owned(), |s| s.state.clone()),
+                    queued: found.and_then(|s| s.queue.as_ref()).map(|q| q.depth),
+                }
             })
             .collect());
     }
-    let from_cache = || -> Result<Vec<String>, CacheError> {
+    let from_cache = || -> Result<Vec<Shown>, CacheError> {
         let Some(cache) = Cache::open_read_only(dir)? else {
             eprintln!(
                 "warning: there is no listener cache in {} (yet): every module is NEW",
                 dir.display()
             );
-            return Ok(modules.iter().map(|m| state_text(m, None, 0)).collect());
+            return Ok(modules
+                .iter()
+                .map(|m| Shown {
+                    state: state_text(m, None, 0),
+                    queued: None,
+                })
+                .collect());
         };
         let r = cache.read()?;
         modules
@@ -71,7 +84,14 @@ fn module_states(modules: &[&ModuleRegistration], dir: &Path) -> Result<Vec<Stri
             .map(|m| {
                 let state = r.module_state(m.name)?;
                 let registered = r.registered_count(m.name)?;
-                Ok(state_text(m, state.as_ref(), registered))
+                let queued = match m.kind {
+                    ApiKind::Async => Some(r.queue_len(m.name)?),
+                    _ => None,
+                };
+                Ok(Shown {
+                    state: state_text(m, state.as_ref(), registered),
+                    queued,
+                })
             })
             .collect()
     };
@@ -79,14 +99,15 @@ fn module_states(modules: &[&ModuleRegistration], dir: &Path) -> Result<Vec<Stri
 }
 
 /// The `modules --json` listing: an array of objects, one per module, in call order; with
-/// `states`, each has a `state`.
-fn module_json(modules: &[&ModuleRegistration], states: Option<&[String]>) -> String {
+/// `states`, each has a `state`, and an asynchronous module the calls `queued`.
+fn module_json(modules: &[&ModuleRegistration], states: Option<&[Shown]>) -> String {
     let objects: Vec<ModuleJson<'_>> = modules
         .iter()
         .enumerate()
         .map(|(i, m)| ModuleJson {
             name: m.name,
-            state: states.and_then(|s| s.get(i)).map(String::as_str),
+            state: states.and_then(|s| s.get(i)).map(|s| s.state.as_str()),
+            queued: states.and_then(|s| s.get(i)).and_then(|s| s.queued),
             description: m.description,
             api: m.kind.as_str(),
             priority: m.priority,
@@ -112,6 +133,8 @@ struct ModuleJson<'a> {
     name: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     state: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    queued: Option<u64>,
     description: &'a str,
     api: &'a str,
     priority: f64,
@@ -132,8 +155,9 @@ struct SourceJson<'a> {
 }
 
 /// The `modules` listing: one aligned row per module, the filter last (it is the longest);
-/// with `states`, a STATE column after the name.
-fn module_table(modules: &[&ModuleRegistration], states: Option<&[String]>) -> String {
+/// with `states`, a STATE column after the name, and the calls an asynchronous module has
+/// queued beside its workers.
+fn module_table(modules: &[&ModuleRegistration], states: Option<&[Shown]>) -> String {
     let mut header = vec!["NAME", "API", "PRIORITY", "WORKERS", "ATTRIBUTES", "FILTER"];
     if states.is_some() {
         header.insert(1, "STATE");
@@ -146,8 +170,14 @@ fn module_table(modules: &[&ModuleRegistration], states: Option<&[String]>) -> S
                 m.name.to_owned(),
                 m.kind.to_string(),
                 format!("{:?}", m.priority),
-                m.workers()
-                    .map_or_else(|| "-".to_owned(), |n| n.to_string()),
+                match (
+                    m.workers(),
+                    states.and_then(|s| s.get(i)).and_then(|s| s.queued),
+                ) {
+                    (None, _) => "-".to_owned(),
+                    (Some(n), None) => n.to_string(),
+                    (Some(n), Some(queued)) => format!("{n}, {queued} queued"),
+                },
                 if m.attributes.is_empty() {
                     "(all)".to_owned()
                 } else {
@@ -156,7 +186,10 @@ fn module_table(modules: &[&ModuleRegistration], states: Option<&[String]>) -> S
                 m.ldap_filter.to_owned(),
             ];
             if let Some(states) = states {
-                row.insert(1, states.get(i).cloned().unwrap_or_default());
+                row.insert(
+                    1,
+                    states.get(i).map(|s| s.state.clone()).unwrap_or_default(),
+                );
             }
             row
         })
@@ -311,7 +344,11 @@ listener_module_template_async  async  50.0      4        (all)         (objectC
 
     #[test]
     fn table_and_json_show_states() {
-        let states = ["READY".to_owned(), "NEW".to_owned()];
+        let shown = |state: &str, queued| Shown {
+            state: state.to_owned(),
+            queued,
+        };
+        let states = [shown("READY", None), shown("NEW", Some(12))];
         let table = module_table(&[&SYNC, &ASYNC], Some(&states));
         let mut lines = table.lines();
         assert!(
@@ -332,6 +369,7 @@ listener_module_template_async  async  50.0      4        (all)         (objectC
                 .unwrap()
                 .starts_with("listener_module_template_async  NEW    async")
         );
+        assert!(table.contains(" 4, 12 queued "), "{table}");
         let json = module_json(&[&SYNC], Some(&states[..1]));
         assert!(
             json.starts_with(r#"[{"name":"unique_name","state":"READY","description""#),

@@ -13,6 +13,7 @@ use super::call::{Failure, Invocation, Module, RetryPolicy};
 use super::decide::Step;
 use super::dispatch::{self, Call, Change, DeleteCause, ModuleSpec, Registration};
 use crate::workers::job::Job;
+use crate::workers::lanes::Row;
 
 /// The modules, their dispatch specs and how failing calls are retried.
 pub(crate) struct Applier {
@@ -66,7 +67,7 @@ impl Applier {
 }
 
 /// What one applied transaction did, for logs and tests.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Applied {
     /// Module calls made that succeeded.
     pub calls: usize,
@@ -76,9 +77,8 @@ pub(crate) struct Applied {
     /// must not go on before the transaction is applied.
     pub halted: Option<Halted>,
     /// Calls of asynchronous modules, written to their queues in this transaction's
-    /// commit: (module index, row sequence number, call), for the caller to hand to the
-    /// modules' pools.
-    pub queued: Vec<(usize, u64, Job)>,
+    /// commit: (module index, row), for the caller to hand to the modules' pools.
+    pub queued: Vec<(usize, Row)>,
 }
 
 /// A `blocking` module that failed every attempt of a call.
@@ -281,8 +281,9 @@ impl Applier {
             w.add_failed_event(module, event)?;
         }
         for (index, job) in queued {
-            let seq = w.push_job(self.modules[index].name(), &job.encode())?;
-            applied.queued.push((index, seq, job));
+            let bytes = job.encode();
+            let seq = w.push_job(self.modules[index].name(), &bytes)?;
+            applied.queued.push((index, Row::new(seq, &job, bytes)));
         }
         w.set_last_id(id)?;
         if let Some(mut own) = own {

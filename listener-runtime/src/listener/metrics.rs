@@ -60,6 +60,45 @@ struct ModuleSnapshot {
     buckets: Vec<(f64, u64)>,
     count: u64,
     sum_seconds: f64,
+    /// An asynchronous module's queue.
+    queue: Option<QueueSnapshot>,
+}
+
+/// A metric family of the queues: name, help, and the figure of one queue.
+type QueueFamily<T> = (&'static str, &'static str, fn(&QueueSnapshot) -> T);
+
+#[derive(Debug, Clone, PartialEq)]
+struct QueueSnapshot {
+    depth: u64,
+    in_flight: u64,
+    oldest_age_seconds: f64,
+    workers: u64,
+    restarts: u64,
+    failed: u64,
+}
+
+impl QueueSnapshot {
+    fn take(q: &crate::workers::QueueStats) -> Option<QueueSnapshot> {
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        if !q.asynchronous.load(Ordering::Relaxed) {
+            return None;
+        }
+        let oldest = load(&q.oldest_ms);
+        let now_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        Some(QueueSnapshot {
+            depth: load(&q.depth),
+            in_flight: load(&q.in_flight),
+            oldest_age_seconds: match oldest {
+                0 => 0.0,
+                t => now_ms.saturating_sub(t) as f64 / 1000.0,
+            },
+            workers: load(&q.workers),
+            restarts: load(&q.restarts),
+            failed: load(&q.failed),
+        })
+    }
 }
 
 impl Snapshot {
@@ -91,6 +130,7 @@ impl Snapshot {
                     buckets: m.latency.cumulative(),
                     count: m.latency.count(),
                     sum_seconds: m.latency.sum_seconds(),
+                    queue: QueueSnapshot::take(&m.queue),
                 })
                 .collect(),
         }
@@ -238,6 +278,74 @@ impl Snapshot {
                 .encode_family(&[("module", m.name.as_str())])?
                 .encode_histogram::<NoLabelSet>(m.sum_seconds, count, &buckets, None)?;
         }
+        self.encode_queues(e)
+    }
+
+    /// The asynchronous modules' queues and workers.
+    fn encode_queues(&self, e: &mut DescriptorEncoder<'_>) -> std::fmt::Result {
+        let queues: Vec<(&str, &QueueSnapshot)> = self
+            .modules
+            .iter()
+            .filter_map(|m| m.queue.as_ref().map(|q| (m.name.as_str(), q)))
+            .collect();
+        if queues.is_empty() {
+            return Ok(());
+        }
+        let gauges: [QueueFamily<u64>; 3] = [
+            (
+                "listener_async_queue_depth",
+                "Calls of the asynchronous module queued and not yet done (running ones included).",
+                |q| q.depth,
+            ),
+            (
+                "listener_async_calls_in_flight",
+                "Calls of the asynchronous module running in its workers.",
+                |q| q.in_flight,
+            ),
+            (
+                "listener_async_workers",
+                "Worker processes of the asynchronous module ready for calls.",
+                |q| q.workers,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let mut family = e.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for (module, q) in &queues {
+                family
+                    .encode_family(&[("module", *module)])?
+                    .encode_gauge(&value(q))?;
+            }
+        }
+        let mut age = e.encode_descriptor(
+            "listener_async_oldest_call_age_seconds",
+            "Seconds since the oldest queued call of the asynchronous module was queued (0: none).",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (module, q) in &queues {
+            age.encode_family(&[("module", *module)])?
+                .encode_gauge(&q.oldest_age_seconds)?;
+        }
+        let counters: [QueueFamily<u64>; 2] = [
+            (
+                "listener_async_worker_restarts",
+                "Worker processes of the asynchronous module started again after one ended.",
+                |q| q.restarts,
+            ),
+            (
+                "listener_async_failed_calls",
+                "Calls of the asynchronous module recorded as failed events since the listener started.",
+                |q| q.failed,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let mut family = e.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (module, q) in &queues {
+                family
+                    .encode_family(&[("module", *module)])?
+                    .encode_counter::<NoLabelSet, u64, u64>(&value(q), None)?;
+            }
+        }
         Ok(())
     }
 }
@@ -287,6 +395,7 @@ mod tests {
                     buckets: vec![(0.001, 2), (0.1, 4)],
                     count: 5,
                     sum_seconds: 0.75,
+                    queue: None,
                 },
                 ModuleSnapshot {
                     name: "blocker".to_owned(),
@@ -295,6 +404,14 @@ mod tests {
                     buckets: vec![(0.001, 0), (0.1, 0)],
                     count: 0,
                     sum_seconds: 0.0,
+                    queue: Some(QueueSnapshot {
+                        depth: 12,
+                        in_flight: 4,
+                        oldest_age_seconds: 2.5,
+                        workers: 4,
+                        restarts: 1,
+                        failed: 3,
+                    }),
                 },
             ],
         }
@@ -359,6 +476,24 @@ listener_module_call_duration_seconds_bucket{module="blocker",le="0.1"} 0
 listener_module_call_duration_seconds_bucket{module="blocker",le="+Inf"} 0
 listener_module_call_duration_seconds_sum{module="blocker"} 0.0
 listener_module_call_duration_seconds_count{module="blocker"} 0
+# HELP listener_async_queue_depth Calls of the asynchronous module queued and not yet done (running ones included).
+# TYPE listener_async_queue_depth gauge
+listener_async_queue_depth{module="blocker"} 12
+# HELP listener_async_calls_in_flight Calls of the asynchronous module running in its workers.
+# TYPE listener_async_calls_in_flight gauge
+listener_async_calls_in_flight{module="blocker"} 4
+# HELP listener_async_workers Worker processes of the asynchronous module ready for calls.
+# TYPE listener_async_workers gauge
+listener_async_workers{module="blocker"} 4
+# HELP listener_async_oldest_call_age_seconds Seconds since the oldest queued call of the asynchronous module was queued (0: none).
+# TYPE listener_async_oldest_call_age_seconds gauge
+listener_async_oldest_call_age_seconds{module="blocker"} 2.5
+# HELP listener_async_worker_restarts_total Worker processes of the asynchronous module started again after one ended.
+# TYPE listener_async_worker_restarts_total counter
+listener_async_worker_restarts_total{module="blocker"} 1
+# HELP listener_async_failed_calls_total Calls of the asynchronous module recorded as failed events since the listener started.
+# TYPE listener_async_failed_calls_total counter
+listener_async_failed_calls_total{module="blocker"} 3
 "#;
         let text = small().render();
         assert_eq!(text, expected, "got:\n{text}");

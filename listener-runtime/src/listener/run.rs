@@ -41,6 +41,7 @@ use crate::ops::metrics::MetricsServer;
 use crate::protocol::client::{
     ClientError, ClientOptions, NotifierClient, TransactionRef, connect_with_backoff,
 };
+use crate::workers::lanes::Row;
 use crate::workers::wire::Hello;
 use crate::workers::{Pool, PoolConfig};
 
@@ -729,13 +730,13 @@ impl Listener {
     }
 
     /// Gives the asynchronous modules' pools the rows a transaction queued.
-    fn hand_out(&self, queued: Vec<(usize, u64, crate::workers::job::Job)>) {
-        let mut by_module: Vec<Vec<(u64, crate::workers::job::Job)>> = Vec::new();
-        for (index, seq, job) in queued {
+    fn hand_out(&self, queued: Vec<(usize, Row)>) {
+        let mut by_module: Vec<Vec<Row>> = Vec::new();
+        for (index, row) in queued {
             if by_module.len() <= index {
                 by_module.resize_with(index + 1, Vec::new);
             }
-            by_module[index].push((seq, job));
+            by_module[index].push(row);
         }
         for (index, rows) in by_module.into_iter().enumerate() {
             if let Some(pool) = self.applier.modules[index].pool() {

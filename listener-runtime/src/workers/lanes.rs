@@ -15,8 +15,9 @@ const LOOK_AHEAD: usize = 4096;
 pub(crate) struct Row {
     /// Its sequence number in the cache's queue.
     pub seq: u64,
-    /// The call.
-    pub job: Job,
+    /// The call, encoded ([`Job::encode`]) as the queue holds it and a worker gets it;
+    /// decoded again only when it fails (a row is kept small: a queue may hold many).
+    pub bytes: Vec<u8>,
     /// [`Job::lanes`], computed once.
     pub lanes: Vec<String>,
     /// When the listener queued it (for the oldest row's age).
@@ -26,12 +27,12 @@ pub(crate) struct Row {
 }
 
 impl Row {
-    /// The row `seq` of `job`.
-    pub(crate) fn new(seq: u64, job: Job) -> Row {
+    /// The row `seq` of `job`, encoded as `bytes`.
+    pub(crate) fn new(seq: u64, job: &Job, bytes: Vec<u8>) -> Row {
         Row {
             seq,
             lanes: job.lanes(),
-            job,
+            bytes,
             queued: SystemTime::now(),
             crashes: 0,
         }
@@ -86,6 +87,11 @@ impl Lanes {
         self.waiting.get(&seq)
     }
 
+    /// Takes the waiting row `seq` out of the queue (given up on).
+    pub(crate) fn take_back(&mut self, seq: u64) -> Option<Row> {
+        self.waiting.remove(&seq)
+    }
+
     /// Rows waiting and running.
     pub(crate) fn len(&self) -> usize {
         self.waiting.len() + self.running.len()
@@ -96,10 +102,13 @@ impl Lanes {
         self.running.len()
     }
 
-    /// When the oldest row still in the queue was queued.
+    /// When the oldest row still in the queue was queued. Rows are queued in sequence
+    /// order, so that is the first waiting one or one of the few running.
     pub(crate) fn oldest(&self) -> Option<SystemTime> {
         self.waiting
             .values()
+            .next()
+            .into_iter()
             .chain(self.running.values())
             .map(|r| r.queued)
             .min()
@@ -116,16 +125,15 @@ mod tests {
     fn row(seq: u64, dn: &str, uuid: &str) -> Row {
         let mut new = Entry::new(Dn::parse(dn).unwrap());
         new.insert("entryUUID", [uuid]).unwrap();
-        Row::new(
-            seq,
-            Job {
-                transaction_id: seq,
-                call: JobCall::Create {
-                    dn: new.dn().clone(),
-                    new,
-                },
+        let job = Job {
+            transaction_id: seq,
+            call: JobCall::Create {
+                dn: new.dn().clone(),
+                new,
             },
-        )
+        };
+        let bytes = job.encode();
+        Row::new(seq, &job, bytes)
     }
 
     fn take(lanes: &mut Lanes) -> Option<u64> {
@@ -175,5 +183,10 @@ mod tests {
         assert_eq!(take(&mut lanes), Some(1));
         assert_eq!(take(&mut lanes), None);
         assert!(lanes.oldest().is_some());
+        // Given up on after a crash: the object's next row may run.
+        assert_eq!(lanes.give_back(1).map(|r| r.crashes), Some(2));
+        assert!(lanes.take_back(1).is_some());
+        assert_eq!(take(&mut lanes), Some(2));
+        assert_eq!(lanes.len(), 1);
     }
 }

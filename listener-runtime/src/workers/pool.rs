@@ -62,6 +62,10 @@ struct Shared {
 /// Figures for `status` and the metrics.
 #[derive(Debug, Default)]
 pub(crate) struct QueueStats {
+    /// Set when the module's pool starts: the module is asynchronous.
+    pub asynchronous: std::sync::atomic::AtomicBool,
+    /// Calls the pool recorded as failed events since the listener started.
+    pub failed: AtomicU64,
     /// Rows waiting and running.
     pub depth: AtomicU64,
     /// Calls running in workers.
@@ -75,7 +79,7 @@ pub(crate) struct QueueStats {
 }
 
 enum Command {
-    Enqueue(Vec<(u64, Job)>),
+    Enqueue(Vec<Row>),
     Direct(Direct),
     Stop(oneshot::Sender<()>),
 }
@@ -104,7 +108,7 @@ impl Pool {
         let mut lanes = Lanes::default();
         for (seq, bytes) in cache.read()?.jobs(&module)? {
             match Job::decode(&bytes) {
-                Ok(job) => lanes.push(Row::new(seq, job)),
+                Ok(job) => lanes.push(Row::new(seq, &job, bytes)),
                 Err(e) => {
                     tracing::error!(module, seq, error = %e, "a queued call does not read back; it stays in the queue")
                 }
@@ -116,6 +120,9 @@ impl Pool {
                 rows = lanes.len(),
                 "asynchronous module: calls queued before the last stop go on"
             );
+        }
+        if let Some(stats) = &stats {
+            stats.queue.asynchronous.store(true, Ordering::Relaxed);
         }
         let shared = Arc::new(Shared {
             len: AtomicUsize::new(lanes.len()),
@@ -163,7 +170,7 @@ impl Pool {
     }
 
     /// Hands the rows the listener just queued (in the cache) to the pool, in order.
-    pub(crate) fn enqueue(&self, rows: Vec<(u64, Job)>) {
+    pub(crate) fn enqueue(&self, rows: Vec<Row>) {
         if rows.is_empty() {
             return;
         }
@@ -294,11 +301,18 @@ impl Executor {
         loop {
             self.start_due_workers();
             self.hand_out();
+            self.post_run_when_quiet();
             self.publish();
             if self.stopping.is_some() && self.stopped() {
                 break;
             }
             let wake = self.next_wake();
+            let timer = async move {
+                match wake {
+                    Some(wake) => sleep_until(wake.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 command = self.commands.recv() => match command {
                     Some(command) => self.command(command),
@@ -306,7 +320,7 @@ impl Executor {
                     None => break,
                 },
                 Some(event) = self.events.recv() => self.event(event),
-                () = sleep_until(wake.unwrap_or_else(far_future).into()), if wake.is_some() => {}
+                () = timer => {}
             }
         }
         self.finish().await;
@@ -315,8 +329,8 @@ impl Executor {
     fn command(&mut self, command: Command) {
         match command {
             Command::Enqueue(rows) => {
-                for (seq, job) in rows {
-                    self.lanes.push(Row::new(seq, job));
+                for row in rows {
+                    self.lanes.push(row);
                 }
                 self.quiet_since = None;
             }
@@ -385,12 +399,11 @@ impl Executor {
                 match outcome.error {
                     None => self.write(Write::Remove(seq)),
                     Some(error) => {
-                        tracing::warn!(module = %self.module, dn = %row.job.dn(), command = %row.job.command(), attempts = outcome.attempts, %error, "asynchronous call failed; recording it as a failed event");
                         let failure = Failure {
                             error,
                             attempts: outcome.attempts,
                         };
-                        self.write(Write::Fail(seq, Box::new(row.job.failed_event(failure))));
+                        self.fail(&row, failure);
                     }
                 }
                 self.row_done();
@@ -412,6 +425,20 @@ impl Executor {
             }
             _ => {
                 tracing::warn!(module = %self.module, id, "a worker answered a call it was not given")
+            }
+        }
+    }
+
+    /// Records `row` as a failed event after `failure`.
+    fn fail(&mut self, row: &Row, failure: Failure) {
+        match Job::decode(&row.bytes) {
+            Ok(job) => {
+                tracing::warn!(module = %self.module, dn = %job.dn(), command = %job.command(), attempts = failure.attempts, error = %failure.error, "asynchronous call failed; recording it as a failed event");
+                self.write(Write::Fail(row.seq, Box::new(job.failed_event(failure))));
+            }
+            // It was encoded by this process: cannot happen; never lose it silently.
+            Err(e) => {
+                tracing::error!(module = %self.module, seq = row.seq, error = %e, call_error = %failure.error, "a failed asynchronous call does not read back; it stays in the queue");
             }
         }
     }
@@ -439,20 +466,22 @@ impl Executor {
             tracing::warn!(module = %self.module, slot, %why, restart_in = ?delay, "worker process ended; starting it again");
         }
         match state {
-            SlotState::Busy(Task::Row(seq)) => {
-                let crashes = self.lanes.give_back(seq).map_or(0, |r| r.crashes);
-                if crashes >= MAX_CRASHES
-                    && let Some(row) = self.lanes.finish(seq)
-                {
-                    let failure = Failure {
-                        error: format!("the worker running it died {crashes} times (last: {why})"),
-                        attempts: crashes,
-                    };
-                    tracing::warn!(module = %self.module, dn = %row.job.dn(), "a call whose workers keep dying is recorded as a failed event");
-                    self.write(Write::Fail(seq, Box::new(row.job.failed_event(failure))));
-                    self.row_done();
+            SlotState::Busy(Task::Row(seq)) => match self.lanes.give_back(seq) {
+                Some(row) if row.crashes >= MAX_CRASHES => {
+                    let crashes = row.crashes;
+                    if let Some(row) = self.lanes.take_back(seq) {
+                        let failure = Failure {
+                            error: format!(
+                                "the worker running it died {crashes} times (last: {why})"
+                            ),
+                            attempts: crashes,
+                        };
+                        self.fail(&row, failure);
+                        self.row_done();
+                    }
                 }
-            }
+                _ => {}
+            },
             SlotState::Busy(Task::Direct(reply, _)) => {
                 let _ = reply.send(Err(Failure {
                     error: format!("the worker running it died: {why}"),
@@ -554,13 +583,12 @@ impl Executor {
                 };
                 let message = ToWorker::Call {
                     id: row.seq,
-                    job: row.job.encode(),
+                    job: row.bytes.clone(),
                 };
                 (Task::Row(row.seq), message)
             };
             self.send(index, task, message);
         }
-        self.post_run_when_quiet(busy(&self.slots));
     }
 
     fn send(&mut self, index: usize, task: Task, message: ToWorker) {
@@ -573,9 +601,15 @@ impl Executor {
         slot.state = SlotState::Busy(task);
     }
 
-    fn post_run_when_quiet(&mut self, busy: bool) {
+    /// `post_run` for the workers that ran calls, once the queue has been quiet (nothing
+    /// queued, nothing running) for the idle time.
+    fn post_run_when_quiet(&mut self) {
+        let busy = self
+            .slots
+            .iter()
+            .any(|s| matches!(s.state, SlotState::Busy(_)));
         let quiet = !busy && self.lanes.len() == 0 && self.directs.is_empty();
-        if !quiet {
+        if !quiet || self.stopping.is_some() {
             self.quiet_since = None;
             return;
         }
@@ -603,7 +637,12 @@ impl Executor {
             SlotState::Down { until } if self.stopping.is_none() => Some(until),
             _ => None,
         });
-        let idle = self.quiet_since.map(|since| since + self.config.idle);
+        // Only while some worker is due a post_run: a quiet pool otherwise sleeps.
+        let due = self.slots.iter().any(|s| s.ran);
+        let idle = self
+            .quiet_since
+            .filter(|_| due)
+            .map(|since| since + self.config.idle);
         restarts.chain(idle).chain(self.stop_deadline).min()
     }
 
@@ -617,6 +656,9 @@ impl Executor {
     }
 
     fn write(&mut self, write: Write) {
+        if let (Write::Fail(..), Some(stats)) = (&write, &self.stats) {
+            stats.queue.failed.fetch_add(1, Ordering::Relaxed);
+        }
         if let Some(writes) = &self.writes {
             let _ = writes.send(write);
         }
@@ -685,10 +727,6 @@ impl Executor {
             let _ = reply.send(());
         }
     }
-}
-
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(86_400)
 }
 
 /// Writes the pool's results to the cache, in batches, on a blocking thread (a write

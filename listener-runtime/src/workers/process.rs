@@ -60,7 +60,10 @@ pub(crate) fn start(
     if let Some(dir) = log_dir {
         command.arg("--log-dir").arg(dir);
     }
+    // The password reaches the worker over its channel only, never through its
+    // environment (the listener may have been given it there).
     command
+        .env_remove("LISTENER_BIND_PASSWORD")
         .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
         .stdout(Stdio::null())
         .kill_on_drop(true);

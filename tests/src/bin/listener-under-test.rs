@@ -80,11 +80,12 @@ impl AsyncHandler for CountingOnDemand {
 /// that concurrent calls lose updates), and appends a JSON line with the worker's pid,
 /// the object's entryUUID and `l` (its version), the call and its start and end (µs
 /// since the epoch) to `async-calls.jsonl` beside the cache directory; `pre_run` and
-/// `post_run` append a line with the pid too.
+/// `post_run` append a line with the pid too. A role described `crash` makes the worker
+/// that calls it exit.
 #[listener_module(
     name = "recording_slowly",
     description = "waits 20 ms a call in four workers and records each call (tests of worker processes)",
-    ldap_filter = "(&(objectClass=organizationalRole)(|(description=slow)(description=racy)))",
+    ldap_filter = "(&(objectClass=organizationalRole)(|(description=slow)(description=racy)(description=crash)))",
     run_asynchronously,
     parallelism = 4
 )]
@@ -93,6 +94,10 @@ pub struct RecordingSlowly;
 
 impl RecordingSlowly {
     async fn record(ctx: &Context, call: &str, dn: &Dn, entry: &Entry) -> HandlerResult {
+        if entry.first_str("description") == Some("crash") {
+            // A call that kills its worker, every time (without a core dump).
+            std::process::exit(70);
+        }
         let start = micros();
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         if entry.first_str("description") == Some("racy") {

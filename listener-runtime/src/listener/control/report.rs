@@ -38,17 +38,22 @@ pub(crate) fn state_text(
     }
 }
 
-/// Each module's state, failed-event count and registrations, in call order.
+/// Each module's state, failed-event count and registrations, in call order; an
+/// asynchronous module's queue from the running listener's `stats`, else counted in the
+/// cache (which reads every row: not while a listener runs).
 pub(crate) fn module_statuses(
     modules: &[&ModuleRegistration],
     r: &ReadTxn,
+    stats: Option<&Stats>,
 ) -> Result<Vec<ModuleStatus>, CacheError> {
     modules
         .iter()
         .map(|m| {
             let registered = r.registered_count(m.name)?;
-            let queue = match m.kind {
-                ApiKind::Async => Some(QueueReport {
+            let running = stats.and_then(|s| s.module(m.name));
+            let queue = match (m.kind, running) {
+                (ApiKind::Async, Some(counters)) => Some(queue_report(&counters.queue)),
+                (ApiKind::Async, None) => Some(QueueReport {
                     depth: r.queue_len(m.name)?,
                     in_flight: None,
                     oldest_seconds: None,
@@ -88,7 +93,7 @@ pub(crate) fn status(
         entries: r.entry_count()?,
         halted: None,
         shared: None,
-        modules: module_statuses(modules, r)?,
+        modules: module_statuses(modules, r, stats)?,
     };
     if let Some(stats) = stats {
         report.last_id = stats.durable_id.load(Ordering::Relaxed);
@@ -108,11 +113,6 @@ pub(crate) fn status(
             error: h.error,
             since: utc(h.since),
         });
-        for module in &mut report.modules {
-            if let (Some(queue), Some(counters)) = (&mut module.queue, stats.module(&module.name)) {
-                *queue = queue_report(&counters.queue);
-            }
-        }
         report.shared = stats.shared().map(|health| {
             let failing = health.failing();
             SharedReport {

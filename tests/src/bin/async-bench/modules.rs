@@ -51,12 +51,12 @@ impl Handler for WaitSync {
 macro_rules! waiting {
     ($ty:ident, $name:literal, $filter:literal, $parallelism:literal) => {
         #[listener_module(
-                    name = $name,
-                    description = "benchmark: waits 5 ms a call, in worker processes",
-                    ldap_filter = $filter,
-                    run_asynchronously,
-                    parallelism = $parallelism
-                )]
+                            name = $name,
+                            description = "benchmark: waits 5 ms a call, in worker processes",
+                            ldap_filter = $filter,
+                            run_asynchronously,
+                            parallelism = $parallelism
+                        )]
         #[derive(Default)]
         pub struct $ty;
 
