@@ -45,6 +45,9 @@ use crate::workers::lanes::Row;
 use crate::workers::wire::Hello;
 use crate::workers::{Pool, PoolConfig};
 
+/// Rows for asynchronous modules handed to their pools at once, at most.
+const HAND_OUT_BATCH: usize = 128;
+
 /// Everything `run` runs with.
 #[derive(Debug, Clone)]
 pub(crate) struct RunConfig {
@@ -268,6 +271,9 @@ struct Listener {
     ldap_retry: Retry,
     /// Trying a transaction again that a blocking module halted.
     halt_retry: Retry,
+    /// Rows queued for asynchronous modules (by module index), not yet handed to their
+    /// pools (see [`Listener::hand_out`]).
+    rows: Vec<Vec<Row>>,
     _reader: AbortOnDropHandle<()>,
     _control_socket: Option<ControlSocket>,
     _metrics: Option<MetricsServer>,
@@ -392,6 +398,7 @@ impl Listener {
             last,
             ldap_retry: Backoff::default().start(),
             halt_retry: Backoff::halted().start(),
+            rows: Vec::new(),
             _reader: reader,
             _control_socket: control_socket,
             _metrics: metrics,
@@ -513,12 +520,14 @@ impl Listener {
     ) -> Result<Flow, RunError> {
         self.take_in()?;
         if self.window.is_empty() {
+            self.hand_over();
             return self.wait(shutdown).await;
         }
         if shutdown.requested() {
             return Ok(Flow::Stop(""));
         }
         if let Some(full) = self.full_queue() {
+            self.hand_over();
             return self.wait_for_room(full, shutdown).await;
         }
         match self.process_front().await {
@@ -654,6 +663,7 @@ impl Listener {
             retry_in = ?delay,
             "processing halted by a blocking module; retrying"
         );
+        self.hand_over();
         self.stats.set_halted(Some(Halt {
             id,
             module,
@@ -729,24 +739,41 @@ impl Listener {
         })
     }
 
-    /// Gives the asynchronous modules' pools the rows a transaction queued.
-    fn hand_out(&self, queued: Vec<(usize, Row)>) {
-        let mut by_module: Vec<Vec<Row>> = Vec::new();
+    /// Keeps the rows a transaction queued for the asynchronous modules' pools, and hands
+    /// them over in batches (one wake-up of a pool for many transactions in a catch-up):
+    /// when enough have gathered, when a pool would be full, and before the listener
+    /// waits for anything.
+    fn hand_out(&mut self, queued: Vec<(usize, Row)>) {
         for (index, row) in queued {
-            if by_module.len() <= index {
-                by_module.resize_with(index + 1, Vec::new);
+            if self.rows.len() <= index {
+                self.rows.resize_with(index + 1, Vec::new);
             }
-            by_module[index].push(row);
+            self.rows[index].push(row);
         }
-        for (index, rows) in by_module.into_iter().enumerate() {
-            if let Some(pool) = self.applier.modules[index].pool() {
-                pool.enqueue(rows);
+        let full = self.rows.iter().enumerate().any(|(index, rows)| {
+            let pool = self.applier.modules.get(index).and_then(Module::pool);
+            pool.is_some_and(|p| p.len() + rows.len() >= p.capacity())
+        });
+        if full || self.rows.iter().map(Vec::len).sum::<usize>() >= HAND_OUT_BATCH {
+            self.hand_over();
+        }
+    }
+
+    /// Hands every kept row to its pool.
+    fn hand_over(&mut self) {
+        for (index, rows) in self.rows.iter_mut().enumerate() {
+            if let Some(pool) = self.applier.modules.get(index).and_then(Module::pool)
+                && !rows.is_empty()
+            {
+                pool.enqueue(std::mem::take(rows));
             }
         }
     }
 
-    /// Carries out a request of an administrator's tool.
+    /// Carries out a request of an administrator's tool (with every queued row handed
+    /// over: a `resync` waits for the module's queue to drain).
     async fn handle(&mut self, request: control::Request) {
+        self.hand_over();
         control::handle(
             request,
             &mut self.applier,
@@ -771,6 +798,7 @@ impl Listener {
     /// A clean stop: `post_run` for every module that ran, everything applied made
     /// durable.
     async fn stop(mut self, flow: Flow) -> Result<(), RunError> {
+        self.hand_over();
         post_run(&mut self.applier.modules).await;
         for pool in self.applier.modules.iter().filter_map(Module::pool) {
             pool.stop().await;

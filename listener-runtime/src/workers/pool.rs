@@ -183,6 +183,11 @@ impl Pool {
         self.shared.len.load(Ordering::Relaxed) >= self.shared.capacity
     }
 
+    /// Rows the queue may hold before the listener pauses.
+    pub(crate) fn capacity(&self) -> usize {
+        self.shared.capacity
+    }
+
     /// Rows queued and not yet done.
     pub(crate) fn len(&self) -> usize {
         self.shared.len.load(Ordering::Relaxed)
