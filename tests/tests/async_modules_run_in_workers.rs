@@ -513,8 +513,16 @@ async fn resync_runs_the_queued_calls_first_then_initializes_in_the_workers() {
     for call in &calls {
         by_dn.entry(&call.dn).or_default().push(call);
     }
+    let mut initial = Vec::new();
     for (dn, own) in by_dn {
         assert_eq!(own.len(), 2, "{dn}");
         assert!(own[0].end <= own[1].start, "{dn}: {own:?}");
+        initial.push(own[1]);
     }
+    // The initialization's creates ran side by side.
+    initial.sort_by_key(|c| c.start);
+    assert!(
+        initial.windows(2).any(|w| w[1].start < w[0].end),
+        "the initialization ran one call at a time"
+    );
 }

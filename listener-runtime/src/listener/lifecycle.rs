@@ -23,6 +23,7 @@ use super::cache::{Cache, CacheError, FailedEvent, ModulePhase, ModuleState, Wri
 use super::call::{Invocation, Module, RetryPolicy};
 use super::fetch::FetchError;
 use crate::api::registry::{ApiKind, ModuleRegistration};
+use crate::workers::job::Job;
 
 pub(crate) mod order;
 
@@ -216,11 +217,8 @@ where
             ),
         )?;
         w.commit()?;
-        for entry in batch.drain(..) {
-            match module
-                .call(initial_call(registration.kind, &entry), policy)
-                .await
-            {
+        for (entry, result) in deliver(module, batch.drain(..), policy).await {
+            match result {
                 Ok(()) => outcome.delivered += 1,
                 Err(failure) => failures.push((entry, failure)),
             }
@@ -250,6 +248,43 @@ where
     w.set_module_state(name, &state(registration, ModulePhase::Ready))?;
     w.commit()?;
     Ok(outcome)
+}
+
+/// The creates of a batch's objects, in order; an asynchronous module's go to its
+/// workers side by side (as many at once as it has workers), since they are for
+/// different objects.
+async fn deliver(
+    module: &mut Module,
+    batch: impl Iterator<Item = Entry>,
+    policy: &RetryPolicy,
+) -> Vec<(Entry, Result<(), super::call::Failure>)> {
+    let kind = module.registration().kind;
+    let Some(pool) = module.pool().cloned() else {
+        let mut results = Vec::new();
+        for entry in batch {
+            let result = module.call(initial_call(kind, &entry), policy).await;
+            results.push((entry, result));
+        }
+        return results;
+    };
+    let workers = module.registration().workers().unwrap_or(1).max(1) as usize;
+    let calls = batch.map(|entry| {
+        let pool = pool.clone();
+        async move {
+            let result = match Job::from_invocation(0, initial_call(kind, &entry)) {
+                Some(job) => pool.call(job).await,
+                None => Err(super::call::Failure {
+                    error: "internal error: a classic call for an asynchronous module".into(),
+                    attempts: 0,
+                }),
+            };
+            (entry, result)
+        }
+    });
+    futures_util::stream::iter(calls)
+        .buffered(workers)
+        .collect()
+        .await
 }
 
 /// A fresh initialization's start: the module's state says INITIALIZING, then `clean`
