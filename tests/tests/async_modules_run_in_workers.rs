@@ -312,6 +312,15 @@ async fn the_listener_killed_mid_stream_loses_no_call_and_its_workers_die_with_i
     let path = calls_file(&domain);
     wait_for_lines(&path, 100);
     let workers: BTreeSet<u32> = calls(&path).iter().map(|c| c.pid).collect();
+    // The bind password is in neither a worker's command line nor its environment.
+    let password = domain.slapd.root_password();
+    for pid in &workers {
+        for what in ["cmdline", "environ"] {
+            let bytes = std::fs::read(format!("/proc/{pid}/{what}")).unwrap_or_default();
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(!text.contains(password), "worker {pid}'s {what}: {text}");
+        }
+    }
     domain.listener().unwrap().kill9();
     let deadline = Instant::now() + Duration::from_secs(10);
     while workers.iter().any(|&p| alive(p)) && Instant::now() < deadline {
