@@ -7,17 +7,19 @@
 //! transaction's own cache commit (the outbox, [`job`]); then it goes on. The module's
 //! [`pool`] hands the rows to idle workers as the ordering allows ([`lanes`]: calls for
 //! one object never overlap and keep their order), over a private channel per worker
-//! ([`wire`], [`process`]); a row goes away when its worker reports success. The worker
+//! ([`wire`], [`process`]), by the pool's task ([`executor`]); a row goes away when its worker reports success. The worker
 //! ([`worker`]) retries a failing call as the listener would and reports the last error;
 //! the row then becomes a failed event. The module's shared variables and locks are asked
 //! of the listener over the same channel.
 //!
 //! See docs/semantics.md §7.1 for the promises.
 
+pub(crate) mod executor;
 pub(crate) mod job;
 pub(crate) mod lanes;
 pub(crate) mod pool;
 pub(crate) mod process;
+pub(crate) mod results;
 pub(crate) mod wire;
 pub(crate) mod worker;
 
