@@ -222,9 +222,10 @@ async fn calls_run_in_workers_in_parallel_and_in_order_per_object() {
     }
     let records = records(&path);
     for pid in &pids {
+        // (clean and initialize at the first start are no calls: no pre_run for them.)
         let own: Vec<&str> = records
             .iter()
-            .filter(|c| c.pid == *pid)
+            .filter(|c| c.pid == *pid && !matches!(c.call.as_str(), "clean_run" | "initialize_run"))
             .map(|c| c.call.as_str())
             .collect();
         assert_eq!(own.first(), Some(&"pre_run"), "worker {pid}: {own:?}");
@@ -452,7 +453,7 @@ async fn without_the_lock_the_embedded_counter_loses_updates() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_that_keeps_killing_its_worker_becomes_a_failed_event() {
     let mut domain = Domain::start(tests::listener_binary!(), Slapd::builder()).unwrap();
-    domain.start_listener().unwrap();
+    domain.start_listener_with_log("info").unwrap();
     domain.barrier();
     let base = domain.slapd.base().to_owned();
     let ldif = format!(
@@ -489,6 +490,14 @@ async fn a_call_that_keeps_killing_its_worker_becomes_a_failed_event() {
     );
     let error = events[0]["error"].as_str().unwrap_or_default();
     assert!(error.contains("died 3 times"), "{error}");
+    // Each dead worker held the lock the others need: the listener released it at once
+    // instead of leaving it to its lease.
+    let released = domain
+        .log()
+        .iter()
+        .filter(|l| l.contains("released a lock its dead worker held"))
+        .count();
+    assert_eq!(released, 3, "{:#?}", domain.log());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -527,6 +536,17 @@ async fn resync_runs_the_queued_calls_first_then_initializes_in_the_workers() {
         assert_eq!(own.len(), 2, "{dn}");
         assert!(own[0].end <= own[1].start, "{dn}: {own:?}");
         initial.push(own[1]);
+    }
+    // clean and initialize ran alone: no call of the module ran meanwhile.
+    let records = records(&calls_file(&domain));
+    for step in ["clean_run", "initialize_run"] {
+        // At the first start and at the resync.
+        let ran: Vec<&Call> = records.iter().filter(|c| c.call == step).collect();
+        assert_eq!(ran.len(), 2, "{step}: {ran:?}");
+        let alone = calls
+            .iter()
+            .all(|c| c.end <= ran[1].start || c.start >= ran[1].end);
+        assert!(alone, "a call overlapped {step}");
     }
     // The initialization's creates ran side by side.
     initial.sort_by_key(|c| c.start);

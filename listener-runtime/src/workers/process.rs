@@ -3,8 +3,9 @@
 //! results and shared-state requests in. The shared-state requests are answered here,
 //! with the listener's store and always for the worker's own module.
 
+use std::collections::HashSet;
 use std::process::Stdio;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::process::{Child, Command};
@@ -83,6 +84,7 @@ pub(crate) fn start(
         store,
         events,
         to_worker: tx.clone(),
+        held: Arc::default(),
     };
     tokio::spawn(connection.run(channel, rx, child));
     Ok(tx)
@@ -96,6 +98,9 @@ struct Connection {
     events: mpsc::UnboundedSender<Event>,
     /// For the answers to shared-state requests.
     to_worker: mpsc::UnboundedSender<ToWorker>,
+    /// The locks the worker holds (name, token): released when it dies, so that the
+    /// other workers need not wait for their leases to end.
+    held: Arc<Mutex<HashSet<(String, String)>>>,
 }
 
 impl Connection {
@@ -121,7 +126,6 @@ impl Connection {
                 Err(e) => break e.to_string(),
             }
         };
-        drop(self.to_worker);
         writer.abort();
         // It closed the channel or broke it: it is gone or about to be.
         let status = match tokio::time::timeout(Duration::from_secs(5), child.wait()).await {
@@ -133,11 +137,32 @@ impl Connection {
                 "killed: it kept running after closing its channel".to_owned()
             }
         };
+        self.release_held().await;
         let _ = self.events.send(Event::Exited {
             slot: self.slot,
             generation: self.generation,
             why: format!("{why}, {status}"),
         });
+    }
+
+    /// Releases the locks of the dead worker (each by its own token: one whose lease
+    /// already ended and that another call took is left alone).
+    async fn release_held(&self) {
+        let held: Vec<(String, String)> = match self.held.lock() {
+            Ok(mut held) => held.drain().collect(),
+            Err(_) => return,
+        };
+        for (name, token) in held {
+            match self.store.unlock(&self.module, &name, &token).await {
+                Ok(true) => {
+                    tracing::info!(module = %self.module, lock = %name, "released a lock its dead worker held")
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(module = %self.module, lock = %name, error = %e, "cannot release a lock of a dead worker; its lease runs out")
+                }
+            }
+        }
     }
 
     fn received(&self, message: FromWorker) {
@@ -155,13 +180,14 @@ impl Connection {
                 outcome,
             },
             FromWorker::Shared { id, request } => {
-                let (store, module, reply) = (
+                let (store, module, reply, held) = (
                     self.store.clone(),
                     self.module.clone(),
                     self.to_worker.clone(),
+                    self.held.clone(),
                 );
                 tokio::spawn(async move {
-                    let answer = answer(&*store, &module, request).await;
+                    let answer = answer(&*store, &module, request, &held).await;
                     let _ = reply.send(ToWorker::Shared { id, answer });
                 });
                 return;
@@ -171,8 +197,22 @@ impl Connection {
     }
 }
 
-/// Carries out a worker's shared-state request for `module`.
-async fn answer(store: &dyn SharedStore, module: &str, request: SharedRequest) -> SharedAnswer {
+/// Carries out a worker's shared-state request for `module`, noting in `held` the locks
+/// it takes and gives back.
+async fn answer(
+    store: &dyn SharedStore,
+    module: &str,
+    request: SharedRequest,
+    held: &Mutex<HashSet<(String, String)>>,
+) -> SharedAnswer {
+    let note = |taken: bool, name: String, token: String| {
+        if let Ok(mut held) = held.lock() {
+            match taken {
+                true => held.insert((name, token)),
+                false => held.remove(&(name, token)),
+            };
+        }
+    };
     let result = match request {
         SharedRequest::Get { name } => store.get(module, &name).await.map(SharedAnswer::Value),
         SharedRequest::Set { name, value } => store
@@ -183,14 +223,20 @@ async fn answer(store: &dyn SharedStore, module: &str, request: SharedRequest) -
             name,
             token,
             lease_ms,
-        } => store
-            .try_lock(module, &name, &token, Duration::from_millis(lease_ms))
-            .await
-            .map(SharedAnswer::Taken),
-        SharedRequest::Unlock { name, token } => store
-            .unlock(module, &name, &token)
-            .await
-            .map(SharedAnswer::Taken),
+        } => {
+            let taken = store
+                .try_lock(module, &name, &token, Duration::from_millis(lease_ms))
+                .await;
+            if let Ok(true) = taken {
+                note(true, name, token);
+            }
+            taken.map(SharedAnswer::Taken)
+        }
+        SharedRequest::Unlock { name, token } => {
+            let released = store.unlock(module, &name, &token).await;
+            note(false, name, token);
+            released.map(SharedAnswer::Taken)
+        }
     };
     result.unwrap_or_else(SharedAnswer::failed)
 }

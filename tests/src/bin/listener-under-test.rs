@@ -80,8 +80,9 @@ impl AsyncHandler for CountingOnDemand {
 /// that concurrent calls lose updates), and appends a JSON line with the worker's pid,
 /// the object's entryUUID and `l` (its version), the call and its start and end (µs
 /// since the epoch) to `async-calls.jsonl` beside the cache directory; `pre_run` and
-/// `post_run` append a line with the pid too. A role described `crash` makes the worker
-/// that calls it exit.
+/// `post_run` append a line with the pid too, and `clean` and `initialize` (30 ms each)
+/// one with their start and end. A role described `crash` makes the worker
+/// that calls it exit while it holds the lock `counter`.
 #[listener_module(
     name = "recording_slowly",
     description = "waits 20 ms a call in four workers and records each call (tests of worker processes)",
@@ -95,7 +96,9 @@ pub struct RecordingSlowly;
 impl RecordingSlowly {
     async fn record(ctx: &Context, call: &str, dn: &Dn, entry: &Entry) -> HandlerResult {
         if entry.first_str("description") == Some("crash") {
-            // A call that kills its worker, every time (without a core dump).
+            // A call that kills its worker, every time (without a core dump), holding the
+            // lock the other calls need.
+            let _guard = ctx.lock("counter").await?;
             std::process::exit(70);
         }
         let start = micros();
@@ -136,11 +139,10 @@ impl RecordingSlowly {
         Ok(())
     }
 
-    fn lifecycle(ctx: &Context, call: &str) -> HandlerResult {
-        let now = micros();
+    fn lifecycle(ctx: &Context, call: &str, start: u128) -> HandlerResult {
         Self::append(
             ctx,
-            serde_json::json!({"pid": std::process::id(), "call": call, "start": now, "end": now}),
+            serde_json::json!({"pid": std::process::id(), "call": call, "start": start, "end": micros()}),
         )
     }
 }
@@ -172,10 +174,22 @@ impl AsyncHandler for RecordingSlowly {
     }
 
     async fn pre_run(&mut self, ctx: &mut Context) -> HandlerResult {
-        Self::lifecycle(ctx, "pre_run")
+        Self::lifecycle(ctx, "pre_run", micros())
     }
 
     async fn post_run(&mut self, ctx: &mut Context) -> HandlerResult {
-        Self::lifecycle(ctx, "post_run")
+        Self::lifecycle(ctx, "post_run", micros())
+    }
+
+    async fn clean(&mut self, ctx: &mut Context) -> HandlerResult {
+        let start = micros();
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        Self::lifecycle(ctx, "clean_run", start)
+    }
+
+    async fn initialize(&mut self, ctx: &mut Context) -> HandlerResult {
+        let start = micros();
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        Self::lifecycle(ctx, "initialize_run", start)
     }
 }
