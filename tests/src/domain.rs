@@ -178,7 +178,14 @@ impl Domain {
     /// Makes a change to `cn=barrier,<base>` and waits until the printer got it. The
     /// listener processes transactions in order, so everything written before has been
     /// processed too: what a module has not been called for by then, it never is.
+    ///
+    /// The first barrier also waits until the listener has initialized its modules: until
+    /// then the printer may get the barrier (as part of its own initialization) while
+    /// modules after it are still being initialized.
     pub fn barrier(&mut self) {
+        if self.barriers == 0 {
+            self.wait_initialized(Duration::from_secs(60));
+        }
         let dn = format!("cn=barrier,{}", self.slapd.base());
         let ldif = if self.barriers == 0 {
             format!("dn: {dn}\nobjectClass: organizationalRole\ncn: barrier\n")
@@ -203,6 +210,29 @@ impl Domain {
             done(&readable(calls, scope))
         });
         readable(&calls, scope)
+    }
+
+    /// Waits up to `timeout` until the running listener reports no module NEW or
+    /// INITIALIZING; whether it got there.
+    pub fn wait_initialized(&self, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let status = self.status();
+            let initialized = status["running"] == true
+                && status["modules"].as_array().is_some_and(|modules| {
+                    modules.iter().all(|m| {
+                        let state = m["state"].as_str().unwrap_or("NEW");
+                        !state.starts_with("NEW") && !state.starts_with("INITIALIZING")
+                    })
+                });
+            if initialized {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// The running listener's `status --json`.
