@@ -50,6 +50,7 @@ const SUBCOMMANDS: &[&str] = &[
     "status",
     "failed",
     "verify",
+    "worker",
 ];
 const PHASES: &[&str] = &["init", "memory", "catchup", "live"];
 /// Modules in this binary (ten no-op ones and the latency recorder).
@@ -99,8 +100,11 @@ struct Options {
 }
 
 fn main() -> ExitCode {
-    let first = std::env::args().nth(1).unwrap_or_default();
-    if SUBCOMMANDS.contains(&first.as_str()) {
+    // A worker process is started with the log options before its subcommand.
+    if std::env::args()
+        .skip(1)
+        .any(|a| SUBCOMMANDS.contains(&a.as_str()))
+    {
         return listener_runtime::main();
     }
     let options = Options::parse();
