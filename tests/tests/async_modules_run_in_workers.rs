@@ -26,6 +26,8 @@ struct Call {
     dn: String,
     uuid: String,
     version: Option<u64>,
+    /// What `ctx.search` found of the object, for creates and modifies.
+    found: Option<u64>,
     start: u64,
     end: u64,
 }
@@ -57,6 +59,7 @@ fn records(path: &Path) -> Vec<Call> {
             dn: v["dn"].as_str().unwrap_or_default().to_owned(),
             uuid: v["uuid"].as_str().unwrap_or_default().to_owned(),
             version: v["version"].as_str().and_then(|s| s.parse().ok()),
+            found: v["found"].as_u64(),
             start: v["start"].as_u64().unwrap_or(0),
             end: v["end"].as_u64().unwrap_or(0),
         })
@@ -184,6 +187,11 @@ async fn calls_run_in_workers_in_parallel_and_in_order_per_object() {
 
     let pids: BTreeSet<u32> = calls.iter().map(|c| c.pid).collect();
     assert!(pids.len() >= 2, "calls ran in {pids:?}");
+    // ctx.search works in a worker (nothing here is deleted: it finds every object).
+    assert!(
+        calls.iter().all(|c| c.found == Some(1)),
+        "a search in a worker failed"
+    );
     assert!(!pids.contains(&listener_pid), "a call ran in the listener");
     let first = calls.iter().map(|c| c.start).min().unwrap();
     let last = calls.iter().map(|c| c.end).max().unwrap();

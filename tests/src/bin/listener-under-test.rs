@@ -79,7 +79,8 @@ impl AsyncHandler for CountingOnDemand {
 /// `counter`; for `racy` without a lock, waiting 10 ms between reading and writing, so
 /// that concurrent calls lose updates), and appends a JSON line with the worker's pid,
 /// the object's entryUUID and `l` (its version), the call and its start and end (µs
-/// since the epoch) to `async-calls.jsonl` beside the cache directory; `pre_run` and
+/// since the epoch), and whether `ctx.search` finds the object (for creates and
+/// modifies), to `async-calls.jsonl` beside the cache directory; `pre_run` and
 /// `post_run` append a line with the pid too, and `clean` and `initialize` (30 ms each)
 /// one with their start and end. A role described `crash` makes the worker
 /// that calls it exit while it holds the lock `counter`.
@@ -113,10 +114,19 @@ impl RecordingSlowly {
             ctx.set_shared_var("calls", &(n + 1)).await?;
             guard.unlock().await?;
         }
+        // The worker's own LDAP connection: the object as LDAP has it now.
+        let found = match call {
+            "remove" => None,
+            _ => Some(
+                ctx.search(dn.as_str(), ldap3::Scope::Base, "(objectClass=*)")
+                    .map_or(0, |entries| entries.len()),
+            ),
+        };
         Self::append(
             ctx,
             serde_json::json!({
                 "pid": std::process::id(),
+                "found": found,
                 "call": call,
                 "dn": dn.to_string(),
                 "uuid": entry.first_str("entryUUID"),
