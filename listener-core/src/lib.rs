@@ -11,6 +11,7 @@ pub mod filter;
 pub mod ldif;
 pub mod matching;
 pub mod module_config;
+pub mod replica;
 pub mod schema;
 
 pub use attr::{AttributeDescription, AttributeError};

@@ -1,0 +1,441 @@
+//! What replicating an object to a replica writes, decided without I/O (the runtime's
+//! coming `replication` module sends it; docs/semantics.md §8): which attributes may be
+//! written, the attributes of an add, the minimal modify of the replica's entry into the
+//! primary's, the modrdn of a move, and whether a state is newer than the replica's.
+//!
+//! Values are compared byte for byte, not by matching rule: a replica is a faithful copy,
+//! so a change of spelling is a change.
+
+use crate::dn::Dn;
+use crate::entry::Entry;
+
+/// Attributes a replica's slapd maintains itself, or that hold its local state: never
+/// written (compared lower-cased).
+pub const NOT_REPLICATED: &[&str] = &[
+    "subschemasubentry",
+    "hassubordinates",
+    "entrydn",
+    "contextcsn",
+    "pwdchangedtime",
+    "pwdaccountlockedtime",
+    "pwdfailuretime",
+    "pwdhistory",
+    "pwdgraceusetime",
+    "pwdreset",
+    "pwdpolicysubentry",
+    "numsubordinates",
+    // Kept by the replica's own memberof overlay, from the groups it replicates.
+    "memberof",
+];
+
+/// Multi-valued membership attributes: changed by value deltas, never replaced, so that a
+/// group of 1,000 members gaining one writes one value (compared lower-cased).
+pub const DELTA_ATTRIBUTES: &[&str] = &["member", "uniquemember", "memberuid"];
+
+/// Sent on every modify, so that the replica's slapd does not stamp values of its own
+/// (compared lower-cased).
+pub const STAMPS: &[&str] = &["entrycsn", "modifytimestamp", "modifiersname"];
+
+/// Whether the attribute `name` (a description, options included) is written to a
+/// replica.
+pub fn is_replicated(name: &str) -> bool {
+    let base = name.split(';').next().unwrap_or(name).to_ascii_lowercase();
+    !NOT_REPLICATED.contains(&base.as_str())
+}
+
+/// One change of a modify.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Modification {
+    /// Add these values (the attribute is created if absent).
+    Add(String, Vec<Vec<u8>>),
+    /// Delete these values; with none, the whole attribute.
+    Delete(String, Vec<Vec<u8>>),
+    /// Replace every value with these.
+    Replace(String, Vec<Vec<u8>>),
+}
+
+impl Modification {
+    /// The attribute it changes.
+    pub fn attribute(&self) -> &str {
+        match self {
+            Modification::Add(a, _) | Modification::Delete(a, _) | Modification::Replace(a, _) => a,
+        }
+    }
+}
+
+/// The attributes of an add of `entry` to a replica: all but [`NOT_REPLICATED`], the
+/// operational ones a replica's updatedn may set (entryUUID, entryCSN, timestamps,
+/// creatorsName, modifiersName, structuralObjectClass) included.
+pub fn add_attributes(entry: &Entry) -> Vec<(String, Vec<Vec<u8>>)> {
+    entry
+        .attributes()
+        .filter(|a| is_replicated(a.desc.as_str()))
+        .map(|a| (a.desc.as_str().to_owned(), a.values.clone()))
+        .collect()
+}
+
+/// The minimal modify that turns the replica's `local` entry into the primary's `new`:
+/// nothing for an attribute whose values are the same bytes; value deltas for the
+/// membership attributes; add, delete or replace for the others; and all the stamps
+/// ([`STAMPS`]) whenever anything changes, a stamp included (a no-op modify on the
+/// primary moves its entryCSN, and the copy follows). Empty when there is nothing to
+/// write.
+pub fn modifications(local: &Entry, new: &Entry) -> Vec<Modification> {
+    let mut changes = Vec::new();
+    let mut stamps = Vec::new();
+    let mut stamped = false;
+    for attr in new.attributes() {
+        let name = attr.desc.as_str();
+        if !is_replicated(name) {
+            continue;
+        }
+        let key = name.to_ascii_lowercase();
+        let old = local.get(name).unwrap_or(&[]);
+        if STAMPS.contains(&key.as_str()) {
+            stamped |= !same_values(old, &attr.values);
+            stamps.push(Modification::Replace(name.to_owned(), attr.values.clone()));
+            continue;
+        }
+        if same_values(old, &attr.values) {
+            continue;
+        }
+        if old.is_empty() {
+            changes.push(Modification::Add(name.to_owned(), attr.values.clone()));
+        } else if DELTA_ATTRIBUTES.contains(&key.as_str()) {
+            let gone: Vec<Vec<u8>> = old
+                .iter()
+                .filter(|v| !attr.values.contains(v))
+                .cloned()
+                .collect();
+            let added: Vec<Vec<u8>> = attr
+                .values
+                .iter()
+                .filter(|v| !old.contains(v))
+                .cloned()
+                .collect();
+            if !gone.is_empty() {
+                changes.push(Modification::Delete(name.to_owned(), gone));
+            }
+            if !added.is_empty() {
+                changes.push(Modification::Add(name.to_owned(), added));
+            }
+        } else {
+            changes.push(Modification::Replace(name.to_owned(), attr.values.clone()));
+        }
+    }
+    for attr in local.attributes() {
+        let name = attr.desc.as_str();
+        if is_replicated(name) && !new.contains(name) {
+            changes.push(Modification::Delete(name.to_owned(), Vec::new()));
+        }
+    }
+    if !changes.is_empty() || stamped {
+        changes.extend(stamps);
+    }
+    changes
+}
+
+fn same_values(a: &[Vec<u8>], b: &[Vec<u8>]) -> bool {
+    a.len() == b.len() && b.iter().all(|v| a.contains(v))
+}
+
+/// A modrdn: the new RDN, whether the old RDN's values go, and the new parent when it
+/// changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rename {
+    /// The new RDN as the primary spells it.
+    pub new_rdn: String,
+    /// Whether `deleteoldrdn`: some value of the old RDN is gone from the new entry.
+    pub delete_old_rdn: bool,
+    /// The new parent, when the object moved under another one.
+    pub new_superior: Option<Dn>,
+}
+
+/// The modrdn that moves the replica's object at `local_dn` to `new`'s DN; `None` when
+/// the DN is the same (compared normalized) or either DN has no RDN.
+pub fn rename(local_dn: &Dn, new: &Entry) -> Option<Rename> {
+    let new_dn = new.dn();
+    if local_dn.normalized() == new_dn.normalized() {
+        return None;
+    }
+    let old_rdn = local_dn.rdn()?;
+    let new_rdn = new_dn.rdn()?;
+    let delete_old_rdn = old_rdn
+        .avas()
+        .iter()
+        .any(|ava| !new.has_value(ava.attr(), ava.string_value()));
+    let (old_parent, new_parent) = (local_dn.parent(), new_dn.parent());
+    let moved = old_parent.as_ref().map(Dn::normalized) != new_parent.as_ref().map(Dn::normalized);
+    Some(Rename {
+        new_rdn: new_rdn.as_str().to_owned(),
+        delete_old_rdn,
+        new_superior: new_parent.filter(|_| moved),
+    })
+}
+
+/// Whether the primary's state with `new_csn` should be written over the replica's with
+/// `local_csn`: not when the replica's is newer or the same (a replayed transaction, or
+/// a state older than the replica's). An entry without a CSN is always written. CSNs
+/// (`YYYYmmddHHMMSS.uuuuuuZ#count#sid#mod`) compare as strings.
+pub fn is_newer(new_csn: Option<&str>, local_csn: Option<&str>) -> bool {
+    match (new_csn, local_csn) {
+        (Some(new), Some(local)) => new > local,
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(dn: &str, attrs: &[(&str, &[&str])]) -> Entry {
+        let mut e = Entry::new(Dn::parse(dn).unwrap());
+        for (name, values) in attrs {
+            e.insert(name, values.iter().map(|v| v.as_bytes().to_vec()))
+                .unwrap();
+        }
+        e
+    }
+
+    /// Applies `changes` to `local` as slapd would.
+    fn apply(local: &Entry, changes: &[Modification]) -> Entry {
+        let mut e = local.clone();
+        for change in changes {
+            match change {
+                Modification::Add(a, values) => {
+                    for v in values {
+                        e.push_value(a, v.clone()).unwrap();
+                    }
+                }
+                Modification::Delete(a, values) if values.is_empty() => {
+                    e.remove(a);
+                }
+                Modification::Delete(a, values) => {
+                    let kept: Vec<Vec<u8>> = e
+                        .get(a)
+                        .unwrap_or(&[])
+                        .iter()
+                        .filter(|v| !values.contains(v))
+                        .cloned()
+                        .collect();
+                    e.insert(a, kept).unwrap();
+                }
+                Modification::Replace(a, values) => e.insert(a, values.clone()).unwrap(),
+            }
+        }
+        e
+    }
+
+    fn replicated(e: &Entry) -> Vec<(String, Vec<Vec<u8>>)> {
+        let mut attrs: Vec<(String, Vec<Vec<u8>>)> = add_attributes(e)
+            .into_iter()
+            .map(|(name, mut values)| {
+                values.sort();
+                (name.to_ascii_lowercase(), values)
+            })
+            .collect();
+        attrs.sort();
+        attrs
+    }
+
+    #[test]
+    fn local_state_and_maintained_attributes_are_not_replicated() {
+        assert!(!is_replicated("pwdFailureTime"));
+        assert!(!is_replicated("contextCSN"));
+        assert!(!is_replicated("hasSubordinates"));
+        assert!(!is_replicated("memberOf"));
+        assert!(is_replicated("entryUUID"));
+        assert!(is_replicated("entryCSN"));
+        assert!(is_replicated("userCertificate;binary"));
+        let e = entry(
+            "uid=a,dc=x",
+            &[
+                ("uid", &["a"]),
+                ("entryUUID", &["1"]),
+                ("pwdFailureTime", &["20260101000000Z"]),
+                ("subschemaSubentry", &["cn=Subschema"]),
+            ],
+        );
+        let names: Vec<String> = add_attributes(&e).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["uid", "entryUUID"]);
+    }
+
+    #[test]
+    fn a_group_gaining_one_member_writes_one_value_and_the_stamps() {
+        let members: Vec<String> = (0..1000).map(|i| format!("uid=u{i},dc=x")).collect();
+        let refs: Vec<&str> = members.iter().map(String::as_str).collect();
+        let local = entry(
+            "cn=g,dc=x",
+            &[("cn", &["g"]), ("member", &refs), ("entryCSN", &["1"])],
+        );
+        let mut more = refs.clone();
+        more.push("uid=new,dc=x");
+        let new = entry(
+            "cn=g,dc=x",
+            &[("cn", &["g"]), ("member", &more), ("entryCSN", &["2"])],
+        );
+        let changes = modifications(&local, &new);
+        assert_eq!(
+            changes,
+            [
+                Modification::Add("member".into(), vec![b"uid=new,dc=x".to_vec()]),
+                Modification::Replace("entryCSN".into(), vec![b"2".to_vec()]),
+            ]
+        );
+        // And losing one: one value deleted.
+        let changes = modifications(&new, &local);
+        assert_eq!(
+            changes[0],
+            Modification::Delete("member".into(), vec![b"uid=new,dc=x".to_vec()])
+        );
+    }
+
+    #[test]
+    fn unchanged_attributes_are_not_rewritten_and_nothing_changed_writes_nothing() {
+        let local = entry(
+            "uid=a,dc=x",
+            &[("uid", &["a"]), ("cn", &["A"]), ("entryCSN", &["1"])],
+        );
+        let new = entry(
+            "uid=a,dc=x",
+            &[("uid", &["a"]), ("cn", &["A"]), ("entryCSN", &["2"])],
+        );
+        // Nothing differs: nothing to write.
+        assert!(modifications(&new, &new).is_empty());
+        // Only the stamp differs: the stamp alone.
+        assert_eq!(
+            modifications(&local, &new),
+            [Modification::Replace(
+                "entryCSN".into(),
+                vec![b"2".to_vec()]
+            )]
+        );
+        // A change of spelling is a change (a faithful copy).
+        let respelled = entry(
+            "uid=a,dc=x",
+            &[("uid", &["a"]), ("cn", &["a"]), ("entryCSN", &["2"])],
+        );
+        assert_eq!(
+            modifications(&local, &respelled)[0],
+            Modification::Replace("cn".into(), vec![b"a".to_vec()])
+        );
+    }
+
+    #[test]
+    fn applying_the_modifications_gives_the_primarys_state() {
+        let local = entry(
+            "uid=a,dc=x",
+            &[
+                ("uid", &["a"]),
+                ("cn", &["A"]),
+                ("mail", &["a@x", "b@x"]),
+                ("memberUid", &["p", "q"]),
+                ("description", &["gone"]),
+                ("pwdFailureTime", &["local"]),
+                ("entryCSN", &["1"]),
+            ],
+        );
+        let new = entry(
+            "uid=a,dc=x",
+            &[
+                ("uid", &["a"]),
+                ("cn", &["A"]),
+                ("mail", &["b@x", "c@x"]),
+                ("memberUid", &["q", "r"]),
+                ("sn", &["new"]),
+                ("entryCSN", &["2"]),
+                ("modifyTimestamp", &["20261204000000Z"]),
+            ],
+        );
+        let changed = apply(&local, &modifications(&local, &new));
+        assert_eq!(replicated(&changed), replicated(&new));
+        // The replica's local password-policy state is left alone.
+        assert_eq!(changed.first_str("pwdFailureTime"), Some("local"));
+    }
+
+    #[test]
+    fn a_move_is_a_modrdn_with_new_superior_and_delete_old_rdn_as_needed() {
+        let local = Dn::parse("uid=a,ou=old,dc=x").unwrap();
+        let moved = entry("uid=a,ou=new,dc=x", &[("uid", &["a"])]);
+        assert_eq!(
+            rename(&local, &moved),
+            Some(Rename {
+                new_rdn: "uid=a".into(),
+                delete_old_rdn: false,
+                new_superior: Some(Dn::parse("ou=new,dc=x").unwrap()),
+            })
+        );
+        let renamed = entry("uid=b,ou=old,dc=x", &[("uid", &["b"])]);
+        assert_eq!(
+            rename(&local, &renamed),
+            Some(Rename {
+                new_rdn: "uid=b".into(),
+                delete_old_rdn: true,
+                new_superior: None,
+            })
+        );
+        // The old value kept as a second value: deleteoldrdn is false.
+        let kept = entry("uid=b,ou=old,dc=x", &[("uid", &["b", "a"])]);
+        assert!(!rename(&local, &kept).unwrap().delete_old_rdn);
+        // The same DN, spelled otherwise: no modrdn.
+        let same = entry("UID=a,OU=old,DC=x", &[("uid", &["a"])]);
+        assert_eq!(rename(&local, &same), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_modifications_always_lead_to_the_primarys_state(
+            local in attributes(), new in attributes()
+        ) {
+            let local = from(&local);
+            let new = from(&new);
+            let changed = apply(&local, &modifications(&local, &new));
+            proptest::prop_assert_eq!(replicated(&changed), replicated(&new));
+        }
+    }
+
+    /// Up to 5 attributes of a small vocabulary (membership and stamps included), up to
+    /// 4 distinct values each.
+    fn attributes() -> impl proptest::strategy::Strategy<Value = Vec<(String, Vec<String>)>> {
+        use proptest::prelude::*;
+        let names = prop::sample::select(vec![
+            "cn",
+            "mail",
+            "member",
+            "memberUid",
+            "entryCSN",
+            "description",
+            "pwdReset",
+        ]);
+        let values = prop::collection::btree_set("[a-c]{1,2}", 1..4);
+        prop::collection::btree_map(names, values, 0..5).prop_map(|attrs| {
+            attrs
+                .into_iter()
+                .map(|(n, v)| (n.to_owned(), v.into_iter().collect()))
+                .collect()
+        })
+    }
+
+    fn from(attrs: &[(String, Vec<String>)]) -> Entry {
+        let mut e = Entry::new(Dn::parse("cn=p,dc=x").unwrap());
+        for (name, values) in attrs {
+            e.insert(name, values.iter().map(|v| v.as_bytes().to_vec()))
+                .unwrap();
+        }
+        e
+    }
+
+    #[test]
+    fn only_a_newer_csn_is_written() {
+        let older = "20261204000000.000001Z#000000#000#000000";
+        let newer = "20261204000000.000002Z#000000#000#000000";
+        assert!(is_newer(Some(newer), Some(older)));
+        assert!(!is_newer(Some(older), Some(newer)));
+        assert!(
+            !is_newer(Some(newer), Some(newer)),
+            "a replay is not written"
+        );
+        assert!(is_newer(Some(newer), None));
+        assert!(is_newer(None, Some(older)));
+    }
+}
