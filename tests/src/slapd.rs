@@ -27,6 +27,8 @@ pub struct SlapdBuilder {
     acls: Vec<String>,
     entries: Vec<String>,
     accesslog_purge: Option<String>,
+    /// The primary's URI, for a replica (`olcUpdateRef`).
+    replica_of: Option<String>,
 }
 
 impl Default for SlapdBuilder {
@@ -37,6 +39,7 @@ impl Default for SlapdBuilder {
             acls: Vec::new(),
             entries: Vec::new(),
             accesslog_purge: None,
+            replica_of: None,
         }
     }
 }
@@ -72,6 +75,15 @@ impl SlapdBuilder {
     /// `olcAccessLogPurge` (default `07+00:00 01+00:00`).
     pub fn accesslog_purge(mut self, purge: &str) -> Self {
         self.accesslog_purge = Some(purge.into());
+        self
+    }
+
+    /// A replica of the primary at `uri`, set up as UCS sets up its replicas: the rootDN
+    /// and the updatedn are both `cn=update,<base>` ([`Slapd::root_dn`]), whose writes
+    /// keep the operational attributes they are given, and `olcUpdateRef` sends other
+    /// clients' writes to `uri`.
+    pub fn replica_of(mut self, uri: &str) -> Self {
+        self.replica_of = Some(uri.into());
         self
     }
 
@@ -124,6 +136,7 @@ impl SlapdBuilder {
                         port,
                         url,
                         ldapi_url,
+                        root_dn: self.root_dn(),
                         base: self.base,
                         password_file,
                         dir,
@@ -146,7 +159,7 @@ impl SlapdBuilder {
 
     fn config_ldif(&self, root: &Path) -> String {
         let dir = root.display();
-        let root_dn = root_dn(&self.base);
+        let root_dn = self.root_dn();
         let no_sync = if self.no_sync { "TRUE" } else { "FALSE" };
         let purge = self
             .accesslog_purge
@@ -232,6 +245,9 @@ impl SlapdBuilder {
              olcDbIndex: cn eq\n",
             base = self.base,
         );
+        if let Some(primary) = &self.replica_of {
+            let _ = writeln!(ldif, "olcUpdateDN: {root_dn}\nolcUpdateRef: {primary}");
+        }
         let mut index = 0;
         let mut access = |rule: &str| {
             let _ = writeln!(ldif, "olcAccess: {{{index}}}{rule}");
@@ -368,8 +384,14 @@ fn url_encode(path: &str) -> String {
         .collect()
 }
 
-fn root_dn(base: &str) -> String {
-    format!("cn=admin,{base}")
+impl SlapdBuilder {
+    /// `cn=update,<base>` for a replica, else `cn=admin,<base>`.
+    fn root_dn(&self) -> String {
+        match self.replica_of {
+            Some(_) => format!("cn=update,{}", self.base),
+            None => format!("cn=admin,{}", self.base),
+        }
+    }
 }
 
 /// A running throwaway slapd; stopped and removed on drop.
@@ -380,6 +402,7 @@ pub struct Slapd {
     url: String,
     ldapi_url: String,
     base: String,
+    root_dn: String,
     password_file: PathBuf,
     dir: TempDir,
 }
@@ -414,9 +437,9 @@ impl Slapd {
         &self.base
     }
 
-    /// The main database's rootDN, `cn=admin,<base>`.
+    /// The main database's rootDN: `cn=admin,<base>`, or `cn=update,<base>` for a replica.
     pub fn root_dn(&self) -> String {
-        root_dn(&self.base)
+        self.root_dn.clone()
     }
 
     /// The rootDN's password (tests only; real code reads it from [`Slapd::password_file`]).
