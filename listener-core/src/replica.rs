@@ -1,13 +1,16 @@
 //! What replicating an object to a replica writes, decided without I/O (the runtime's
 //! coming `replication` module sends it; docs/semantics.md §8): which attributes may be
-//! written, the attributes of an add, the minimal modify of the replica's entry into the
-//! primary's, the modrdn of a move, and whether a state is newer than the replica's.
+//! written, and the change records (the [`crate::ldif`] model, so that a rejected one is
+//! written to `failed.ldif` as it was sent) of an add, of the minimal modify of the
+//! replica's entry into the primary's and of the modrdn of a move; and whether a state is
+//! newer than the replica's.
 //!
 //! Values are compared byte for byte, not by matching rule: a replica is a faithful copy,
 //! so a change of spelling is a change.
 
 use crate::dn::Dn;
 use crate::entry::Entry;
+use crate::ldif::{Change, ChangeRecord, ModOp, Modification};
 
 /// Attributes a replica's slapd maintains itself, or that hold its local state: never
 /// written (compared lower-cased).
@@ -43,35 +46,29 @@ pub fn is_replicated(name: &str) -> bool {
     !NOT_REPLICATED.contains(&base.as_str())
 }
 
-/// One change of a modify.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Modification {
-    /// Add these values (the attribute is created if absent).
-    Add(String, Vec<Vec<u8>>),
-    /// Delete these values; with none, the whole attribute.
-    Delete(String, Vec<Vec<u8>>),
-    /// Replace every value with these.
-    Replace(String, Vec<Vec<u8>>),
-}
-
-impl Modification {
-    /// The attribute it changes.
-    pub fn attribute(&self) -> &str {
-        match self {
-            Modification::Add(a, _) | Modification::Delete(a, _) | Modification::Replace(a, _) => a,
-        }
-    }
-}
-
-/// The attributes of an add of `entry` to a replica: all but [`NOT_REPLICATED`], the
+/// The add of `entry` to a replica: every attribute but [`NOT_REPLICATED`], the
 /// operational ones a replica's updatedn may set (entryUUID, entryCSN, timestamps,
 /// creatorsName, modifiersName, structuralObjectClass) included.
-pub fn add_attributes(entry: &Entry) -> Vec<(String, Vec<Vec<u8>>)> {
-    entry
+pub fn add(entry: &Entry) -> ChangeRecord {
+    let mut copy = Entry::new(entry.dn().clone());
+    for attr in entry
         .attributes()
         .filter(|a| is_replicated(a.desc.as_str()))
-        .map(|a| (a.desc.as_str().to_owned(), a.values.clone()))
-        .collect()
+    {
+        for value in &attr.values {
+            // The names come from an entry: they parse.
+            let _ = copy.push_value(attr.desc.as_str(), value.clone());
+        }
+    }
+    record(entry.dn(), Change::Add(copy))
+}
+
+fn record(dn: &Dn, change: Change) -> ChangeRecord {
+    ChangeRecord {
+        dn: dn.clone(),
+        controls: Vec::new(),
+        change,
+    }
 }
 
 /// The minimal modify that turns the replica's `local` entry into the primary's `new`:
@@ -81,6 +78,11 @@ pub fn add_attributes(entry: &Entry) -> Vec<(String, Vec<Vec<u8>>)> {
 /// primary moves its entryCSN, and the copy follows). Empty when there is nothing to
 /// write.
 pub fn modifications(local: &Entry, new: &Entry) -> Vec<Modification> {
+    let change = |op, attr: &crate::entry::Attribute, values| Modification {
+        op,
+        attr: attr.desc.clone(),
+        values,
+    };
     let mut changes = Vec::new();
     let mut stamps = Vec::new();
     let mut stamped = false;
@@ -93,14 +95,14 @@ pub fn modifications(local: &Entry, new: &Entry) -> Vec<Modification> {
         let old = local.get(name).unwrap_or(&[]);
         if STAMPS.contains(&key.as_str()) {
             stamped |= !same_values(old, &attr.values);
-            stamps.push(Modification::Replace(name.to_owned(), attr.values.clone()));
+            stamps.push(change(ModOp::Replace, attr, attr.values.clone()));
             continue;
         }
         if same_values(old, &attr.values) {
             continue;
         }
         if old.is_empty() {
-            changes.push(Modification::Add(name.to_owned(), attr.values.clone()));
+            changes.push(change(ModOp::Add, attr, attr.values.clone()));
         } else if DELTA_ATTRIBUTES.contains(&key.as_str()) {
             let gone: Vec<Vec<u8>> = old
                 .iter()
@@ -114,19 +116,19 @@ pub fn modifications(local: &Entry, new: &Entry) -> Vec<Modification> {
                 .cloned()
                 .collect();
             if !gone.is_empty() {
-                changes.push(Modification::Delete(name.to_owned(), gone));
+                changes.push(change(ModOp::Delete, attr, gone));
             }
             if !added.is_empty() {
-                changes.push(Modification::Add(name.to_owned(), added));
+                changes.push(change(ModOp::Add, attr, added));
             }
         } else {
-            changes.push(Modification::Replace(name.to_owned(), attr.values.clone()));
+            changes.push(change(ModOp::Replace, attr, attr.values.clone()));
         }
     }
     for attr in local.attributes() {
         let name = attr.desc.as_str();
         if is_replicated(name) && !new.contains(name) {
-            changes.push(Modification::Delete(name.to_owned(), Vec::new()));
+            changes.push(change(ModOp::Delete, attr, Vec::new()));
         }
     }
     if !changes.is_empty() || stamped {
@@ -135,25 +137,22 @@ pub fn modifications(local: &Entry, new: &Entry) -> Vec<Modification> {
     changes
 }
 
+/// The modify record of [`modifications`], at the replica's DN of the object; `None` when
+/// there is nothing to write.
+pub fn modify(local: &Entry, new: &Entry) -> Option<ChangeRecord> {
+    let changes = modifications(local, new);
+    (!changes.is_empty()).then(|| record(local.dn(), Change::Modify(changes)))
+}
+
 fn same_values(a: &[Vec<u8>], b: &[Vec<u8>]) -> bool {
     a.len() == b.len() && b.iter().all(|v| a.contains(v))
 }
 
-/// A modrdn: the new RDN, whether the old RDN's values go, and the new parent when it
-/// changed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rename {
-    /// The new RDN as the primary spells it.
-    pub new_rdn: String,
-    /// Whether `deleteoldrdn`: some value of the old RDN is gone from the new entry.
-    pub delete_old_rdn: bool,
-    /// The new parent, when the object moved under another one.
-    pub new_superior: Option<Dn>,
-}
-
-/// The modrdn that moves the replica's object at `local_dn` to `new`'s DN; `None` when
-/// the DN is the same (compared normalized) or either DN has no RDN.
-pub fn rename(local_dn: &Dn, new: &Entry) -> Option<Rename> {
+/// The modrdn that moves the replica's object at `local_dn` to `new`'s DN: the new RDN,
+/// `deleteoldrdn` when some value of the old RDN is gone from the new entry, and
+/// `newSuperior` when the parent changed. `None` when the DN is the same (compared
+/// normalized) or either DN has no RDN.
+pub fn rename(local_dn: &Dn, new: &Entry) -> Option<ChangeRecord> {
     let new_dn = new.dn();
     if local_dn.normalized() == new_dn.normalized() {
         return None;
@@ -166,11 +165,12 @@ pub fn rename(local_dn: &Dn, new: &Entry) -> Option<Rename> {
         .any(|ava| !new.has_value(ava.attr(), ava.string_value()));
     let (old_parent, new_parent) = (local_dn.parent(), new_dn.parent());
     let moved = old_parent.as_ref().map(Dn::normalized) != new_parent.as_ref().map(Dn::normalized);
-    Some(Rename {
-        new_rdn: new_rdn.as_str().to_owned(),
+    let change = Change::ModRdn {
+        new_rdn: new_rdn.clone(),
         delete_old_rdn,
         new_superior: new_parent.filter(|_| moved),
-    })
+    };
+    Some(record(local_dn, change))
 }
 
 /// Whether the primary's state with `new_csn` should be written over the replica's with
@@ -200,42 +200,57 @@ mod tests {
     /// Applies `changes` to `local` as slapd would.
     fn apply(local: &Entry, changes: &[Modification]) -> Entry {
         let mut e = local.clone();
-        for change in changes {
-            match change {
-                Modification::Add(a, values) => {
-                    for v in values {
+        for m in changes {
+            let a = m.attr.as_str();
+            match m.op {
+                ModOp::Add => {
+                    for v in &m.values {
                         e.push_value(a, v.clone()).unwrap();
                     }
                 }
-                Modification::Delete(a, values) if values.is_empty() => {
+                ModOp::Delete if m.values.is_empty() => {
                     e.remove(a);
                 }
-                Modification::Delete(a, values) => {
+                ModOp::Delete => {
                     let kept: Vec<Vec<u8>> = e
                         .get(a)
                         .unwrap_or(&[])
                         .iter()
-                        .filter(|v| !values.contains(v))
+                        .filter(|v| !m.values.contains(v))
                         .cloned()
                         .collect();
                     e.insert(a, kept).unwrap();
                 }
-                Modification::Replace(a, values) => e.insert(a, values.clone()).unwrap(),
+                ModOp::Replace => e.insert(a, m.values.clone()).unwrap(),
+                ModOp::Increment => unreachable!("never planned"),
             }
         }
         e
     }
 
+    /// The replicated attributes of `e`, names lower-cased, values sorted.
     fn replicated(e: &Entry) -> Vec<(String, Vec<Vec<u8>>)> {
-        let mut attrs: Vec<(String, Vec<Vec<u8>>)> = add_attributes(e)
-            .into_iter()
-            .map(|(name, mut values)| {
+        let Change::Add(copy) = add(e).change else {
+            panic!("an add");
+        };
+        let mut attrs: Vec<(String, Vec<Vec<u8>>)> = copy
+            .attributes()
+            .map(|a| {
+                let mut values = a.values.clone();
                 values.sort();
-                (name.to_ascii_lowercase(), values)
+                (a.desc.as_str().to_ascii_lowercase(), values)
             })
             .collect();
         attrs.sort();
         attrs
+    }
+
+    fn m(op: ModOp, attr: &str, values: &[&[u8]]) -> Modification {
+        Modification {
+            op,
+            attr: crate::AttributeDescription::parse(attr).unwrap(),
+            values: values.iter().map(|v| v.to_vec()).collect(),
+        }
     }
 
     #[test]
@@ -256,7 +271,10 @@ mod tests {
                 ("subschemaSubentry", &["cn=Subschema"]),
             ],
         );
-        let names: Vec<String> = add_attributes(&e).into_iter().map(|(n, _)| n).collect();
+        let Change::Add(copy) = add(&e).change else {
+            panic!("an add");
+        };
+        let names: Vec<&str> = copy.attributes().map(|a| a.desc.as_str()).collect();
         assert_eq!(names, ["uid", "entryUUID"]);
     }
 
@@ -278,16 +296,13 @@ mod tests {
         assert_eq!(
             changes,
             [
-                Modification::Add("member".into(), vec![b"uid=new,dc=x".to_vec()]),
-                Modification::Replace("entryCSN".into(), vec![b"2".to_vec()]),
+                m(ModOp::Add, "member", &[b"uid=new,dc=x"]),
+                m(ModOp::Replace, "entryCSN", &[b"2"]),
             ]
         );
         // And losing one: one value deleted.
         let changes = modifications(&new, &local);
-        assert_eq!(
-            changes[0],
-            Modification::Delete("member".into(), vec![b"uid=new,dc=x".to_vec()])
-        );
+        assert_eq!(changes[0], m(ModOp::Delete, "member", &[b"uid=new,dc=x"]));
     }
 
     #[test]
@@ -305,10 +320,7 @@ mod tests {
         // Only the stamp differs: the stamp alone.
         assert_eq!(
             modifications(&local, &new),
-            [Modification::Replace(
-                "entryCSN".into(),
-                vec![b"2".to_vec()]
-            )]
+            [m(ModOp::Replace, "entryCSN", &[b"2"])]
         );
         // A change of spelling is a change (a faithful copy).
         let respelled = entry(
@@ -317,7 +329,7 @@ mod tests {
         );
         assert_eq!(
             modifications(&local, &respelled)[0],
-            Modification::Replace("cn".into(), vec![b"a".to_vec()])
+            m(ModOp::Replace, "cn", &[b"a"])
         );
     }
 
@@ -353,33 +365,59 @@ mod tests {
         assert_eq!(changed.first_str("pwdFailureTime"), Some("local"));
     }
 
+    /// The modrdn parts of [`rename`]'s record.
+    fn modrdn(local: &Dn, new: &Entry) -> Option<(String, bool, Option<String>)> {
+        let record = rename(local, new)?;
+        assert_eq!(&record.dn, local);
+        match record.change {
+            Change::ModRdn {
+                new_rdn,
+                delete_old_rdn,
+                new_superior,
+            } => Some((
+                new_rdn.as_str().to_owned(),
+                delete_old_rdn,
+                new_superior.map(|s| s.as_str().to_owned()),
+            )),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn a_move_is_a_modrdn_with_new_superior_and_delete_old_rdn_as_needed() {
         let local = Dn::parse("uid=a,ou=old,dc=x").unwrap();
         let moved = entry("uid=a,ou=new,dc=x", &[("uid", &["a"])]);
         assert_eq!(
-            rename(&local, &moved),
-            Some(Rename {
-                new_rdn: "uid=a".into(),
-                delete_old_rdn: false,
-                new_superior: Some(Dn::parse("ou=new,dc=x").unwrap()),
-            })
+            modrdn(&local, &moved),
+            Some(("uid=a".into(), false, Some("ou=new,dc=x".into())))
         );
         let renamed = entry("uid=b,ou=old,dc=x", &[("uid", &["b"])]);
-        assert_eq!(
-            rename(&local, &renamed),
-            Some(Rename {
-                new_rdn: "uid=b".into(),
-                delete_old_rdn: true,
-                new_superior: None,
-            })
-        );
+        assert_eq!(modrdn(&local, &renamed), Some(("uid=b".into(), true, None)));
         // The old value kept as a second value: deleteoldrdn is false.
         let kept = entry("uid=b,ou=old,dc=x", &[("uid", &["b", "a"])]);
-        assert!(!rename(&local, &kept).unwrap().delete_old_rdn);
+        assert_eq!(modrdn(&local, &kept).map(|r| r.1), Some(false));
         // The same DN, spelled otherwise: no modrdn.
         let same = entry("UID=a,OU=old,DC=x", &[("uid", &["a"])]);
-        assert_eq!(rename(&local, &same), None);
+        assert_eq!(modrdn(&local, &same), None);
+    }
+
+    #[test]
+    fn the_records_read_back_as_ldif_for_failed_ldif() {
+        let local = entry("cn=g,dc=x", &[("cn", &["g"]), ("member", &["uid=a,dc=x"])]);
+        let new = entry(
+            "cn=g,dc=x",
+            &[("cn", &["g"]), ("member", &["uid=a,dc=x", "uid=b,dc=x"])],
+        );
+        for record in [
+            add(&new),
+            modify(&local, &new).unwrap(),
+            rename(&Dn::parse("cn=h,dc=x").unwrap(), &new).unwrap(),
+        ] {
+            let text = crate::ldif::change_to_string(&record);
+            let parsed = crate::ldif::parse(&text).unwrap();
+            assert_eq!(parsed, [crate::ldif::Record::Change(record)], "{text}");
+        }
+        assert_eq!(modify(&new, &new), None);
     }
 
     proptest::proptest! {
