@@ -11,8 +11,9 @@ use ldap3::{Ldap, LdapConnAsync, LdapConnSettings};
 pub use backoff::Backoff;
 pub(crate) use backoff::Retry;
 
-/// How to reach and bind to slapd.
-#[derive(Clone)]
+/// How to reach and bind to slapd. Serializable for one channel only: a worker process
+/// gets its settings, the password included, over its private channel to the listener.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct LdapSettings {
     /// `ldap://`, `ldaps://` or `ldapi://` URI.
     pub uri: String,

@@ -4,12 +4,11 @@
 //! replays the transaction; modules see a change at least once.
 
 use std::collections::BTreeSet;
-use std::time::SystemTime;
 
 use listener_core::{Command, Dn, Entry};
 
-use super::cache::{Cache, CacheError, FailedEvent, Intents, PendingCreate, WriteTxn};
-use super::call::{Failure, Invocation, Module, RetryPolicy};
+use super::cache::{Cache, CacheError, Intents, PendingCreate, WriteTxn};
+use super::call::{Invocation, Module, RetryPolicy};
 use super::decide::Step;
 use super::dispatch::{self, Call, Change, DeleteCause, ModuleSpec, Registration};
 use crate::workers::job::Job;
@@ -258,7 +257,7 @@ impl Applier {
                         // it as new (semantics §5 rule 4).
                         modules.remove(name);
                         applied.failures += 1;
-                        failed.push((name, failed_event(id, call, failure)));
+                        failed.push((name, failure.event(id, invocation(call))));
                     }
                 }
             }
@@ -337,26 +336,6 @@ pub(crate) fn invocation<'c>(call: &'c Call<'_>) -> Invocation<'c> {
             old: *old,
             command: *command,
         },
-    }
-}
-
-fn failed_event(id: u64, call: &Call<'_>, failure: Failure) -> FailedEvent {
-    let (dn, old, new, command) = invocation(call).parts();
-    let uuid = new
-        .or(old)
-        .and_then(|e| e.first_str("entryUUID"))
-        .unwrap_or_default()
-        .to_owned();
-    FailedEvent {
-        transaction_id: id,
-        dn: dn.clone(),
-        entry_uuid: uuid,
-        command,
-        old: old.cloned(),
-        new: new.cloned(),
-        error: failure.error,
-        attempts: failure.attempts,
-        time: SystemTime::now(),
     }
 }
 

@@ -12,6 +12,7 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use listener_core::{Command, Dn, Entry};
 
+use super::cache::FailedEvent;
 use crate::api::context::Context;
 use crate::api::error::{HandlerError, HandlerResult};
 use crate::api::registry::{ModuleInstance, ModuleRegistration};
@@ -80,7 +81,7 @@ impl<'a> Invocation<'a> {
 }
 
 /// How often and how patiently a failing call is retried.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct RetryPolicy {
     /// Calls in all (1 = no retry).
     pub attempts: u32,
@@ -119,6 +120,29 @@ pub(crate) struct Failure {
     pub error: String,
     /// How many times it was called.
     pub attempts: u32,
+}
+
+impl Failure {
+    /// The failed event of `invocation`, carried by transaction `id`, after this failure.
+    pub(crate) fn event(self, id: u64, invocation: Invocation<'_>) -> FailedEvent {
+        let (dn, old, new, command) = invocation.parts();
+        let uuid = new
+            .or(old)
+            .and_then(|e| e.first_str("entryUUID"))
+            .unwrap_or_default()
+            .to_owned();
+        FailedEvent {
+            transaction_id: id,
+            dn: dn.clone(),
+            entry_uuid: uuid,
+            command,
+            old: old.cloned(),
+            new: new.cloned(),
+            error: self.error,
+            attempts: self.attempts,
+            time: std::time::SystemTime::now(),
+        }
+    }
 }
 
 /// A loaded module: its registration and where its calls run.

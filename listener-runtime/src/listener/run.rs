@@ -904,32 +904,11 @@ async fn read_notifier(
 fn pool_config(config: &RunConfig, registration: &ModuleRegistration) -> PoolConfig {
     let hello = Hello {
         module: registration.name.to_owned(),
-        ldap_uri: config.ldap.uri.clone(),
-        bind_dn: config.ldap.bind_dn.clone(),
-        bind_password: config.ldap.bind_password.clone(),
-        starttls: config.ldap.starttls,
-        timeout_ms: config
-            .ldap
-            .timeout
-            .as_millis()
-            .try_into()
-            .unwrap_or(u64::MAX),
+        ldap: config.ldap.clone(),
         base: config.base.to_string(),
         notifier: config.notifier.clone(),
         cache_dir: config.cache_dir.clone(),
-        attempts: config.retry.attempts,
-        first_delay_ms: config
-            .retry
-            .first_delay
-            .as_millis()
-            .try_into()
-            .unwrap_or(u64::MAX),
-        max_delay_ms: config
-            .retry
-            .max_delay
-            .as_millis()
-            .try_into()
-            .unwrap_or(u64::MAX),
+        retry: config.retry.clone(),
     };
     PoolConfig {
         hello,

@@ -265,7 +265,8 @@ impl Executor {
         match Job::decode(&row.bytes) {
             Ok(job) => {
                 tracing::warn!(module = %self.module, dn = %job.dn(), command = %job.command(), attempts = failure.attempts, error = %failure.error, "asynchronous call failed; recording it as a failed event");
-                self.write(Write::Fail(row.seq, Box::new(job.failed_event(failure))));
+                let event = failure.event(job.transaction_id, job.invocation());
+                self.write(Write::Fail(row.seq, Box::new(event)));
             }
             // It was encoded by this process: cannot happen; never lose it silently.
             Err(e) => {

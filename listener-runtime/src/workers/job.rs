@@ -1,13 +1,10 @@
 //! One queued call of an asynchronous module: what the listener writes into the module's
 //! queue in the transaction's own cache commit (the outbox), and what a worker gets.
 
-use std::time::SystemTime;
-
 use listener_core::{Command, Dn, Entry};
 use serde::{Deserialize, Serialize};
 
-use crate::listener::cache::FailedEvent;
-use crate::listener::call::{Failure, Invocation};
+use crate::listener::call::Invocation;
 
 /// A call of an asynchronous module, owning its data.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,27 +122,6 @@ impl Job {
         lanes.sort();
         lanes.dedup();
         lanes
-    }
-
-    /// The failed event of this job after `failure`.
-    pub(crate) fn failed_event(&self, failure: Failure) -> FailedEvent {
-        let (dn, old, new, command) = self.invocation().parts();
-        let uuid = new
-            .or(old)
-            .and_then(|e| e.first_str("entryUUID"))
-            .unwrap_or_default()
-            .to_owned();
-        FailedEvent {
-            transaction_id: self.transaction_id,
-            dn: dn.clone(),
-            entry_uuid: uuid,
-            command,
-            old: old.cloned(),
-            new: new.cloned(),
-            error: failure.error,
-            attempts: failure.attempts,
-            time: SystemTime::now(),
-        }
     }
 
     /// The command letter of the call, for logs.

@@ -7,46 +7,27 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::ldap::LdapSettings;
+use crate::listener::call::RetryPolicy;
 use crate::shared::SharedError;
 
 /// Largest frame either side accepts (a job carries two states of one object).
 const MAX_FRAME: usize = 64 << 20;
 
 /// The first frame to a worker: which module it runs and how it reaches LDAP.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Hello {
     /// The module's name (`#[listener_module(name = …)]`).
     pub module: String,
-    /// The LDAP server's URI.
-    pub ldap_uri: String,
-    /// The DN to bind as.
-    pub bind_dn: String,
-    /// Its password: it reaches the worker through this channel only.
-    pub bind_password: String,
-    /// StartTLS on `ldap://`.
-    pub starttls: bool,
-    /// Connect timeout, in milliseconds.
-    pub timeout_ms: u64,
-    /// The subtree the listener follows.
+    /// How to reach and bind to LDAP: the password reaches the worker through this
+    /// channel only (`LdapSettings`' `Debug` leaves it out).
+    pub ldap: LdapSettings,
+    /// The settings `ctx.settings()` gives the module.
     pub base: String,
-    /// The notifier's `host:port` (for `ctx.settings()`).
     pub notifier: String,
-    /// The listener's cache directory (for `ctx.settings()`).
     pub cache_dir: PathBuf,
-    /// Attempts of a failing call, first and longest wait between them (ms).
-    pub attempts: u32,
-    pub first_delay_ms: u64,
-    pub max_delay_ms: u64,
-}
-
-impl std::fmt::Debug for Hello {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hello")
-            .field("module", &self.module)
-            .field("ldap_uri", &self.ldap_uri)
-            .field("bind_dn", &self.bind_dn)
-            .finish_non_exhaustive()
-    }
+    /// How a failing call is retried.
+    pub retry: RetryPolicy,
 }
 
 /// What the listener sends a worker.

@@ -23,8 +23,8 @@ use super::wire::{
 use crate::api::context::Settings;
 use crate::api::handler::BoxFuture;
 use crate::api::registry::{ApiKind, ModuleRegistration};
-use crate::ldap::{Backoff, LdapSettings};
-use crate::listener::call::{Module, RetryPolicy};
+use crate::ldap::Backoff;
+use crate::listener::call::Module;
 use crate::listener::fetch::Fetcher;
 use crate::shared::{self, SharedError, SharedStore};
 
@@ -88,11 +88,7 @@ async fn serve(
     let (work_tx, mut work) = mpsc::unbounded_channel();
     tokio::spawn(read_loop(read, store.waiting.clone(), work_tx));
 
-    let policy = RetryPolicy {
-        attempts: hello.attempts.max(1),
-        first_delay: Duration::from_millis(hello.first_delay_ms),
-        max_delay: Duration::from_millis(hello.max_delay_ms),
-    };
+    let policy = hello.retry.clone();
     let mut module = Module::load(registration);
     module.share(store);
     let (fetcher, settings) = connect(&hello).await?;
@@ -174,17 +170,11 @@ async fn read_loop(
 
 /// Connects to LDAP as the listener does, retrying while it is unreachable.
 async fn connect(hello: &Hello) -> Result<(Fetcher, Arc<Settings>), String> {
-    let ldap = LdapSettings {
-        uri: hello.ldap_uri.clone(),
-        bind_dn: hello.bind_dn.clone(),
-        bind_password: hello.bind_password.clone(),
-        starttls: hello.starttls,
-        timeout: Duration::from_millis(hello.timeout_ms),
-    };
+    let ldap = &hello.ldap;
     let base = Dn::parse(&hello.base).map_err(|e| format!("base {:?}: {e}", hello.base))?;
     let mut retry = Backoff::default().start();
     let fetcher = loop {
-        match Fetcher::connect(&ldap, base.clone()).await {
+        match Fetcher::connect(ldap, base.clone()).await {
             Ok(fetcher) => break fetcher,
             Err(e) if e.is_transient() => {
                 let delay = retry.failed().unwrap_or_default();
@@ -196,8 +186,8 @@ async fn connect(hello: &Hello) -> Result<(Fetcher, Arc<Settings>), String> {
     };
     let settings = Arc::new(Settings {
         base,
-        ldap_uri: hello.ldap_uri.clone(),
-        bind_dn: hello.bind_dn.clone(),
+        ldap_uri: ldap.uri.clone(),
+        bind_dn: ldap.bind_dn.clone(),
         notifier: hello.notifier.clone(),
         cache_dir: hello.cache_dir.clone(),
     });
