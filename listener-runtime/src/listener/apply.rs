@@ -11,8 +11,7 @@ use super::cache::{Cache, CacheError, Intents, PendingCreate, WriteTxn};
 use super::call::{Invocation, Module, RetryPolicy};
 use super::decide::Step;
 use super::dispatch::{self, Call, Change, DeleteCause, ModuleSpec, Registration};
-use crate::workers::job::Job;
-use crate::workers::lanes::Row;
+use crate::workers::lanes::{NewRow, Row};
 
 /// The modules, their dispatch specs and how failing calls are retried.
 pub(crate) struct Applier {
@@ -78,6 +77,9 @@ pub(crate) struct Applied {
     /// Calls of asynchronous modules, written to their queues in this transaction's
     /// commit: (module index, row), for the caller to hand to the modules' pools.
     pub queued: Vec<(usize, Row)>,
+    /// Calls of asynchronous modules in a group's open transaction: the group writes them
+    /// to their queues when it commits (see [`super::group::Group`]).
+    pub unsaved: Vec<(usize, NewRow)>,
 }
 
 /// A `blocking` module that failed every attempt of a call.
@@ -179,9 +181,12 @@ impl Applier {
             // Modules about to get this object as new: noted durably first, so a crash
             // before the commit below cannot leave them holding an object the replay no
             // longer finds (see PendingCreate; process::replay_pending_create).
+            // Asynchronous modules are not among them: their calls run only once the
+            // commit holding them is durable.
             let creates: BTreeSet<String> = plans
                 .iter()
                 .filter(|p| p.on_success == Registration::Register && !p.calls.is_empty())
+                .filter(|p| self.modules[p.module].pool().is_none())
                 .map(|p| self.modules[p.module].name())
                 .filter(|name| !registered.contains(*name))
                 .map(str::to_owned)
@@ -218,7 +223,7 @@ impl Applier {
                         // Asynchronous: queued in this transaction's commit (the outbox);
                         // the module counts as having taken the change.
                         queued.extend(
-                            Job::from_invocation(id, invocation(call)).map(|j| (plan.module, j)),
+                            NewRow::of(id, &invocation(call)).map(|row| (plan.module, row)),
                         );
                         continue;
                     }
@@ -279,15 +284,16 @@ impl Applier {
         for (module, event) in &failed {
             w.add_failed_event(module, event)?;
         }
-        for (index, job) in queued {
-            let bytes = job.encode();
-            let seq = w.push_job(self.modules[index].name(), &bytes)?;
-            applied.queued.push((index, Row::new(seq, &job, bytes)));
-        }
         w.set_last_id(id)?;
         if let Some(mut own) = own {
+            for (index, row) in queued {
+                let seq = own.push_job(self.modules[index].name(), &row.bytes)?;
+                applied.queued.push((index, row.stored(seq)));
+            }
             own.clear_pending_create()?;
             own.commit()?;
+        } else {
+            applied.unsaved = queued;
         }
         Ok(applied)
     }

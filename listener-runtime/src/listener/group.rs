@@ -4,7 +4,8 @@
 //! write transaction, made durable (one fsync) when the listener has caught up, before it
 //! does anything else with the cache, or when the group is full or old; their pending
 //! creates go to the intents file, so a crash inside a group loses none. Either way a
-//! transaction ID is reported as processed (`status`, metrics) only once it is durable.
+//! transaction ID is reported as processed (`status`, metrics) only once it is durable and
+//! the calls it queued for asynchronous modules are in their pools.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -15,7 +16,7 @@ use listener_core::{Command, Dn};
 use super::apply::{Applied, Applier};
 use super::cache::{Cache, CacheError, CachedEntry, Intents, PendingCreate, WriteTxn};
 use super::decide::Step;
-use super::stats::Stats;
+use crate::workers::lanes::{NewRow, Row};
 
 /// Most transactions applied between durable commits. A durable commit writes every page
 /// the group changed, so its cost grows more slowly than the group (measured in a
@@ -48,6 +49,25 @@ pub(crate) struct Group {
     /// Pending creates of a crashed run's last group, by transaction ID (see
     /// [`super::cache::Intents`]), until the replay has made them durable.
     recovered: BTreeMap<u64, PendingCreate>,
+    /// Calls of asynchronous modules the group's transactions queued: (module index,
+    /// name, row). They are written to the queues with the group's commit, all of a
+    /// module at once, and handed to the workers only once that commit is durable, so
+    /// that a crash cannot leave a worker having made a call the replay does not repeat.
+    unsaved: Vec<(usize, &'static str, NewRow)>,
+    /// Rows stored durably, for the caller to hand to the modules' pools.
+    ready: Vec<(usize, Row)>,
+    /// The last transaction made durable and not yet taken ([`Group::take_durable`]): it
+    /// is reported as processed only after its rows are handed over, so that `status`
+    /// never shows it done while its calls are in no queue.
+    durable: Option<u64>,
+}
+
+/// What became durable since the last [`Group::take_durable`].
+pub(crate) struct Durable {
+    /// Rows stored durably, with the index of their module, in queue order.
+    pub rows: Vec<(usize, Row)>,
+    /// The last transaction made durable, if one was.
+    pub last: Option<u64>,
 }
 
 impl Group {
@@ -63,6 +83,9 @@ impl Group {
             open: None,
             started: None,
             recovered: BTreeMap::new(),
+            unsaved: Vec::new(),
+            ready: Vec::new(),
+            durable: None,
         };
         if durability == Durability::Group {
             let (intents, found) = Intents::open(cache_dir)?;
@@ -107,73 +130,104 @@ impl Group {
         command: Command,
         step: Step,
     ) -> Result<Applied, CacheError> {
-        match &mut self.intents {
+        let mut applied = match &mut self.intents {
             Some(intents) => {
                 let w = match &mut self.open {
                     Some(w) => w,
                     None => self.open.insert(cache.write()?),
                 };
-                applier.apply_in(w, intents, id, command, step).await
+                applier.apply_in(w, intents, id, command, step).await?
             }
-            None => applier.apply(cache, id, command, step).await,
+            None => applier.apply(cache, id, command, step).await?,
+        };
+        let indexes = applied.queued.iter().map(|(i, _)| *i);
+        for index in indexes.chain(applied.unsaved.iter().map(|(i, _)| *i)) {
+            if let Some(pool) = applier.modules[index].pool() {
+                pool.reserve(1);
+            }
+        }
+        self.ready.append(&mut applied.queued);
+        for (index, row) in applied.unsaved.drain(..) {
+            self.unsaved
+                .push((index, applier.modules[index].name(), row));
+        }
+        Ok(applied)
+    }
+
+    /// What became durable since the last call: rows for the modules' pools, and the
+    /// transaction to report as processed once they are handed over.
+    pub(crate) fn take_durable(&mut self) -> Durable {
+        Durable {
+            rows: std::mem::take(&mut self.ready),
+            last: self.durable.take(),
         }
     }
 
     /// Notes that transaction `last` is applied: durable at once without group commit,
     /// else when the group is full or old.
-    pub(crate) fn applied(
-        &mut self,
-        cache: &Cache,
-        stats: &Stats,
-        last: u64,
-    ) -> Result<(), CacheError> {
+    pub(crate) fn applied(&mut self, cache: &Cache, last: u64) -> Result<(), CacheError> {
         if self.intents.is_none() {
-            stats.set_durable(last);
+            self.durable = Some(last);
             return Ok(());
         }
         let (count, since) = self.started.get_or_insert((0, Instant::now()));
         *count += 1;
         if *count >= GROUP_MAX || since.elapsed() >= GROUP_TIME {
-            self.sync(cache, stats, last)?;
+            self.sync(cache, last)?;
         }
         Ok(())
     }
 
     /// Makes what the group applied durable; nothing to do for an empty group.
-    pub(crate) fn flush(
-        &mut self,
-        cache: &Cache,
-        stats: &Stats,
-        last: u64,
-    ) -> Result<(), CacheError> {
+    pub(crate) fn flush(&mut self, cache: &Cache, last: u64) -> Result<(), CacheError> {
         if self.open.is_none() && self.started.is_none() {
             return Ok(());
         }
-        self.sync(cache, stats, last)
+        self.sync(cache, last)
     }
 
     /// Makes everything applied up to `last` durable; the pending creates it covers are
     /// done with.
-    pub(crate) fn sync(
-        &mut self,
-        cache: &Cache,
-        stats: &Stats,
-        last: u64,
-    ) -> Result<(), CacheError> {
+    pub(crate) fn sync(&mut self, cache: &Cache, last: u64) -> Result<(), CacheError> {
         match self.open.take() {
             Some(mut w) => {
+                let rows = self.save_unsaved(&mut w)?;
                 w.set_durable(true)?;
                 w.commit()?;
+                self.ready.extend(rows);
             }
             None => cache.sync()?,
         }
         self.started = None;
-        stats.set_durable(last);
+        self.durable = Some(last);
         self.recovered.retain(|&id, _| id > last);
         if let Some(intents) = &mut self.intents {
             let still: Vec<PendingCreate> = self.recovered.values().cloned().collect();
             intents.reset(&still)?;
         }
         Ok(())
+    }
+
+    /// Writes the group's queued calls to their modules' queues in `w`, each module's in
+    /// one go and in order; the rows as stored.
+    fn save_unsaved(&mut self, w: &mut WriteTxn) -> Result<Vec<(usize, Row)>, CacheError> {
+        let mut by_module: BTreeMap<usize, (&'static str, Vec<NewRow>)> = BTreeMap::new();
+        for (index, name, row) in self.unsaved.drain(..) {
+            by_module
+                .entry(index)
+                .or_insert((name, Vec::new()))
+                .1
+                .push(row);
+        }
+        let mut stored = Vec::new();
+        for (index, (name, rows)) in by_module {
+            let first = w.push_jobs(name, rows.iter().map(|r| r.bytes.as_slice()))?;
+            stored.extend(
+                (first..)
+                    .zip(rows)
+                    .map(|(seq, row)| (index, row.stored(seq))),
+            );
+        }
+        Ok(stored)
     }
 }

@@ -29,7 +29,7 @@ use super::decide::{self, FetchBy, ProcessError, Stash, Step};
 use super::dispatch::{ModuleSpec, SpecError};
 use super::fetch::{FetchError, Fetcher};
 pub(crate) use super::group::Durability;
-use super::group::Group;
+use super::group::{Durable, Group};
 use super::lifecycle::{self, InitError};
 use super::progress::Progress;
 use super::stats::{Halt, Stats};
@@ -44,9 +44,6 @@ use crate::protocol::client::{
 use crate::workers::lanes::Row;
 use crate::workers::wire::Hello;
 use crate::workers::{Pool, PoolConfig};
-
-/// Rows for asynchronous modules handed to their pools at once, at most.
-const HAND_OUT_BATCH: usize = 128;
 
 /// Everything `run` runs with.
 #[derive(Debug, Clone)]
@@ -271,9 +268,6 @@ struct Listener {
     ldap_retry: Retry,
     /// Trying a transaction again that a blocking module halted.
     halt_retry: Retry,
-    /// Rows queued for asynchronous modules (by module index), not yet handed to their
-    /// pools (see [`Listener::hand_out`]).
-    rows: Vec<Vec<Row>>,
     _reader: AbortOnDropHandle<()>,
     _control_socket: Option<ControlSocket>,
     _metrics: Option<MetricsServer>,
@@ -398,7 +392,6 @@ impl Listener {
             last,
             ldap_retry: Backoff::default().start(),
             halt_retry: Backoff::halted().start(),
-            rows: Vec::new(),
             _reader: reader,
             _control_socket: control_socket,
             _metrics: metrics,
@@ -520,14 +513,12 @@ impl Listener {
     ) -> Result<Flow, RunError> {
         self.take_in()?;
         if self.window.is_empty() {
-            self.hand_over();
             return self.wait(shutdown).await;
         }
         if shutdown.requested() {
             return Ok(Flow::Stop(""));
         }
         if let Some(full) = self.full_queue() {
-            self.hand_over();
             return self.wait_for_room(full, shutdown).await;
         }
         match self.process_front().await {
@@ -540,7 +531,8 @@ impl Listener {
                 if let Processed::Applied { id, change_time } = processed {
                     self.stats.applied(id, change_time);
                     self.last = id;
-                    self.group.applied(&self.cache, &self.stats, self.last)?;
+                    self.group.applied(&self.cache, self.last)?;
+                    self.hand_over();
                 }
             }
             // LDAP went away before anything was applied: reconnect and retry the same
@@ -560,7 +552,7 @@ impl Listener {
             && let Ok(request) = self.control.try_recv()
         {
             // The request writes the cache itself: the group's transaction goes first.
-            self.group.flush(&self.cache, &self.stats, self.last)?;
+            self.make_durable()?;
             self.handle(request).await;
         }
         Ok(Flow::Continue)
@@ -583,7 +575,7 @@ impl Listener {
         full: Pool,
         shutdown: &mut Shutdown<F>,
     ) -> Result<Flow, RunError> {
-        self.group.flush(&self.cache, &self.stats, self.last)?;
+        self.make_durable()?;
         tracing::debug!(
             queued = full.len(),
             "an asynchronous module's queue is full; pausing"
@@ -620,7 +612,7 @@ impl Listener {
         &mut self,
         shutdown: &mut Shutdown<F>,
     ) -> Result<Flow, RunError> {
-        self.group.flush(&self.cache, &self.stats, self.last)?;
+        self.make_durable()?;
         tokio::select! {
             received = self.queue.recv() => match received {
                 Some(Ok(t)) => {
@@ -663,14 +655,13 @@ impl Listener {
             retry_in = ?delay,
             "processing halted by a blocking module; retrying"
         );
-        self.hand_over();
         self.stats.set_halted(Some(Halt {
             id,
             module,
             error,
             since,
         }));
-        self.group.flush(&self.cache, &self.stats, self.last)?;
+        self.make_durable()?;
         tokio::select! {
             () = tokio::time::sleep(delay) => Ok(Flow::Continue),
             () = shutdown.wait() => Ok(Flow::Stop(" while halted")),
@@ -726,7 +717,6 @@ impl Listener {
             self.stash = saved_stash;
             return Ok(Processed::Halted { id: txn.id, halted });
         }
-        self.hand_out(applied.queued);
         tracing::debug!(
             id = txn.id,
             calls = applied.calls,
@@ -739,33 +729,40 @@ impl Listener {
         })
     }
 
-    /// Keeps the rows a transaction queued for the asynchronous modules' pools, and hands
-    /// them over in batches (one wake-up of a pool for many transactions in a catch-up):
-    /// when enough have gathered, when a pool would be full, and before the listener
-    /// waits for anything.
-    fn hand_out(&mut self, queued: Vec<(usize, Row)>) {
-        for (index, row) in queued {
-            if self.rows.len() <= index {
-                self.rows.resize_with(index + 1, Vec::new);
-            }
-            self.rows[index].push(row);
+    /// Makes what the group applied durable, and hands the rows it stored to the pools.
+    fn make_durable(&mut self) -> Result<(), RunError> {
+        self.group.flush(&self.cache, self.last)?;
+        self.hand_over();
+        Ok(())
+    }
+
+    /// Hands the rows stored durably to their pools, each pool's in one go (one wake-up
+    /// of a pool for a whole group in a catch-up); then reports what is durable as
+    /// processed.
+    fn hand_over(&mut self) {
+        let Durable { rows, last } = self.group.take_durable();
+        if !rows.is_empty() {
+            self.enqueue(rows);
         }
-        let full = self.rows.iter().enumerate().any(|(index, rows)| {
-            let pool = self.applier.modules.get(index).and_then(Module::pool);
-            pool.is_some_and(|p| p.len() + rows.len() >= p.capacity())
-        });
-        if full || self.rows.iter().map(Vec::len).sum::<usize>() >= HAND_OUT_BATCH {
-            self.hand_over();
+        if let Some(last) = last {
+            self.stats.set_durable(last);
         }
     }
 
-    /// Hands every kept row to its pool.
-    fn hand_over(&mut self) {
-        for (index, rows) in self.rows.iter_mut().enumerate() {
+    /// Gives each pool its rows of `ready`.
+    fn enqueue(&self, ready: Vec<(usize, Row)>) {
+        let mut by_module: Vec<Vec<Row>> = Vec::new();
+        for (index, row) in ready {
+            if by_module.len() <= index {
+                by_module.resize_with(index + 1, Vec::new);
+            }
+            by_module[index].push(row);
+        }
+        for (index, rows) in by_module.into_iter().enumerate() {
             if let Some(pool) = self.applier.modules.get(index).and_then(Module::pool)
                 && !rows.is_empty()
             {
-                pool.enqueue(std::mem::take(rows));
+                pool.enqueue(rows);
             }
         }
     }
@@ -798,12 +795,12 @@ impl Listener {
     /// A clean stop: `post_run` for every module that ran, everything applied made
     /// durable.
     async fn stop(mut self, flow: Flow) -> Result<(), RunError> {
+        self.group.sync(&self.cache, self.last)?;
         self.hand_over();
         post_run(&mut self.applier.modules).await;
         for pool in self.applier.modules.iter().filter_map(Module::pool) {
             pool.stop().await;
         }
-        self.group.sync(&self.cache, &self.stats, self.last)?;
         let why = match flow {
             Flow::Stop(why) => why,
             Flow::Continue => "",

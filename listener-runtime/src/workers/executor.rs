@@ -276,8 +276,7 @@ impl Executor {
     }
 
     fn row_done(&mut self) {
-        self.shared.len.fetch_sub(1, Ordering::Relaxed);
-        self.shared.done.notify_waiters();
+        self.shared.removed();
     }
 
     /// Worker `slot` is gone: its task is handed out again or given up on, and it is
@@ -503,7 +502,6 @@ impl Executor {
             return;
         };
         let q = &stats.queue;
-        q.depth.store(self.lanes.len() as u64, Ordering::Relaxed);
         q.in_flight
             .store(self.lanes.running() as u64, Ordering::Relaxed);
         let oldest = self.lanes.oldest().map_or(0, |t| {

@@ -1,7 +1,10 @@
 //! One queued call of an asynchronous module: what the listener writes into the module's
 //! queue in the transaction's own cache commit (the outbox), and what a worker gets.
 
+use std::hash::{DefaultHasher, Hasher};
+
 use listener_core::{Command, Dn, Entry};
+
 use serde::{Deserialize, Serialize};
 
 use crate::listener::call::Invocation;
@@ -96,32 +99,9 @@ impl Job {
         }
     }
 
-    /// What makes two jobs "the same object", whose calls must not overlap or pass each
-    /// other: the entryUUIDs of the states involved, and the normalized DN and old DN. A
-    /// delete and a re-create at one DN have two entryUUIDs and share the DN.
-    pub(crate) fn lanes(&self) -> Vec<String> {
-        let (dn, old, new, old_dn) = match &self.call {
-            JobCall::Create { dn, new } => (dn, None, Some(new), None),
-            JobCall::Modify {
-                dn,
-                old,
-                new,
-                old_dn,
-            } => (dn, Some(old), Some(new), old_dn.as_ref()),
-            JobCall::Remove { dn, old } => (dn, Some(old), None, None),
-        };
-        let mut lanes = vec![format!("dn:{}", dn.normalized())];
-        if let Some(old_dn) = old_dn {
-            lanes.push(format!("dn:{}", old_dn.normalized()));
-        }
-        for entry in [old, new].into_iter().flatten() {
-            if let Some(uuid) = entry.first_str("entryUUID") {
-                lanes.push(format!("uuid:{}", uuid.to_ascii_lowercase()));
-            }
-        }
-        lanes.sort();
-        lanes.dedup();
-        lanes
+    /// What makes two jobs "the same object": see [`lanes`].
+    pub(crate) fn lanes(&self) -> Vec<u64> {
+        lanes(&self.invocation())
     }
 
     /// The command letter of the call, for logs.
@@ -131,8 +111,7 @@ impl Job {
 
     /// The job's bytes (postcard), as the queue and the worker channel carry them.
     pub(crate) fn encode(&self) -> Vec<u8> {
-        let record = JobRecord::from(self);
-        postcard::to_stdvec(&record).expect("a job always encodes")
+        encode(self.transaction_id, &self.invocation()).expect("a job is never a classic call")
     }
 
     /// Reads a job back from [`Job::encode`]'s bytes.
@@ -192,27 +171,72 @@ impl EntryRecord<'_> {
     }
 }
 
-impl<'a> From<&'a Job> for JobRecord<'a> {
-    fn from(job: &'a Job) -> Self {
-        let (kind, dn, old, new, old_dn) = match &job.call {
-            JobCall::Create { dn, new } => ('a', dn, None, Some(new), None),
-            JobCall::Modify {
-                dn,
-                old,
-                new,
-                old_dn,
-            } => ('m', dn, Some(old), Some(new), old_dn.as_ref()),
-            JobCall::Remove { dn, old } => ('d', dn, Some(old), None, None),
-        };
-        JobRecord {
-            transaction_id: job.transaction_id,
-            kind,
-            dn: dn.as_str(),
-            old_dn: old_dn.map(Dn::as_str),
-            old: old.map(EntryRecord::from),
-            new: new.map(EntryRecord::from),
+/// The bytes of the job `invocation` in transaction `id` makes ([`Job::encode`]), written
+/// straight from the borrowed call: the listener queues without copying the states first.
+/// `None` for a classic call, which no asynchronous module gets.
+pub(crate) fn encode(id: u64, invocation: &Invocation<'_>) -> Option<Vec<u8>> {
+    let (kind, dn, old, new, old_dn) = match *invocation {
+        Invocation::Create { dn, new } => ('a', dn, None, Some(new), None),
+        Invocation::Modify {
+            dn,
+            old,
+            new,
+            old_dn,
+        } => ('m', dn, Some(old), Some(new), old_dn),
+        Invocation::Remove { dn, old } => ('d', dn, Some(old), None, None),
+        Invocation::Classic { .. } => return None,
+    };
+    let record = JobRecord {
+        transaction_id: id,
+        kind,
+        dn: dn.as_str(),
+        old_dn: old_dn.map(Dn::as_str),
+        old: old.map(EntryRecord::from),
+        new: new.map(EntryRecord::from),
+    };
+    Some(postcard::to_stdvec(&record).expect("a job always encodes"))
+}
+
+/// What makes two calls "the same object", whose calls must not overlap or pass each
+/// other: the entryUUIDs of the states involved, and the normalized DN and old DN. A
+/// delete and a re-create at one DN have two entryUUIDs and share the DN. A lane is a
+/// hash: two objects whose lanes collide merely wait for each other.
+pub(crate) fn lanes(invocation: &Invocation<'_>) -> Vec<u64> {
+    let (dn, old, new, _) = invocation.parts();
+    let old_dn = match *invocation {
+        Invocation::Modify { old_dn, .. } => old_dn,
+        _ => None,
+    };
+    let mut lanes = vec![dn_lane(dn.normalized())];
+    if let Some(old_dn) = old_dn {
+        lanes.push(dn_lane(old_dn.normalized()));
+    }
+    for entry in [old, new].into_iter().flatten() {
+        if let Some(uuid) = entry.first_str("entryUUID") {
+            lanes.push(uuid_lane(uuid));
         }
     }
+    lanes.sort_unstable();
+    lanes.dedup();
+    lanes
+}
+
+/// The lane of a normalized DN.
+pub(crate) fn dn_lane(normalized: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    h.write_u8(b'd');
+    h.write(normalized.as_bytes());
+    h.finish()
+}
+
+/// The lane of an entryUUID (compared without case).
+pub(crate) fn uuid_lane(uuid: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    h.write_u8(b'u');
+    for b in uuid.bytes() {
+        h.write_u8(b.to_ascii_lowercase());
+    }
+    h.finish()
 }
 
 impl JobRecord<'_> {
@@ -308,7 +332,13 @@ mod tests {
                 old_dn: Some(old.dn().clone()),
             },
         };
-        assert_eq!(job.lanes(), ["dn:uid=a,dc=x", "dn:uid=b,dc=x", "uuid:abc"]);
+        let mut expected = vec![
+            dn_lane("uid=a,dc=x"),
+            dn_lane("uid=b,dc=x"),
+            uuid_lane("abc"),
+        ];
+        expected.sort_unstable();
+        assert_eq!(job.lanes(), expected);
         // A re-create at the old DN shares a lane with it, though its entryUUID differs.
         let again = Job {
             transaction_id: 2,
@@ -317,6 +347,7 @@ mod tests {
                 new: entry("uid=a,dc=x", "other"),
             },
         };
-        assert!(again.lanes().contains(&"dn:uid=a,dc=x".to_owned()));
+        assert!(again.lanes().contains(&dn_lane("uid=a,dc=x")));
+        assert!(!again.lanes().contains(&uuid_lane("abc")));
     }
 }

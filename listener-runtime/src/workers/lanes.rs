@@ -1,11 +1,12 @@
 //! Which queued call may run next: calls for the same object (any shared lane, see
-//! [`Job::lanes`]) never overlap and run in queue order; calls for different objects run
+//! [`super::job::lanes`]) never overlap and run in queue order; calls for different objects run
 //! side by side.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::SystemTime;
 
-use super::job::Job;
+use super::job::{self, Job};
+use crate::listener::call::Invocation;
 
 /// How far past blocked rows the scheduler looks for one it may run.
 const LOOK_AHEAD: usize = 4096;
@@ -18,8 +19,8 @@ pub(crate) struct Row {
     /// The call, encoded ([`Job::encode`]) as the queue holds it and a worker gets it;
     /// decoded again only when it fails (a row is kept small: a queue may hold many).
     pub bytes: Vec<u8>,
-    /// [`Job::lanes`], computed once.
-    pub lanes: Vec<String>,
+    /// [`super::job::lanes`], computed once.
+    pub lanes: Vec<u64>,
     /// When the listener queued it (for the oldest row's age).
     pub queued: SystemTime,
     /// How often a worker died while running it.
@@ -29,11 +30,44 @@ pub(crate) struct Row {
 impl Row {
     /// The row `seq` of `job`, encoded as `bytes`.
     pub(crate) fn new(seq: u64, job: &Job, bytes: Vec<u8>) -> Row {
-        Row {
-            seq,
+        NewRow {
             lanes: job.lanes(),
             bytes,
             queued: SystemTime::now(),
+        }
+        .stored(seq)
+    }
+}
+
+/// A call queued in a transaction whose commit has not yet stored it: it gets its
+/// sequence number when it is written.
+#[derive(Debug, Clone)]
+pub(crate) struct NewRow {
+    /// As [`Row::bytes`].
+    pub bytes: Vec<u8>,
+    /// As [`Row::lanes`].
+    pub lanes: Vec<u64>,
+    /// As [`Row::queued`].
+    pub queued: SystemTime,
+}
+
+impl NewRow {
+    /// The row of `invocation` in transaction `id`; `None` for a classic call.
+    pub(crate) fn of(id: u64, invocation: &Invocation<'_>) -> Option<NewRow> {
+        Some(NewRow {
+            bytes: job::encode(id, invocation)?,
+            lanes: job::lanes(invocation),
+            queued: SystemTime::now(),
+        })
+    }
+
+    /// The row as stored under `seq`.
+    pub(crate) fn stored(self, seq: u64) -> Row {
+        Row {
+            seq,
+            bytes: self.bytes,
+            lanes: self.lanes,
+            queued: self.queued,
             crashes: 0,
         }
     }
@@ -55,18 +89,18 @@ impl Lanes {
     /// The first waiting row that shares no lane with a running row or with a waiting row
     /// before it, now counted as running.
     pub(crate) fn take_ready(&mut self) -> Option<&Row> {
-        let mut blocked: HashSet<&str> = self
+        let mut blocked: HashSet<u64> = self
             .running
             .values()
-            .flat_map(|r| r.lanes.iter().map(String::as_str))
+            .flat_map(|r| r.lanes.iter().copied())
             .collect();
         let mut ready = None;
         for row in self.waiting.values().take(LOOK_AHEAD) {
-            if row.lanes.iter().all(|l| !blocked.contains(l.as_str())) {
+            if row.lanes.iter().all(|l| !blocked.contains(l)) {
                 ready = Some(row.seq);
                 break;
             }
-            blocked.extend(row.lanes.iter().map(String::as_str));
+            blocked.extend(row.lanes.iter().copied());
         }
         let row = self.waiting.remove(&ready?)?;
         let seq = row.seq;

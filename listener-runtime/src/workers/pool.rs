@@ -47,6 +47,28 @@ pub(super) struct Shared {
     pub(super) capacity: usize,
     /// Told when rows are done (room for the listener, or an empty queue).
     pub(super) done: Notify,
+    /// The module's figures, whose queue depth moves with `len`, at the same moment: a
+    /// call the listener has queued is never missing from `status`.
+    pub(super) stats: Option<Arc<ModuleStats>>,
+}
+
+impl Shared {
+    /// `n` rows more are queued.
+    fn added(&self, n: usize) {
+        self.len.fetch_add(n, Ordering::Relaxed);
+        if let Some(stats) = &self.stats {
+            stats.queue.depth.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// A row is done (removed or failed for good).
+    pub(super) fn removed(&self) {
+        self.len.fetch_sub(1, Ordering::Relaxed);
+        if let Some(stats) = &self.stats {
+            stats.queue.depth.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.done.notify_waiters();
+    }
 }
 
 /// Figures for `status` and the metrics.
@@ -115,10 +137,12 @@ impl Pool {
             stats.queue.asynchronous.store(true, Ordering::Relaxed);
         }
         let shared = Arc::new(Shared {
-            len: AtomicUsize::new(lanes.len()),
+            len: AtomicUsize::new(0),
             capacity: config.capacity.max(1),
             done: Notify::new(),
+            stats: stats.clone(),
         });
+        shared.added(lanes.len());
         let (commands_tx, commands) = mpsc::unbounded_channel();
         let (writes, written) = mpsc::unbounded_channel();
         let writer = tokio::spawn(results::write_loop(cache, module.clone(), written));
@@ -139,23 +163,25 @@ impl Pool {
         })
     }
 
-    /// Hands the rows the listener just queued (in the cache) to the pool, in order.
+    /// Counts `n` calls the listener has queued in its cache transaction: they count
+    /// towards the queue's depth and limit from then on, before they are handed over
+    /// ([`Pool::enqueue`], once that transaction is durable).
+    pub(crate) fn reserve(&self, n: usize) {
+        self.shared.added(n);
+    }
+
+    /// Hands the rows the listener queued ([`Pool::reserve`]) and made durable to the
+    /// pool, in order.
     pub(crate) fn enqueue(&self, rows: Vec<Row>) {
         if rows.is_empty() {
             return;
         }
-        self.shared.len.fetch_add(rows.len(), Ordering::Relaxed);
         let _ = self.commands.send(Command::Enqueue(rows));
     }
 
     /// Whether the queue holds as many rows as it may.
     pub(crate) fn is_full(&self) -> bool {
         self.shared.len.load(Ordering::Relaxed) >= self.shared.capacity
-    }
-
-    /// Rows the queue may hold before the listener pauses.
-    pub(crate) fn capacity(&self) -> usize {
-        self.shared.capacity
     }
 
     /// Rows queued and not yet done.

@@ -379,6 +379,29 @@ fn queues_are_fifo_per_module() {
 }
 
 #[test]
+fn jobs_pushed_together_are_numbered_in_order_after_the_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(dir.path()).unwrap();
+    let mut w = cache.write().unwrap();
+    assert_eq!(w.push_job("q", b"one").unwrap(), 1);
+    let batch: [&[u8]; 3] = [b"two", b"three", b"four"];
+    assert_eq!(w.push_jobs("q", batch).unwrap(), 2);
+    // Nothing pushed: nothing numbered, the next number unchanged.
+    assert_eq!(w.push_jobs("q", []).unwrap(), 5);
+    assert_eq!(w.push_job("q", b"five").unwrap(), 5);
+    w.commit().unwrap();
+    let seqs: Vec<u64> = cache
+        .read()
+        .unwrap()
+        .jobs("q")
+        .unwrap()
+        .into_iter()
+        .map(|j| j.0)
+        .collect();
+    assert_eq!(seqs, [1, 2, 3, 4, 5]);
+}
+
+#[test]
 fn a_transaction_dropped_or_aborted_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let cache = Cache::open(dir.path()).unwrap();

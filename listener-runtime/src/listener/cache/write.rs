@@ -333,12 +333,35 @@ impl WriteTxn {
     /// written in the transaction's own commit, and a job goes away when a worker has
     /// done it (`crate::workers`).
     pub fn push_job(&mut self, module: &str, job: &[u8]) -> Result<u64> {
+        self.push_jobs(module, [job])
+    }
+
+    /// Appends jobs to `module`'s async queue in order, numbered from the returned
+    /// sequence number up: one lookup of the sequence and one opening of the queue for
+    /// all of them (a group's calls are written together).
+    pub fn push_jobs<'j>(
+        &mut self,
+        module: &str,
+        jobs: impl IntoIterator<Item = &'j [u8]>,
+    ) -> Result<u64> {
         self.guarded(|w| {
-            let seq = w.next_sequence("queue", module)?;
-            w.table(QUEUE)?
-                .insert((module, seq), job)
-                .map_err(store_err(&w.path))?;
-            Ok(seq)
+            let first = w.last_sequence("queue", module)? + 1;
+            let mut next = first;
+            {
+                let mut queue = w.table(QUEUE)?;
+                for job in jobs {
+                    queue
+                        .insert((module, next), job)
+                        .map_err(store_err(&w.path))?;
+                    next += 1;
+                }
+            }
+            if next > first {
+                w.table(SEQUENCES)?
+                    .insert(("queue", module), next - 1)
+                    .map_err(store_err(&w.path))?;
+            }
+            Ok(first)
         })
     }
 
@@ -390,16 +413,20 @@ impl WriteTxn {
 
     /// The next number of the (table, module) sequence, starting at 1.
     fn next_sequence(&mut self, table: &str, module: &str) -> Result<u64> {
-        let mut sequences = self.table(SEQUENCES)?;
-        let last = sequences
-            .get((table, module))
-            .map_err(store_err(&self.path))?
-            .map_or(0, |v| v.value());
-        let next = last + 1;
-        sequences
+        let next = self.last_sequence(table, module)? + 1;
+        self.table(SEQUENCES)?
             .insert((table, module), next)
             .map_err(store_err(&self.path))?;
         Ok(next)
+    }
+
+    /// The last number the (table, module) sequence handed out (0: none yet).
+    fn last_sequence(&self, table: &str, module: &str) -> Result<u64> {
+        Ok(self
+            .table(SEQUENCES)?
+            .get((table, module))
+            .map_err(store_err(&self.path))?
+            .map_or(0, |v| v.value()))
     }
 
     /// Encodes `entry` for the `entries` table with `head`.
