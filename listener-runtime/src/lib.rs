@@ -21,6 +21,7 @@ pub(crate) mod listener;
 pub(crate) mod notifier;
 pub(crate) mod ops;
 pub(crate) mod protocol;
+pub(crate) mod replication;
 pub(crate) mod shared;
 mod utc;
 pub(crate) mod workers;

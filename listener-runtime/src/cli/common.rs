@@ -49,7 +49,7 @@ impl Bind {
     }
 }
 
-fn read_password(path: &Path) -> Result<String, String> {
+pub(super) fn read_password(path: &Path) -> Result<String, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read the bind password from {}: {e}", path.display()))?;
     // Files written with `echo` end in a newline that is not part of the password.

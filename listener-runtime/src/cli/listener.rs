@@ -7,9 +7,11 @@ use std::time::Duration;
 use clap::Args;
 use listener_core::Dn;
 
-use super::common::{Bind, fail, shutdown_signal};
+use super::common::{Bind, fail, read_password, shutdown_signal};
 use crate::api::registry::ModuleRegistration;
+use crate::ldap::LdapSettings;
 use crate::listener::run::{Durability, RunConfig, run};
+use crate::replication::ReplicationConfig;
 
 /// `run`: follow the notifier and call the modules.
 #[derive(Debug, Args)]
@@ -75,6 +77,69 @@ pub(super) struct RunArgs {
         default_value_t = 10_000
     )]
     queue_limit: usize,
+    #[command(flatten)]
+    replication: ReplicationArgs,
+}
+
+/// Domain replication: the built-in `replication` module.
+#[derive(Debug, Args)]
+struct ReplicationArgs {
+    /// Replicate the directory (or the part `--replication-filter` selects) into the slapd
+    /// at this URI, as the module `replication`: first of all modules, blocking.
+    #[arg(long, env = "LISTENER_REPLICATE_TO", value_name = "URI")]
+    replicate_to: Option<String>,
+    /// The replica's updatedn, whose writes keep the operational attributes they carry
+    /// (default `cn=update,<base>`, as on UCS).
+    #[arg(long, env = "LISTENER_REPLICA_BIND_DN", value_name = "DN")]
+    replica_bind_dn: Option<String>,
+    /// A file holding the updatedn's password (one line). Without it the password is
+    /// read from the environment variable LISTENER_REPLICA_BIND_PASSWORD.
+    #[arg(long, env = "LISTENER_REPLICA_BIND_PASSWORD_FILE", value_name = "FILE")]
+    replica_bind_password_file: Option<PathBuf>,
+    /// Replicate only the objects this LDAP filter matches, and their parents (UCS:
+    /// `ldap/slave/filter`).
+    #[arg(long, env = "LISTENER_REPLICATION_FILTER", value_name = "FILTER")]
+    replication_filter: Option<String>,
+}
+
+impl ReplicationArgs {
+    /// The module's configuration; `None` without `--replicate-to`.
+    fn config(&self, base: &Dn, starttls: bool) -> Result<Option<ReplicationConfig>, String> {
+        let Some(uri) = &self.replicate_to else {
+            if self.replication_filter.is_some() {
+                return Err("--replication-filter needs --replicate-to".into());
+            }
+            return Ok(None);
+        };
+        if let Some(filter) = &self.replication_filter {
+            listener_core::Filter::parse(filter)
+                .map_err(|e| format!("--replication-filter: {e}"))?;
+        }
+        let bind_password = match &self.replica_bind_password_file {
+            Some(path) => read_password(path)?,
+            None => std::env::var("LISTENER_REPLICA_BIND_PASSWORD").map_err(|_| {
+                "no password for the replica: give --replica-bind-password-file FILE or set \
+                 LISTENER_REPLICA_BIND_PASSWORD"
+                    .to_owned()
+            })?,
+        };
+        let bind_dn = match &self.replica_bind_dn {
+            Some(dn) => Dn::parse(dn).map_err(|e| format!("--replica-bind-dn: {e}"))?,
+            None => Dn::parse(&format!("cn=update,{base}"))
+                .map_err(|e| format!("the default updatedn: {e}"))?,
+        };
+        Ok(Some(ReplicationConfig {
+            replica: LdapSettings {
+                uri: uri.clone(),
+                bind_dn: bind_dn.to_string(),
+                bind_password,
+                starttls,
+                timeout: Duration::from_secs(30),
+            },
+            base: base.clone(),
+            filter: self.replication_filter.clone(),
+        }))
+    }
 }
 
 impl RunArgs {
@@ -102,6 +167,10 @@ pub(super) fn run_listener(args: RunArgs, modules: &[&'static ModuleRegistration
     config.metrics = args.metrics;
     config.memcached = args.memcached;
     config.queue_limit = args.queue_limit.max(1);
+    config.replication = match args.replication.config(&config.base, config.ldap.starttls) {
+        Ok(replication) => replication,
+        Err(e) => return fail(&e),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -77,6 +77,8 @@ pub(crate) struct RunConfig {
     pub memcached: Option<String>,
     /// Most calls an asynchronous module's queue holds before the listener pauses.
     pub queue_limit: usize,
+    /// `--replicate-to`: the built-in `replication` module runs first of all modules.
+    pub replication: Option<crate::replication::ReplicationConfig>,
 }
 
 impl RunConfig {
@@ -102,6 +104,7 @@ impl RunConfig {
             fetch_connections: 4,
             memcached: None,
             queue_limit: 10_000,
+            replication: None,
         }
     }
 }
@@ -172,7 +175,14 @@ pub(crate) async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
     let mut shutdown = Shutdown::new(shutdown);
-    let Some(mut listener) = Listener::start(config, registrations, &mut shutdown).await? else {
+    let mut registrations = registrations.to_vec();
+    if let Some(replication) = config.replication.clone() {
+        registrations.push(crate::replication::registration(replication));
+        crate::api::registry::sort_modules(&mut registrations);
+        crate::api::registry::check_unique_names(&registrations)
+            .map_err(|e| RunError::Internal(e.to_string()))?;
+    }
+    let Some(mut listener) = Listener::start(config, &registrations, &mut shutdown).await? else {
         tracing::info!("listener stopped during start-up");
         return Ok(());
     };

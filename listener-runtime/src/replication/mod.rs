@@ -1,0 +1,128 @@
+//! The built-in `replication` module (docs/semantics.md §8): with `run --replicate-to`,
+//! every change is written into a local slapd (the replica) before any other module
+//! sees it: priority 0, blocking, so that a change the replica rejects holds processing
+//! and is retried instead of being dropped. What is written is decided without I/O in
+//! [`listener_core::replica`]; [`replica`] sends it.
+
+mod replica;
+
+use std::sync::OnceLock;
+
+use listener_core::{Dn, Entry};
+
+use crate::api::context::Context;
+use crate::api::error::{HandlerError, HandlerResult};
+use crate::api::handler::Handler;
+use crate::api::registry::{ApiKind, ModuleInstance, ModuleRegistration, SourceLocation};
+use crate::ldap::LdapSettings;
+
+/// The module's name, as `status`, `modules` and `failed` show it.
+pub(crate) const NAME: &str = "replication";
+
+/// Where and what to replicate (`run --replicate-to …`).
+#[derive(Debug, Clone)]
+pub(crate) struct ReplicationConfig {
+    /// The replica's URI and its updatedn's credentials.
+    pub replica: LdapSettings,
+    /// The subtree replicated (the listener's base).
+    pub base: Dn,
+    /// `--replication-filter`: only the matching objects (and their parents) are
+    /// replicated; every object without it.
+    pub filter: Option<String>,
+}
+
+/// The configuration of this process's replication module: set once by `run`, before
+/// the module is instantiated (a registration's constructor takes no arguments).
+static CONFIG: OnceLock<ReplicationConfig> = OnceLock::new();
+
+/// The registration of the `replication` module for `config`: first of all modules
+/// (priority 0), blocking, taking every object the filter matches.
+pub(crate) fn registration(config: ReplicationConfig) -> &'static ModuleRegistration {
+    let filter = config
+        .filter
+        .clone()
+        .unwrap_or_else(|| "(objectClass=*)".to_owned());
+    // A second `run` in one process (tests) keeps the first configuration.
+    let _ = CONFIG.set(config);
+    // One registration per process, made at start: leaked, as the linked ones are static.
+    Box::leak(Box::new(ModuleRegistration {
+        name: NAME,
+        description: "domain replication into the local slapd (run --replicate-to)",
+        ldap_filter: Box::leak(filter.into_boxed_str()),
+        attributes: &[],
+        priority: 0.0,
+        handle_every_delete: true,
+        blocking: true,
+        modrdn: false,
+        parallelism: None,
+        kind: ApiKind::New,
+        constructor: || ModuleInstance::Sync(Box::new(Replication::default())),
+        source: SourceLocation {
+            item: "listener_runtime::replication::Replication",
+            file: file!(),
+            line: line!(),
+        },
+    }))
+}
+
+/// The module: its connection to the replica, opened at the first change.
+#[derive(Default)]
+struct Replication {
+    replica: Option<replica::Replica>,
+}
+
+impl Replication {
+    /// Runs `write` on the replica's connection (opened first if need be) from the
+    /// module's synchronous method, on the listener's runtime. A failed write drops the
+    /// connection: the retry starts on a fresh one.
+    fn with_replica<F>(&mut self, ctx: &Context, write: F) -> HandlerResult
+    where
+        F: AsyncFnOnce(&mut replica::Replica, &Context) -> HandlerResult,
+    {
+        let Some(config) = CONFIG.get() else {
+            return Err(HandlerError::msg(
+                "the replication module runs only under `run --replicate-to`",
+            ));
+        };
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| {
+            HandlerError::msg("the replication module needs the listener's runtime")
+        })?;
+        let slot = &mut self.replica;
+        let result = tokio::task::block_in_place(|| {
+            handle.block_on(async {
+                if slot.is_none() {
+                    *slot = Some(replica::Replica::connect(config).await?);
+                }
+                let replica = slot.as_mut().expect("connected above");
+                write(replica, ctx).await
+            })
+        });
+        if result.is_err() {
+            self.replica = None;
+        }
+        result
+    }
+}
+
+impl Handler for Replication {
+    fn create(&mut self, ctx: &mut Context, _dn: &Dn, new: &Entry) -> HandlerResult {
+        self.with_replica(ctx, async |r, ctx| r.write(ctx, None, new).await)
+    }
+
+    fn modify(
+        &mut self,
+        ctx: &mut Context,
+        dn: &Dn,
+        old: &Entry,
+        new: &Entry,
+        old_dn: Option<&Dn>,
+    ) -> HandlerResult {
+        let _ = dn;
+        let before = old_dn.unwrap_or(old.dn());
+        self.with_replica(ctx, async |r, ctx| r.write(ctx, Some(before), new).await)
+    }
+
+    fn remove(&mut self, ctx: &mut Context, _dn: &Dn, old: &Entry) -> HandlerResult {
+        self.with_replica(ctx, async |r, _| r.delete(old).await)
+    }
+}

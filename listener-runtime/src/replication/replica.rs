@@ -1,0 +1,325 @@
+//! The replica's side: one bound connection (as its updatedn), on which the change
+//! records of [`listener_core::replica`] are sent. Every write is safe to repeat, so
+//! that a transaction replayed after a crash is harmless: a delete of what is gone and a
+//! state not newer than the replica's (by entryCSN) are no-ops, and an add of what
+//! exists becomes a modify.
+
+use std::collections::HashSet;
+
+use ldap3::{LdapError, Mod, Scope};
+use listener_core::ldif::{Change, ChangeRecord, ModOp};
+use listener_core::{Dn, Entry, replica as decide};
+
+use super::ReplicationConfig;
+use crate::api::context::Context;
+use crate::api::error::{HandlerError, HandlerResult};
+use crate::listener::fetch::Fetcher;
+
+/// LDAP result codes the writes answer themselves.
+const NO_SUCH_OBJECT: u32 = 32;
+const NOT_ALLOWED_ON_NONLEAF: u32 = 66;
+const ALREADY_EXISTS: u32 = 68;
+
+/// Ancestors fetched from the primary for one write, at most (a deeper tree than this
+/// is missing from the replica only if something else is wrong).
+const MAX_MISSING_ANCESTORS: usize = 64;
+
+/// A connection to the replica.
+pub(super) struct Replica {
+    /// Reads (by entryUUID under the base, by DN), on the same connection as writes.
+    reads: Fetcher,
+    /// The DN the module binds as (the updatedn).
+    bind_dn: Dn,
+}
+
+impl Replica {
+    /// Connects and binds to the replica.
+    pub(super) async fn connect(config: &ReplicationConfig) -> Result<Replica, HandlerError> {
+        let reads = Fetcher::connect(&config.replica, config.base.clone())
+            .await
+            .map_err(|e| HandlerError::msg(format!("replica {}: {e}", config.replica.uri)))?;
+        let bind_dn = Dn::parse(&config.replica.bind_dn)
+            .map_err(|e| HandlerError::msg(format!("the replica's bind DN: {e}")))?;
+        Ok(Replica { reads, bind_dn })
+    }
+
+    /// Makes the replica hold `new`: the object it has under `new`'s entryUUID (else at
+    /// `before`, where the primary had it, else at `new`'s DN) is moved to `new`'s DN
+    /// and modified into `new`; an object it does not have is added, missing ancestors
+    /// first (fetched from the primary through `ctx`).
+    pub(super) async fn write(
+        &mut self,
+        ctx: &Context,
+        before: Option<&Dn>,
+        new: &Entry,
+    ) -> HandlerResult {
+        let mut pending = vec![new.clone()];
+        while let Some(entry) = pending.last() {
+            match self
+                .put(before.filter(|_| pending.len() == 1), entry)
+                .await?
+            {
+                Put::Done => {
+                    pending.pop();
+                }
+                Put::NoParent => {
+                    if pending.len() > MAX_MISSING_ANCESTORS {
+                        return Err(HandlerError::msg(format!(
+                            "{}: more than {MAX_MISSING_ANCESTORS} ancestors are missing on the replica",
+                            new.dn()
+                        )));
+                    }
+                    let parent = parent_from_primary(ctx, entry.dn()).await?;
+                    pending.push(parent);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One object: moved, modified or added.
+    async fn put(&mut self, before: Option<&Dn>, new: &Entry) -> Result<Put, HandlerError> {
+        let local = match self.local(before, new).await? {
+            Some(local) => local,
+            None => return self.add(new).await,
+        };
+        // A state of the same object (by entryUUID) is written only when it is newer
+        // than the replica's, as syncrepl does. Overwritten regardless: an object of
+        // another entryUUID at the DN (one the replica was set up with, or one whose
+        // delete it missed), and one the replica stamped itself (modifiersName is the
+        // updatedn: a move whose modify a crash cut off).
+        let same = local.first_str("entryUUID") == new.first_str("entryUUID");
+        if same
+            && !self.stamped_here(&local)
+            && !decide::is_newer(new.first_str("entryCSN"), local.first_str("entryCSN"))
+        {
+            return Ok(Put::Done);
+        }
+        let local = match decide::rename(local.dn(), new) {
+            Some(rename) => {
+                self.send(&rename).await?;
+                match self.reads.fetch_by_dn(new.dn()).await.map_err(read_error)? {
+                    Some(moved) => moved,
+                    None => {
+                        return Err(HandlerError::msg(format!(
+                            "{}: gone after its move",
+                            new.dn()
+                        )));
+                    }
+                }
+            }
+            None => local,
+        };
+        // The modrdn stamped the entry: the modify sends the primary's stamps back.
+        if let Some(modify) = decide::modify(&local, new) {
+            self.send(&modify).await?;
+        }
+        Ok(Put::Done)
+    }
+
+    /// The replica's copy of the object `new` is a state of: by entryUUID, else at the
+    /// DN it had before, else at its DN.
+    async fn local(&self, before: Option<&Dn>, new: &Entry) -> Result<Option<Entry>, HandlerError> {
+        if let Some(uuid) = new.first_str("entryUUID")
+            && let Some(found) = self.reads.fetch_by_uuid(uuid).await.map_err(read_error)?
+        {
+            return Ok(Some(found));
+        }
+        for dn in before.into_iter().chain([new.dn()]) {
+            if let Some(found) = self.reads.fetch_by_dn(dn).await.map_err(read_error)? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether the replica's slapd stamped `local` itself (its modifiersName is the DN
+    /// the module binds as): every write of the module but a modrdn carries the
+    /// primary's stamps.
+    fn stamped_here(&self, local: &Entry) -> bool {
+        local
+            .first_str("modifiersName")
+            .and_then(|m| Dn::parse(m).ok())
+            .is_some_and(|m| m.normalized() == self.bind_dn.normalized())
+    }
+
+    /// Adds `new`; one that exists by now is modified instead.
+    async fn add(&mut self, new: &Entry) -> Result<Put, HandlerError> {
+        match self.send(&decide::add(new)).await {
+            Ok(()) => Ok(Put::Done),
+            Err(Rejected {
+                code: NO_SUCH_OBJECT,
+                ..
+            }) => Ok(Put::NoParent),
+            Err(Rejected {
+                code: ALREADY_EXISTS,
+                ..
+            }) => {
+                let Some(local) = self.reads.fetch_by_dn(new.dn()).await.map_err(read_error)?
+                else {
+                    return Err(HandlerError::msg(format!(
+                        "{}: exists and cannot be read",
+                        new.dn()
+                    )));
+                };
+                if let Some(modify) = decide::modify(&local, new) {
+                    self.send(&modify).await?;
+                }
+                Ok(Put::Done)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes the replica's copy of `old` (found by entryUUID, else at `old`'s DN), and
+    /// what is left below it, bottom-up; what is gone already is fine.
+    pub(super) async fn delete(&mut self, old: &Entry) -> HandlerResult {
+        let dn = match old.first_str("entryUUID") {
+            Some(uuid) => self.reads.fetch_by_uuid(uuid).await.map_err(read_error)?,
+            None => None,
+        }
+        .map_or_else(|| old.dn().clone(), |local| local.dn().clone());
+        match self.send(&delete(&dn)).await {
+            Ok(())
+            | Err(Rejected {
+                code: NO_SUCH_OBJECT,
+                ..
+            }) => Ok(()),
+            Err(Rejected {
+                code: NOT_ALLOWED_ON_NONLEAF,
+                ..
+            }) => self.delete_subtree(&dn).await,
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes `dn` and everything below it, deepest first.
+    async fn delete_subtree(&mut self, dn: &Dn) -> HandlerResult {
+        let mut below = self
+            .reads
+            .search_entries(dn.as_str(), Scope::Subtree, "(objectClass=*)")
+            .await
+            .map_err(read_error)?;
+        below.sort_by_key(|e| std::cmp::Reverse(e.dn().rdns().len()));
+        for entry in below {
+            match self.send(&delete(entry.dn())).await {
+                Ok(())
+                | Err(Rejected {
+                    code: NO_SUCH_OBJECT,
+                    ..
+                }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends one change record.
+    async fn send(&mut self, record: &ChangeRecord) -> Result<(), Rejected> {
+        let mut ldap = self.reads.handle();
+        let dn = record.dn.as_str();
+        let result = match &record.change {
+            Change::Add(entry) => {
+                let attrs = entry
+                    .attributes()
+                    .map(|a| (a.desc.as_str().as_bytes().to_vec(), value_set(&a.values)))
+                    .collect();
+                ldap.add(dn, attrs).await
+            }
+            Change::Modify(changes) => {
+                let mods = changes
+                    .iter()
+                    .map(|m| {
+                        let attr = m.attr.as_str().as_bytes().to_vec();
+                        let values = value_set(&m.values);
+                        match m.op {
+                            ModOp::Add => Mod::Add(attr, values),
+                            ModOp::Delete => Mod::Delete(attr, values),
+                            // The decisions make no increments.
+                            ModOp::Replace | ModOp::Increment => Mod::Replace(attr, values),
+                        }
+                    })
+                    .collect();
+                ldap.modify(dn, mods).await
+            }
+            Change::ModRdn {
+                new_rdn,
+                delete_old_rdn,
+                new_superior,
+            } => {
+                let rdn = new_rdn.to_string();
+                let superior = new_superior.as_ref().map(Dn::as_str);
+                ldap.modifydn(dn, &rdn, *delete_old_rdn, superior).await
+            }
+            Change::Delete => ldap.delete(dn).await,
+        };
+        match result.and_then(ldap3::LdapResult::success) {
+            Ok(_) => Ok(()),
+            Err(LdapError::LdapResult { result }) => Err(Rejected {
+                code: result.rc,
+                message: format!("{} ({})", result.text, result.rc),
+                record: listener_core::ldif::change_to_string(record),
+            }),
+            Err(e) => Err(Rejected {
+                code: 0,
+                message: e.to_string(),
+                record: listener_core::ldif::change_to_string(record),
+            }),
+        }
+    }
+}
+
+/// What writing one object came to.
+enum Put {
+    Done,
+    /// Its parent is missing on the replica.
+    NoParent,
+}
+
+/// A change the replica refused, with the record as LDIF (for `status` and the log).
+#[derive(Debug, thiserror::Error)]
+#[error("the replica refused the change: {message}\n{record}")]
+struct Rejected {
+    /// The LDAP result code (0: no answer).
+    code: u32,
+    message: String,
+    record: String,
+}
+
+fn delete(dn: &Dn) -> ChangeRecord {
+    ChangeRecord {
+        dn: dn.clone(),
+        controls: Vec::new(),
+        change: Change::Delete,
+    }
+}
+
+fn value_set(values: &[Vec<u8>]) -> HashSet<Vec<u8>> {
+    values.iter().cloned().collect()
+}
+
+fn read_error(e: crate::listener::fetch::FetchError) -> HandlerError {
+    HandlerError::msg(format!("cannot read the replica: {e}"))
+}
+
+/// The parent of `dn` as the primary has it.
+async fn parent_from_primary(ctx: &Context, dn: &Dn) -> Result<Entry, HandlerError> {
+    let Some(parent) = dn.parent() else {
+        return Err(HandlerError::msg(format!(
+            "{dn} has no parent to add first"
+        )));
+    };
+    let Some(ldap) = ctx.ldap() else {
+        return Err(HandlerError::msg("no connection to the primary"));
+    };
+    let primary = Fetcher::new(ldap, parent.clone());
+    match primary.fetch_by_dn(&parent).await {
+        Ok(Some(entry)) => Ok(entry),
+        Ok(None) => Err(HandlerError::msg(format!(
+            "{dn}: its parent {parent} is missing on the replica and on the primary"
+        ))),
+        Err(e) => Err(HandlerError::msg(format!(
+            "cannot read {parent} from the primary: {e}"
+        ))),
+    }
+}

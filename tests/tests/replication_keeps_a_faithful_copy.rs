@@ -1,0 +1,155 @@
+//! `run --replicate-to`: the built-in `replication` module keeps a replica slapd (the
+//! harness's, set up as UCS sets up its replicas) a faithful copy of the primary: after
+//! adds, modifies, renames, moves (a subtree's too), deletes, a delete and re-create at
+//! one DN, group membership changes, binary values and non-ASCII and escaped DNs, the
+//! two directories hold the same entries with the same attributes, operational ones
+//! included (all but those a replica keeps itself).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use ldap3::{LdapConnAsync, Scope, SearchEntry};
+use listener_core::replica::is_replicated;
+use tests::Slapd;
+use tests::domain::Domain;
+
+/// A directory's entries: DN (lower-cased) → attribute (lower-cased) → values.
+type Dump = BTreeMap<String, BTreeMap<String, BTreeSet<Vec<u8>>>>;
+
+async fn dump(url: &str, dn: &str, password: &str, base: &str) -> Dump {
+    let (conn, mut ldap) = LdapConnAsync::new(url).await.unwrap();
+    ldap3::drive!(conn);
+    ldap.simple_bind(dn, password)
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    let (entries, _) = ldap
+        .search(base, Scope::Subtree, "(objectClass=*)", vec!["*", "+"])
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    let mut dump = Dump::new();
+    for raw in entries {
+        let entry = SearchEntry::construct(raw);
+        let mut attrs: BTreeMap<String, BTreeSet<Vec<u8>>> = BTreeMap::new();
+        let text = entry.attrs.into_iter().map(|(a, vs)| {
+            (
+                a,
+                vs.into_iter().map(String::into_bytes).collect::<Vec<_>>(),
+            )
+        });
+        for (attr, values) in text.chain(entry.bin_attrs) {
+            if is_replicated(&attr) {
+                attrs.entry(attr.to_lowercase()).or_default().extend(values);
+            }
+        }
+        dump.insert(entry.dn.to_lowercase(), attrs);
+    }
+    dump
+}
+
+/// Waits until the replica's dump equals the primary's; the last pair of dumps.
+async fn converge(domain: &Domain, replica: &Slapd) -> (Dump, Dump) {
+    let primary = &domain.slapd;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let want = dump(
+            primary.url(),
+            &primary.root_dn(),
+            primary.root_password(),
+            primary.base(),
+        )
+        .await;
+        let have = dump(
+            replica.url(),
+            &replica.root_dn(),
+            replica.root_password(),
+            replica.base(),
+        )
+        .await;
+        if want == have || std::time::Instant::now() > deadline {
+            return (want, have);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn assert_same(want: &Dump, have: &Dump) {
+    let missing: Vec<&String> = want.keys().filter(|dn| !have.contains_key(*dn)).collect();
+    let extra: Vec<&String> = have.keys().filter(|dn| !want.contains_key(*dn)).collect();
+    assert!(missing.is_empty(), "missing on the replica: {missing:?}");
+    assert!(extra.is_empty(), "only on the replica: {extra:?}");
+    for (dn, attrs) in want {
+        let theirs = &have[dn];
+        for (attr, values) in attrs.iter().chain(theirs) {
+            let text = |v: Option<&BTreeSet<Vec<u8>>>| -> Vec<String> {
+                v.into_iter()
+                    .flatten()
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+                    .collect()
+            };
+            assert!(
+                attrs.get(attr) == theirs.get(attr),
+                "{dn}: {attr}: primary {:?}, replica {:?} ({} values)",
+                text(attrs.get(attr)),
+                text(theirs.get(attr)),
+                values.len()
+            );
+        }
+    }
+}
+
+const PHOTO: &str = "/9j/4AAQSkZJRgABAQEASABIAAD/2wBDAP//////////////////////////////////////////////////////////////////////////////////////wgALCAABAAEBAREA/8QAFBABAAAAAAAAAAAAAAAAAAAAAP/aAAgBAQABPxA=";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_replica_holds_what_the_primary_holds_after_a_mixed_workload() {
+    let mut domain = Domain::start(tests::listener_binary!(), Slapd::builder()).unwrap();
+    let replica = Slapd::builder()
+        .replica_of(domain.slapd.url())
+        .start()
+        .unwrap();
+    let mut args = domain.run_args(&domain.slapd.root_dn(), domain.slapd.password_file());
+    args.extend([
+        "--replicate-to".to_owned(),
+        replica.url().to_owned(),
+        "--replica-bind-password-file".to_owned(),
+        replica.password_file().to_string_lossy().into_owned(),
+    ]);
+    domain.start_listener_with(&args).unwrap();
+    domain.barrier();
+
+    let base = domain.slapd.base().to_owned();
+    let members: String = (0..50)
+        .map(|i| format!("member: cn=m{i},{base}\n"))
+        .collect();
+    let workload = format!(
+        "dn: ou=people,{base}\nobjectClass: organizationalUnit\nou: people\n\n\
+         dn: cn=J\u{f6}rg M\u{fc}ller,ou=people,{base}\nobjectClass: inetOrgPerson\ncn: J\u{f6}rg M\u{fc}ller\nsn: M\u{fc}ller\njpegPhoto:: {PHOTO}\n\n\
+         dn: cn=a\\,b,ou=people,{base}\nobjectClass: organizationalRole\ncn: a,b\n\n\
+         dn: cn=r1,{base}\nobjectClass: organizationalRole\ncn: r1\ndescription: one\n\n\
+         dn: ou=dept,{base}\nobjectClass: organizationalUnit\nou: dept\n\n\
+         dn: cn=c1,ou=dept,{base}\nobjectClass: organizationalRole\ncn: c1\n\n\
+         dn: ou=moved,{base}\nobjectClass: organizationalUnit\nou: moved\n\n\
+         dn: cn=g,{base}\nobjectClass: groupOfNames\ncn: g\n{members}\n\
+         dn: cn=r1,{base}\nchangetype: modify\nreplace: description\ndescription: two\n-\nadd: roleOccupant\nroleOccupant: cn=x,{base}\n\n\
+         dn: cn=r1,{base}\nchangetype: modrdn\nnewrdn: cn=r1b\ndeleteoldrdn: 1\n\n\
+         dn: cn=r1b,{base}\nchangetype: modrdn\nnewrdn: cn=r1b\ndeleteoldrdn: 0\nnewsuperior: ou=moved,{base}\n\n\
+         dn: ou=dept,{base}\nchangetype: modrdn\nnewrdn: ou=dept\ndeleteoldrdn: 0\nnewsuperior: ou=moved,{base}\n\n\
+         dn: cn=c1,ou=dept,ou=moved,{base}\nchangetype: modify\nreplace: description\ndescription: moved with its parent\n\n\
+         dn: cn=g,{base}\nchangetype: modify\nadd: member\nmember: cn=m50,{base}\n-\ndelete: member\nmember: cn=m0,{base}\n\n\
+         dn: cn=a\\,b,ou=people,{base}\nchangetype: delete\n\n\
+         dn: cn=phoenix,{base}\nobjectClass: organizationalRole\ncn: phoenix\ndescription: first\n\n\
+         dn: cn=phoenix,{base}\nchangetype: delete\n\n\
+         dn: cn=phoenix,{base}\nobjectClass: organizationalRole\ncn: phoenix\ndescription: second\n"
+    );
+    domain.slapd.ldapmodify(&workload).unwrap();
+    domain.barrier();
+
+    let (want, have) = converge(&domain, &replica).await;
+    assert!(want.contains_key(&format!("cn=r1b,ou=moved,{base}")));
+    assert!(want.contains_key(&format!("cn=c1,ou=dept,ou=moved,{base}")));
+    assert_same(&want, &have);
+    assert_eq!(domain.status()["modules"][0]["name"], "replication");
+}
