@@ -138,7 +138,6 @@ async fn the_replica_holds_what_the_primary_holds_after_a_mixed_workload() {
          dn: cn=r1b,{base}\nchangetype: modrdn\nnewrdn: cn=r1b\ndeleteoldrdn: 0\nnewsuperior: ou=moved,{base}\n\n\
          dn: ou=dept,{base}\nchangetype: modrdn\nnewrdn: ou=dept\ndeleteoldrdn: 0\nnewsuperior: ou=moved,{base}\n\n\
          dn: cn=c1,ou=dept,ou=moved,{base}\nchangetype: modify\nreplace: description\ndescription: moved with its parent\n\n\
-         dn: cn=g,{base}\nchangetype: modify\nadd: member\nmember: cn=m50,{base}\n-\ndelete: member\nmember: cn=m0,{base}\n\n\
          dn: cn=a\\,b,ou=people,{base}\nchangetype: delete\n\n\
          dn: cn=phoenix,{base}\nobjectClass: organizationalRole\ncn: phoenix\ndescription: first\n\n\
          dn: cn=phoenix,{base}\nchangetype: delete\n\n\
@@ -146,10 +145,142 @@ async fn the_replica_holds_what_the_primary_holds_after_a_mixed_workload() {
     );
     domain.slapd.ldapmodify(&workload).unwrap();
     domain.barrier();
+    // The listener replicates the state it fetches: the group's change comes after the
+    // group is on the replica.
+    domain
+        .slapd
+        .ldapmodify(&format!(
+            "dn: cn=g,{base}\nchangetype: modify\nadd: member\nmember: cn=m50,{base}\n-\ndelete: member\nmember: cn=m0,{base}\n"
+        ))
+        .unwrap();
+    domain.barrier();
 
     let (want, have) = converge(&domain, &replica).await;
     assert!(want.contains_key(&format!("cn=r1b,ou=moved,{base}")));
     assert!(want.contains_key(&format!("cn=c1,ou=dept,ou=moved,{base}")));
     assert_same(&want, &have);
     assert_eq!(domain.status()["modules"][0]["name"], "replication");
+
+    // The group's one-member changes reached the replica as value deltas, as its
+    // accesslog shows: one value added, one deleted, none of the other 49 rewritten.
+    let group = format!("cn=g,{base}");
+    let modifies = replica_modifies(&replica, &group).await;
+    let member_changes: BTreeSet<&String> = modifies
+        .iter()
+        .flatten()
+        .filter(|m| m.to_lowercase().starts_with("member:"))
+        .collect();
+    let expected = [
+        format!("member:+ cn=m50,{base}"),
+        format!("member:- cn=m0,{base}"),
+    ];
+    assert_eq!(
+        member_changes,
+        expected.iter().collect::<BTreeSet<_>>(),
+        "{modifies:?}"
+    );
+}
+
+/// The `reqMod` values of each modify of `dn` in the replica's accesslog, in order.
+async fn replica_modifies(replica: &Slapd, dn: &str) -> Vec<Vec<String>> {
+    let (conn, mut ldap) = LdapConnAsync::new(replica.url()).await.unwrap();
+    ldap3::drive!(conn);
+    ldap.simple_bind(&replica.root_dn(), replica.root_password())
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    let filter = format!("(&(reqType=modify)(reqDN={dn}))");
+    let (entries, _) = ldap
+        .search(
+            "cn=accesslog",
+            Scope::Subtree,
+            &filter,
+            vec!["reqStart", "reqMod"],
+        )
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    let mut found: Vec<(String, Vec<String>)> = entries
+        .into_iter()
+        .map(SearchEntry::construct)
+        .map(|e| {
+            let start = e.attrs.get("reqStart").and_then(|v| v.first().cloned());
+            (
+                start.unwrap_or_default(),
+                e.attrs.get("reqMod").cloned().unwrap_or_default(),
+            )
+        })
+        .collect();
+    found.sort();
+    found.into_iter().map(|(_, mods)| mods).collect()
+}
+
+/// Sets the replica's main database read-only (it then refuses even its updatedn) or
+/// writable again, over `cn=config`.
+fn set_read_only(replica: &Slapd, on: bool) {
+    let value = if on { "TRUE" } else { "FALSE" };
+    replica
+        .ldapmodify_as_root(&format!(
+            "dn: olcDatabase={{2}}mdb,cn=config\nchangetype: modify\nreplace: olcReadOnly\nolcReadOnly: {value}\n"
+        ))
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_the_replica_refuses_holds_processing_until_the_replica_takes_it() {
+    let mut domain = Domain::start(tests::listener_binary!(), Slapd::builder()).unwrap();
+    let replica = Slapd::builder()
+        .replica_of(domain.slapd.url())
+        .start()
+        .unwrap();
+    let mut args = domain.run_args(&domain.slapd.root_dn(), domain.slapd.password_file());
+    args.extend([
+        "--replicate-to".to_owned(),
+        replica.url().to_owned(),
+        "--replica-bind-password-file".to_owned(),
+        replica.password_file().to_string_lossy().into_owned(),
+    ]);
+    domain.start_listener_with(&args).unwrap();
+    domain.barrier();
+
+    set_read_only(&replica, true);
+    let base = domain.slapd.base().to_owned();
+    domain
+        .slapd
+        .ldapmodify(&format!(
+            "dn: cn=refused,{base}\nobjectClass: organizationalRole\ncn: refused\n\n\
+             dn: cn=after,{base}\nobjectClass: organizationalRole\ncn: after\n"
+        ))
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let halted = loop {
+        let status = domain.status();
+        if !status["halted"].is_null() {
+            break status["halted"].clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never halted: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(halted["module"], "replication", "{halted}");
+    let error = halted["error"].as_str().unwrap_or_default();
+    assert!(error.contains(&format!("dn: cn=refused,{base}")), "{error}");
+    assert!(error.contains("changetype: add"), "{error}");
+    // Nothing after the refused change went past it: the other modules have not seen
+    // `cn=after` (nor `cn=refused`).
+    assert!(
+        !domain.calls().iter().any(|c| c.contains("cn=after")),
+        "a later change went past the held one"
+    );
+
+    set_read_only(&replica, false);
+    domain.barrier();
+    let (want, have) = converge(&domain, &replica).await;
+    assert!(have.contains_key(&format!("cn=refused,{base}")));
+    assert_same(&want, &have);
+    assert!(domain.status()["halted"].is_null());
 }
