@@ -3,7 +3,9 @@
 //! adds, modifies, renames, moves (a subtree's too), deletes, a delete and re-create at
 //! one DN, group membership changes, binary values and non-ASCII and escaped DNs, the
 //! two directories hold the same entries with the same attributes, operational ones
-//! included (all but those a replica keeps itself).
+//! included (all but those a replica keeps itself); membership changes go as value
+//! deltas; a refused change holds processing and is kept in failed.ldif; selective
+//! replication; convergence after kill -9 of the listener.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -267,6 +269,8 @@ async fn a_change_the_replica_refuses_holds_processing_until_the_replica_takes_i
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(halted["module"], "replication", "{halted}");
+    // Retried a few times meanwhile.
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let error = halted["error"].as_str().unwrap_or_default();
     assert!(error.contains(&format!("dn: cn=refused,{base}")), "{error}");
     assert!(error.contains("changetype: add"), "{error}");
@@ -277,10 +281,157 @@ async fn a_change_the_replica_refuses_holds_processing_until_the_replica_takes_i
         "a later change went past the held one"
     );
 
+    // …and failed.ldif holds it once (however often it was retried), only for its owner.
+    let failed = domain.cache_dir().join("failed.ldif");
+    let text = std::fs::read_to_string(&failed).unwrap();
+    assert_eq!(
+        text.matches(&format!("dn: cn=refused,{base}\nchangetype: add\n"))
+            .count(),
+        1,
+        "{text}"
+    );
+    assert!(text.starts_with("# "), "{text}");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&failed).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+
     set_read_only(&replica, false);
     domain.barrier();
     let (want, have) = converge(&domain, &replica).await;
     assert!(have.contains_key(&format!("cn=refused,{base}")));
     assert_same(&want, &have);
     assert!(domain.status()["halted"].is_null());
+}
+
+/// Starts the listener of `domain` replicating into `replica`, with `extra` arguments.
+fn start_replicating(domain: &mut Domain, replica: &Slapd, extra: &[&str]) {
+    let mut args = domain.run_args(&domain.slapd.root_dn(), domain.slapd.password_file());
+    args.extend([
+        "--replicate-to".to_owned(),
+        replica.url().to_owned(),
+        "--replica-bind-password-file".to_owned(),
+        replica.password_file().to_string_lossy().into_owned(),
+    ]);
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
+    domain.start_listener_with(&args).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn selective_replication_copies_the_matching_objects_and_their_parents() {
+    let mut domain = Domain::start(tests::listener_binary!(), Slapd::builder()).unwrap();
+    let replica = Slapd::builder()
+        .replica_of(domain.slapd.url())
+        .start()
+        .unwrap();
+    start_replicating(
+        &mut domain,
+        &replica,
+        &["--replication-filter", "(description=replicate)"],
+    );
+    domain.barrier();
+    let base = domain.slapd.base().to_owned();
+    domain
+        .slapd
+        .ldapmodify(&format!(
+            "dn: ou=a,{base}\nobjectClass: organizationalUnit\nou: a\n\n\
+             dn: ou=b,ou=a,{base}\nobjectClass: organizationalUnit\nou: b\n\n\
+             dn: cn=in,ou=b,ou=a,{base}\nobjectClass: organizationalRole\ncn: in\ndescription: replicate\n\n\
+             dn: cn=out,ou=b,ou=a,{base}\nobjectClass: organizationalRole\ncn: out\ndescription: keep here\n\n\
+             dn: cn=leaving,{base}\nobjectClass: organizationalRole\ncn: leaving\ndescription: replicate\n"
+        ))
+        .unwrap();
+    domain.barrier();
+    // An object that stops matching leaves the replica.
+    domain
+        .slapd
+        .ldapmodify(&format!(
+            "dn: cn=leaving,{base}\nchangetype: modify\nreplace: description\ndescription: no more\n"
+        ))
+        .unwrap();
+    domain.barrier();
+
+    let have = dump(
+        replica.url(),
+        &replica.root_dn(),
+        replica.root_password(),
+        replica.base(),
+    )
+    .await;
+    let want = dump(
+        domain.slapd.url(),
+        &domain.slapd.root_dn(),
+        domain.slapd.root_password(),
+        domain.slapd.base(),
+    )
+    .await;
+    let dns: BTreeSet<&str> = have.keys().map(String::as_str).collect();
+    let expected: BTreeSet<String> = [
+        base.clone(),
+        format!("ou=a,{base}"),
+        format!("ou=b,ou=a,{base}"),
+        format!("cn=in,ou=b,ou=a,{base}"),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(
+        dns,
+        expected.iter().map(String::as_str).collect(),
+        "{have:?}"
+    );
+    // What is there is a faithful copy (the parents as the primary has them).
+    for dn in &expected {
+        if *dn != base {
+            assert_eq!(want.get(dn), have.get(dn), "{dn}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_replica_converges_after_kill_9_of_the_listener_mid_stream() {
+    let mut domain = Domain::start(tests::listener_binary!(), Slapd::builder()).unwrap();
+    let replica = Slapd::builder()
+        .replica_of(domain.slapd.url())
+        .start()
+        .unwrap();
+    start_replicating(&mut domain, &replica, &[]);
+    domain.barrier();
+    let base = domain.slapd.base().to_owned();
+    let mut ldif = String::new();
+    for i in 0..300 {
+        ldif.push_str(&format!(
+            "dn: cn=k{i},{base}\nobjectClass: organizationalRole\ncn: k{i}\ndescription: v1\n\n"
+        ));
+    }
+    for i in (0..300).step_by(3) {
+        ldif.push_str(&format!(
+            "dn: cn=k{i},{base}\nchangetype: modify\nreplace: description\ndescription: v2\n\n"
+        ));
+    }
+    for i in (0..300).step_by(7) {
+        ldif.push_str(&format!(
+            "dn: cn=k{i},{base}\nchangetype: modrdn\nnewrdn: cn=k{i}m\ndeleteoldrdn: 1\n\n"
+        ));
+    }
+    for i in (1..300).step_by(11) {
+        if i % 7 != 0 {
+            ldif.push_str(&format!("dn: cn=k{i},{base}\nchangetype: delete\n\n"));
+        }
+    }
+    // Written in slices, with the listener killed between them while it processes.
+    let records: Vec<&str> = ldif
+        .split("\n\n")
+        .filter(|r| !r.trim().is_empty())
+        .collect();
+    assert!(records.len() > 400);
+    for (n, slice) in records.chunks(60).enumerate() {
+        domain.slapd.ldapmodify(&slice.join("\n\n")).unwrap();
+        tokio::time::sleep(Duration::from_millis(50 + 30 * (n as u64 % 3))).await;
+        if let Some(listener) = domain.listener() {
+            listener.kill9();
+        }
+        start_replicating(&mut domain, &replica, &[]);
+    }
+    domain.barrier();
+    let (want, have) = converge(&domain, &replica).await;
+    assert_same(&want, &have);
 }

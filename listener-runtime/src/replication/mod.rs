@@ -6,6 +6,7 @@
 
 mod replica;
 
+use std::path::Path;
 use std::sync::OnceLock;
 
 use listener_core::{Dn, Entry};
@@ -69,6 +70,9 @@ pub(crate) fn registration(config: ReplicationConfig) -> &'static ModuleRegistra
 #[derive(Default)]
 struct Replication {
     replica: Option<replica::Replica>,
+    /// The refused change last appended to `failed.ldif` (a retry of the same change is
+    /// not appended again).
+    recorded: Option<replica::Rejected>,
 }
 
 impl Replication {
@@ -98,11 +102,50 @@ impl Replication {
             })
         });
         if result.is_err() {
-            self.replica = None;
+            let refused = self.replica.take().and_then(|mut r| r.take_refused());
+            if let Some(refused) = refused
+                && self.recorded.as_ref() != Some(&refused)
+            {
+                if let Some(settings) = ctx.settings() {
+                    record_refused(&settings.cache_dir, &config.replica.uri, &refused);
+                }
+                self.recorded = Some(refused);
+            }
         }
         result
     }
 }
+
+/// Appends `refused` to `<cache_dir>/failed.ldif` (mode 0600), as an RFC 2849 change
+/// record after a comment naming the time and the replica's answer: where UCS
+/// administrators look. A file that cannot be written is logged; the change is held
+/// and retried either way.
+fn record_refused(cache_dir: &Path, uri: &str, refused: &replica::Rejected) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = cache_dir.join(FAILED_LDIF);
+    let text = format!(
+        "# {} refused by {uri}: {}\n{}\n",
+        crate::utc::now(),
+        refused.message.replace('\n', " "),
+        refused.record.trim_end()
+    );
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&path)
+        .and_then(|mut file| {
+            file.write_all(format!("{text}\n").as_bytes())?;
+            file.sync_data()
+        });
+    if let Err(e) = written {
+        tracing::error!(path = %path.display(), error = %e, "cannot append the refused change to failed.ldif");
+    }
+}
+
+/// The file refused changes are appended to, in the cache directory.
+pub(crate) const FAILED_LDIF: &str = "failed.ldif";
 
 impl Handler for Replication {
     fn create(&mut self, ctx: &mut Context, _dn: &Dn, new: &Entry) -> HandlerResult {

@@ -30,6 +30,8 @@ pub(super) struct Replica {
     reads: Fetcher,
     /// The DN the module binds as (the updatedn).
     bind_dn: Dn,
+    /// The last change the replica refused, for `failed.ldif`.
+    refused: Option<Rejected>,
 }
 
 impl Replica {
@@ -40,7 +42,11 @@ impl Replica {
             .map_err(|e| HandlerError::msg(format!("replica {}: {e}", config.replica.uri)))?;
         let bind_dn = Dn::parse(&config.replica.bind_dn)
             .map_err(|e| HandlerError::msg(format!("the replica's bind DN: {e}")))?;
-        Ok(Replica { reads, bind_dn })
+        Ok(Replica {
+            reads,
+            bind_dn,
+            refused: None,
+        })
     }
 
     /// Makes the replica hold `new`: the object it has under `new`'s entryUUID (else at
@@ -214,8 +220,25 @@ impl Replica {
         Ok(())
     }
 
-    /// Sends one change record.
+    /// The last change the replica refused (with a result code other than those the
+    /// writes answer themselves), taken.
+    pub(super) fn take_refused(&mut self) -> Option<Rejected> {
+        self.refused.take()
+    }
+
+    /// Sends one change record; a refusal the writes do not answer themselves is kept
+    /// for [`Replica::take_refused`].
     async fn send(&mut self, record: &ChangeRecord) -> Result<(), Rejected> {
+        let result = self.send_once(record).await;
+        if let Err(rejected) = &result
+            && ![NO_SUCH_OBJECT, NOT_ALLOWED_ON_NONLEAF, ALREADY_EXISTS].contains(&rejected.code)
+        {
+            self.refused = Some(rejected.clone());
+        }
+        result
+    }
+
+    async fn send_once(&mut self, record: &ChangeRecord) -> Result<(), Rejected> {
         let mut ldap = self.reads.handle();
         let dn = record.dn.as_str();
         let result = match &record.change {
@@ -276,14 +299,17 @@ enum Put {
     NoParent,
 }
 
-/// A change the replica refused, with the record as LDIF (for `status` and the log).
-#[derive(Debug, thiserror::Error)]
+/// A change the replica refused, with the record as LDIF (for `status`, the log and
+/// `failed.ldif`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the replica refused the change: {message}\n{record}")]
-struct Rejected {
+pub(super) struct Rejected {
     /// The LDAP result code (0: no answer).
-    code: u32,
-    message: String,
-    record: String,
+    pub(super) code: u32,
+    /// The replica's answer.
+    pub(super) message: String,
+    /// The change record, as LDIF.
+    pub(super) record: String,
 }
 
 fn delete(dn: &Dn) -> ChangeRecord {
