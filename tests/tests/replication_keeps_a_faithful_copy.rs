@@ -256,18 +256,7 @@ async fn a_change_the_replica_refuses_holds_processing_until_the_replica_takes_i
              dn: cn=after,{base}\nobjectClass: organizationalRole\ncn: after\n"
         ))
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let halted = loop {
-        let status = domain.status();
-        if !status["halted"].is_null() {
-            break status["halted"].clone();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never halted: {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let halted = wait_halted(&domain, "cn=refused").await;
     assert_eq!(halted["module"], "replication", "{halted}");
     // Retried a few times meanwhile.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -295,12 +284,78 @@ async fn a_change_the_replica_refuses_holds_processing_until_the_replica_takes_i
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&failed).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600);
 
+    // `failed skip`: the held change becomes the module's failed event and processing
+    // goes on, to the next change the (still read-only) replica refuses.
+    let out = tool(&domain, &["failed", "skip"]);
+    assert!(out.status.success(), "{out:?}");
+    let halted = wait_halted(&domain, "cn=after").await;
+    assert_eq!(halted["module"], "replication", "{halted}");
+    assert!(
+        domain.calls().iter().any(|c| c.contains("cn=refused")),
+        "the other modules got the skipped change"
+    );
+    // `failed retry` with the replica writable again: at once, not at the next retry.
     set_read_only(&replica, false);
+    let out = tool(&domain, &["failed", "retry"]);
+    assert!(out.status.success(), "{out:?}");
     domain.barrier();
+    assert!(domain.status()["halted"].is_null());
+    let have = dump(
+        replica.url(),
+        &replica.root_dn(),
+        replica.root_password(),
+        replica.base(),
+    )
+    .await;
+    assert!(have.contains_key(&format!("cn=after,{base}")));
+    assert!(
+        !have.contains_key(&format!("cn=refused,{base}")),
+        "it was skipped"
+    );
+    let out = tool(&domain, &["failed", "list", "replication", "--json"]);
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(listed.contains(&format!("cn=refused,{base}")), "{listed}");
+
+    // Replayed, the skipped change reaches the replica, which is then a faithful copy.
+    let out = tool(&domain, &["failed", "replay", "replication"]);
+    assert!(out.status.success(), "{out:?}");
     let (want, have) = converge(&domain, &replica).await;
     assert!(have.contains_key(&format!("cn=refused,{base}")));
     assert_same(&want, &have);
-    assert!(domain.status()["halted"].is_null());
+}
+
+/// Runs the listener binary's tool `command` (`failed`, …) on `domain`'s cache
+/// directory, with `args` after it.
+fn tool(domain: &Domain, command_and_args: &[&str]) -> std::process::Output {
+    let (command, args) = command_and_args.split_first().unwrap();
+    std::process::Command::new(tests::listener_binary!())
+        .arg(command)
+        .arg("--cache-dir")
+        .arg(domain.cache_dir())
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+/// Waits until processing is halted at a change whose LDIF mentions `dn_part`.
+async fn wait_halted(domain: &Domain, dn_part: &str) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = domain.status();
+        let halted = &status["halted"];
+        if halted["error"]
+            .as_str()
+            .is_some_and(|e| e.contains(dn_part))
+        {
+            return halted.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not halted at {dn_part}: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Starts the listener of `domain` replicating into `replica`, with `extra` arguments.

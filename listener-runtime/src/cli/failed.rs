@@ -10,7 +10,7 @@ use super::common::fail;
 use super::table;
 use crate::api::registry::ModuleRegistration;
 use crate::listener::cache::Cache;
-use crate::listener::control::protocol::{DropReport, FailedView, Query, ReplayReport};
+use crate::listener::control::protocol::{DropReport, FailedView, HeldChange, Query, ReplayReport};
 use crate::listener::control::{Client, actions, report};
 
 /// How replay works, for `failed --help`.
@@ -70,6 +70,12 @@ enum FailedAction {
         /// Only this event.
         seq: Option<u64>,
     },
+    /// Processing is halted by a blocking module (`status` says `halted`): record the
+    /// held change as that module's failed event (to `replay` later) and go on.
+    Skip,
+    /// Processing is halted: try the held change again now, without waiting for the
+    /// next retry.
+    Retry,
 }
 
 pub(super) fn run_failed(
@@ -85,6 +91,7 @@ pub(super) fn run_failed(
         FailedAction::Show { module, .. }
         | FailedAction::Replay { module, .. }
         | FailedAction::Drop { module, .. } => Some(module.as_str()),
+        FailedAction::Skip | FailedAction::Retry => None,
     };
     if let Some(name) = module
         && !modules.iter().any(|m| m.name == name)
@@ -103,6 +110,8 @@ pub(super) fn run_failed(
         FailedAction::Show { module, seq } => show(client, &args, modules, &module, seq),
         FailedAction::Replay { module, seq } => replay(client, &module, seq),
         FailedAction::Drop { module, seq } => drop_events(client, &args, &module, seq),
+        FailedAction::Skip => act_on_halt(client, true),
+        FailedAction::Retry => act_on_halt(client, false),
     };
     match result {
         Ok(code) => code,
@@ -290,6 +299,35 @@ fn replay(client: Option<Client>, module: &str, seq: Option<u64>) -> Result<Exit
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `failed skip` (`skip`) or `failed retry`.
+fn act_on_halt(client: Option<Client>, skip: bool) -> Result<ExitCode, String> {
+    let Some(mut client) = client else {
+        return Err(
+            "the listener is not running: a held change is skipped or retried by the \
+                    running listener"
+                .into(),
+        );
+    };
+    let query = if skip {
+        Query::HaltSkip
+    } else {
+        Query::HaltRetry
+    };
+    let halt: HeldChange = client.call(&query)?;
+    if skip {
+        println!(
+            "transaction {}: the change {} failed goes to its failed events; processing goes on",
+            halt.id, halt.module
+        );
+    } else {
+        println!(
+            "transaction {}: {} is called again now",
+            halt.id, halt.module
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn drop_events(

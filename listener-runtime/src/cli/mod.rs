@@ -155,16 +155,29 @@ where
             modules::list_modules(&modules, json, cache_dir.as_deref())
         }
         Cmd::Run(args) => listener::run_listener(args, &modules),
-        Cmd::Resync(args) => resync::run_resync(args, &modules),
+        Cmd::Resync(args) => resync::run_resync(args, &with_builtin(&modules)),
         Cmd::Status(args) => status::run_status(args, &modules),
         Cmd::Dump(args) => dump::run_dump(args),
         Cmd::Verify(args) => verify::run_verify(args, &modules),
-        Cmd::Failed(args) => failed::run_failed(args, &modules),
+        Cmd::Failed(args) => failed::run_failed(args, &with_builtin(&modules)),
         Cmd::Notifier(args) => notifier::run_notifier(args),
         Cmd::Translog(args) => notifier::run_translog(args),
         Cmd::NotifierId(args) => notifier::run_notifier_id(args),
         Cmd::Worker { module, .. } => crate::workers::run_worker(&module, &modules),
     }
+}
+
+/// The linked modules and the built-in `replication` module, for the tools that act on
+/// a listener's modules (it is one of them when the listener runs with `--replicate-to`).
+fn with_builtin(
+    modules: &[&'static registry::ModuleRegistration],
+) -> Vec<&'static registry::ModuleRegistration> {
+    let mut all = modules.to_vec();
+    if !all.iter().any(|m| m.name == crate::replication::NAME) {
+        all.push(crate::replication::known());
+        registry::sort_modules(&mut all);
+    }
+    all
 }
 
 #[cfg(test)]

@@ -21,6 +21,10 @@ pub(crate) struct Applier {
     pub specs: Vec<ModuleSpec>,
     /// Retries of a failing call.
     pub policy: RetryPolicy,
+    /// `failed skip`: the transaction and blocking module whose failure becomes a failed
+    /// event instead of halting processing again (cleared once that transaction is
+    /// applied).
+    pub skip: Option<(u64, String)>,
 }
 
 impl Applier {
@@ -34,6 +38,7 @@ impl Applier {
             modules,
             specs,
             policy,
+            skip: None,
         }
     }
 
@@ -248,7 +253,10 @@ impl Applier {
                         }
                         Registration::Keep => {}
                     },
-                    Some((_, failure)) if module.registration().blocking => {
+                    Some((_, failure))
+                        if module.registration().blocking
+                            && self.skip.as_ref() != Some(&(id, name.to_owned())) =>
+                    {
                         // A blocking module must not miss or reorder a change: nothing is
                         // committed and the transaction is tried again (semantics §5 rule 4).
                         applied.halted = Some(Halted {

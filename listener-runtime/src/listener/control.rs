@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
 pub(crate) use client::Client;
-use protocol::{Answer, DropReport, Query, ReplayReport, ResyncReport};
+use protocol::{Answer, DropReport, HeldChange, Query, ReplayReport, ResyncReport};
 
 use super::apply::Applier;
 use super::cache::Cache;
@@ -74,6 +74,32 @@ pub(crate) enum Request {
         /// The outcome.
         reply: oneshot::Sender<Result<Vec<ResyncReport>, String>>,
     },
+    /// Act on a halt: skip the held change (record it as a failed event) or retry it now.
+    Halt {
+        /// Skip rather than retry.
+        skip: bool,
+        /// The halt acted on.
+        reply: oneshot::Sender<Result<HeldChange, String>>,
+    },
+}
+
+impl Request {
+    /// Whether carrying it out writes the cache (a replay or resync does; acting on a
+    /// halt does not, so it is taken even between the two halves of a move).
+    pub(crate) fn writes_cache(&self) -> bool {
+        !matches!(self, Request::Halt { .. })
+    }
+
+    /// Answers the request with `why` instead of carrying it out.
+    pub(crate) fn refuse(self, why: &str) {
+        let why = why.to_owned();
+        match self {
+            Request::Replay { reply, .. } => drop(reply.send(Err(why))),
+            Request::Drop { reply, .. } => drop(reply.send(Err(why))),
+            Request::Resync { reply, .. } => drop(reply.send(Err(why))),
+            Request::Halt { reply, .. } => drop(reply.send(Err(why))),
+        }
+    }
 }
 
 /// The served socket: stops serving and removes the socket file when dropped (at the
@@ -219,6 +245,8 @@ async fn answer(query: Query, shared: &Arc<Shared>) -> Answer {
             }
             ask_loop(shared, |reply| Request::Resync { modules, reply }).await
         }
+        Query::HaltSkip => ask_loop(shared, |reply| Request::Halt { skip: true, reply }).await,
+        Query::HaltRetry => ask_loop(shared, |reply| Request::Halt { skip: false, reply }).await,
         Query::FailedList {
             module: Some(module),
         }
@@ -267,7 +295,9 @@ fn read_answer(query: Query, shared: &Shared) -> Answer {
             Query::Dump
             | Query::FailedReplay { .. }
             | Query::FailedDrop { .. }
-            | Query::Resync { .. } => Answer::error("internal error: not a reading request"),
+            | Query::Resync { .. }
+            | Query::HaltSkip
+            | Query::HaltRetry => Answer::error("internal error: not a reading request"),
         })
     })();
     result.unwrap_or_else(|e| Answer::error(e.to_string()))
@@ -373,7 +403,7 @@ pub(crate) async fn handle(
     request: Request,
     applier: &mut Applier,
     cache: &Cache,
-    _stats: &Stats,
+    stats: &Stats,
     fetcher: &Fetcher,
 ) {
     match request {
@@ -389,6 +419,21 @@ pub(crate) async fn handle(
         }
         Request::Resync { modules, reply } => {
             let outcome = actions::resync(applier, cache, fetcher, &modules).await;
+            let _ = reply.send(outcome);
+        }
+        Request::Halt { skip, reply } => {
+            let outcome = match stats.halted() {
+                Some(halt) => {
+                    if skip {
+                        applier.skip = Some((halt.id, halt.module.clone()));
+                    }
+                    Ok(HeldChange {
+                        id: halt.id,
+                        module: halt.module,
+                    })
+                }
+                None => Err("processing is not halted (status shows `halted` when it is)".into()),
+            };
             let _ = reply.send(outcome);
         }
     }

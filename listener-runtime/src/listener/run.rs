@@ -539,6 +539,14 @@ impl Listener {
                 self.stats.set_halted(None);
                 self.window.pop();
                 if let Processed::Applied { id, change_time } = processed {
+                    if self
+                        .applier
+                        .skip
+                        .as_ref()
+                        .is_some_and(|(skipped, _)| *skipped <= id)
+                    {
+                        self.applier.skip = None;
+                    }
                     self.stats.applied(id, change_time);
                     self.last = id;
                     self.group.applied(&self.cache, self.last)?;
@@ -675,6 +683,16 @@ impl Listener {
         tokio::select! {
             () = tokio::time::sleep(delay) => Ok(Flow::Continue),
             () = shutdown.wait() => Ok(Flow::Stop(" while halted")),
+            // `failed skip` or `failed retry` (or another tool's request): carried out,
+            // then the held transaction is tried again at once.
+            Some(request) = self.control.recv() => {
+                if self.stash.is_some() && request.writes_cache() {
+                    request.refuse("processing is halted between the two halves of a move; skip or retry the held change first");
+                } else {
+                    self.handle(request).await;
+                }
+                Ok(Flow::Continue)
+            }
         }
     }
 

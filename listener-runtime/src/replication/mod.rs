@@ -39,17 +39,29 @@ static CONFIG: OnceLock<ReplicationConfig> = OnceLock::new();
 /// The registration of the `replication` module for `config`: first of all modules
 /// (priority 0), blocking, taking every object the filter matches.
 pub(crate) fn registration(config: ReplicationConfig) -> &'static ModuleRegistration {
-    let filter = config
-        .filter
-        .clone()
-        .unwrap_or_else(|| "(objectClass=*)".to_owned());
+    let filter = config.filter.clone();
     // A second `run` in one process (tests) keeps the first configuration.
     let _ = CONFIG.set(config);
-    // One registration per process, made at start: leaked, as the linked ones are static.
-    Box::leak(Box::new(ModuleRegistration {
+    match filter {
+        // One registration per process, made at start: leaked, as linked ones are static.
+        Some(filter) => Box::leak(Box::new(with_filter(Box::leak(filter.into_boxed_str())))),
+        None => &KNOWN,
+    }
+}
+
+/// The module as the tools (`failed`, `status`, `resync`) know it, whether or not the
+/// running listener replicates.
+pub(crate) fn known() -> &'static ModuleRegistration {
+    &KNOWN
+}
+
+static KNOWN: ModuleRegistration = with_filter("(objectClass=*)");
+
+const fn with_filter(ldap_filter: &'static str) -> ModuleRegistration {
+    ModuleRegistration {
         name: NAME,
         description: "domain replication into the local slapd (run --replicate-to)",
-        ldap_filter: Box::leak(filter.into_boxed_str()),
+        ldap_filter,
         attributes: &[],
         priority: 0.0,
         handle_every_delete: true,
@@ -57,17 +69,16 @@ pub(crate) fn registration(config: ReplicationConfig) -> &'static ModuleRegistra
         modrdn: false,
         parallelism: None,
         kind: ApiKind::New,
-        constructor: || ModuleInstance::Sync(Box::new(Replication::default())),
+        constructor: || ModuleInstance::Sync(Box::new(Replication::new())),
         source: SourceLocation {
             item: "listener_runtime::replication::Replication",
             file: file!(),
             line: line!(),
         },
-    }))
+    }
 }
 
 /// The module: its connection to the replica, opened at the first change.
-#[derive(Default)]
 struct Replication {
     replica: Option<replica::Replica>,
     /// The refused change last appended to `failed.ldif` (a retry of the same change is
@@ -76,6 +87,13 @@ struct Replication {
 }
 
 impl Replication {
+    fn new() -> Replication {
+        Replication {
+            replica: None,
+            recorded: None,
+        }
+    }
+
     /// Runs `write` on the replica's connection (opened first if need be) from the
     /// module's synchronous method, on the listener's runtime. A failed write drops the
     /// connection: the retry starts on a fresh one.

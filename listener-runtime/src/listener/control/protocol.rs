@@ -60,6 +60,11 @@ pub(crate) enum Query {
         /// The modules.
         modules: Vec<String>,
     },
+    /// Processing is halted by a blocking module: record the held change as the module's
+    /// failed event and go on ([`HeldChange`]); done by the processing loop.
+    HaltSkip,
+    /// Processing is halted: try the held change again now ([`HeldChange`]).
+    HaltRetry,
 }
 
 /// Parses a request line; the error says what is wrong in words for the client.
@@ -299,6 +304,15 @@ pub(crate) struct ReplayReport {
     pub superseded: u64,
     /// One line per event.
     pub details: Vec<String>,
+}
+
+/// The halt `failed skip` or `failed retry` acted on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct HeldChange {
+    /// The held transaction.
+    pub id: u64,
+    /// The blocking module that failed it.
+    pub module: String,
 }
 
 /// What `failed drop` did.
