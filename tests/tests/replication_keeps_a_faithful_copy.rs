@@ -181,6 +181,48 @@ async fn the_replica_holds_what_the_primary_holds_after_a_mixed_workload() {
         expected.iter().collect::<BTreeSet<_>>(),
         "{modifies:?}"
     );
+
+    // `verify --replica` agrees, and sees a change made on the replica alone.
+    let verify = |domain: &Domain| {
+        let mut args = domain.run_args(&domain.slapd.root_dn(), domain.slapd.password_file());
+        // The primary's connection arguments of `run`, without `run`, the notifier, the
+        // cache directory and `--idle`.
+        args.truncate(9);
+        args[0] = "verify".to_owned();
+        args.extend([
+            "--replica".to_owned(),
+            replica.url().to_owned(),
+            "--replica-bind-password-file".to_owned(),
+            replica.password_file().to_string_lossy().into_owned(),
+        ]);
+        std::process::Command::new(tests::listener_binary!())
+            .args(&args)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let out = verify(&domain);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("0 differences"), "{text}");
+    replica
+        .ldapmodify(&format!(
+            "dn: cn=phoenix,{base}\nchangetype: modify\nreplace: description\ndescription: local\n"
+        ))
+        .unwrap();
+    let out = verify(&domain);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!(
+            "differs: cn=phoenix,{base}: description, entrycsn"
+        )),
+        "{text}"
+    );
 }
 
 /// The `reqMod` values of each modify of `dn` in the replica's accesslog, in order.

@@ -49,7 +49,39 @@ impl Bind {
     }
 }
 
-pub(super) fn read_password(path: &Path) -> Result<String, String> {
+/// The connection to a replica (`run --replicate-to`, `verify --replica`): bound as
+/// `bind_dn` (default `cn=update,<base>`, UCS's updatedn), the password read from
+/// `password_file` or else from LISTENER_REPLICA_BIND_PASSWORD.
+pub(super) fn replica_settings(
+    uri: &str,
+    bind_dn: Option<&str>,
+    password_file: Option<&Path>,
+    base: &listener_core::Dn,
+    starttls: bool,
+) -> Result<LdapSettings, String> {
+    let bind_password = match password_file {
+        Some(path) => read_password(path)?,
+        None => std::env::var("LISTENER_REPLICA_BIND_PASSWORD").map_err(|_| {
+            "no password for the replica: give --replica-bind-password-file FILE or set \
+             LISTENER_REPLICA_BIND_PASSWORD"
+                .to_owned()
+        })?,
+    };
+    let bind_dn = match bind_dn {
+        Some(dn) => listener_core::Dn::parse(dn).map_err(|e| format!("--replica-bind-dn: {e}"))?,
+        None => listener_core::Dn::parse(&format!("cn=update,{base}"))
+            .map_err(|e| format!("the default updatedn: {e}"))?,
+    };
+    Ok(LdapSettings {
+        uri: uri.to_owned(),
+        bind_dn: bind_dn.to_string(),
+        bind_password,
+        starttls,
+        timeout: Duration::from_secs(30),
+    })
+}
+
+fn read_password(path: &Path) -> Result<String, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read the bind password from {}: {e}", path.display()))?;
     // Files written with `echo` end in a newline that is not part of the password.

@@ -7,9 +7,8 @@ use std::time::Duration;
 use clap::Args;
 use listener_core::Dn;
 
-use super::common::{Bind, fail, read_password, shutdown_signal};
+use super::common::{Bind, fail, replica_settings, shutdown_signal};
 use crate::api::registry::ModuleRegistration;
-use crate::ldap::LdapSettings;
 use crate::listener::run::{Durability, RunConfig, run};
 use crate::replication::ReplicationConfig;
 
@@ -115,27 +114,15 @@ impl ReplicationArgs {
             listener_core::Filter::parse(filter)
                 .map_err(|e| format!("--replication-filter: {e}"))?;
         }
-        let bind_password = match &self.replica_bind_password_file {
-            Some(path) => read_password(path)?,
-            None => std::env::var("LISTENER_REPLICA_BIND_PASSWORD").map_err(|_| {
-                "no password for the replica: give --replica-bind-password-file FILE or set \
-                 LISTENER_REPLICA_BIND_PASSWORD"
-                    .to_owned()
-            })?,
-        };
-        let bind_dn = match &self.replica_bind_dn {
-            Some(dn) => Dn::parse(dn).map_err(|e| format!("--replica-bind-dn: {e}"))?,
-            None => Dn::parse(&format!("cn=update,{base}"))
-                .map_err(|e| format!("the default updatedn: {e}"))?,
-        };
+        let replica = replica_settings(
+            uri,
+            self.replica_bind_dn.as_deref(),
+            self.replica_bind_password_file.as_deref(),
+            base,
+            starttls,
+        )?;
         Ok(Some(ReplicationConfig {
-            replica: LdapSettings {
-                uri: uri.clone(),
-                bind_dn: bind_dn.to_string(),
-                bind_password,
-                starttls,
-                timeout: Duration::from_secs(30),
-            },
+            replica,
             base: base.clone(),
             filter: self.replication_filter.clone(),
         }))

@@ -18,6 +18,7 @@ mod resync;
 mod status;
 mod table;
 mod verify;
+mod verify_replica;
 
 /// Univention Directory Listener/Notifier.
 #[derive(Debug, Parser)]

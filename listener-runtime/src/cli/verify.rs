@@ -18,7 +18,8 @@ use clap::Args;
 use listener_core::ldif::{self, Record};
 use listener_core::{Dn, Entry, Schema};
 
-use super::common::Bind;
+use super::common::{Bind, replica_settings};
+use super::verify_replica::ReplicaCheck;
 use crate::api::registry::ModuleRegistration;
 use crate::listener::cache::Cache;
 use crate::listener::compare::{Difference, compare, compare_one};
@@ -52,13 +53,36 @@ pub(super) struct VerifyArgs {
     /// The subtree the listener follows.
     #[arg(long, env = "LISTENER_BASE")]
     base: String,
-    /// The listener's cache directory.
-    #[arg(long, env = "LISTENER_CACHE_DIR")]
-    cache_dir: PathBuf,
+    /// The listener's cache directory (not with `--replica`).
+    #[arg(long, env = "LISTENER_CACHE_DIR", required_unless_present = "replica")]
+    cache_dir: Option<PathBuf>,
     /// While the listener runs: how long to wait for it to catch up before checking a
     /// difference again.
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     settle: u64,
+    /// Compare this replica slapd (kept by `run --replicate-to`) with the primary
+    /// instead: the same objects, with the same values of every replicated attribute.
+    #[arg(long, value_name = "URI")]
+    replica: Option<String>,
+    /// With `--replica`: the DN to bind to it as (default `cn=update,<base>`).
+    #[arg(long, env = "LISTENER_REPLICA_BIND_DN", value_name = "DN")]
+    replica_bind_dn: Option<String>,
+    /// With `--replica`: a file holding its password (else the environment variable
+    /// LISTENER_REPLICA_BIND_PASSWORD).
+    #[arg(long, env = "LISTENER_REPLICA_BIND_PASSWORD_FILE", value_name = "FILE")]
+    replica_bind_password_file: Option<PathBuf>,
+    /// With `--replica`: the `--replication-filter` the replica is kept with (only the
+    /// objects it matches must be on the replica).
+    #[arg(long, env = "LISTENER_REPLICATION_FILTER", value_name = "FILTER")]
+    replication_filter: Option<String>,
+}
+
+impl VerifyArgs {
+    fn cache_dir(&self) -> &std::path::Path {
+        self.cache_dir
+            .as_deref()
+            .unwrap_or(std::path::Path::new("."))
+    }
 }
 
 /// The cache's side: its objects (without the `listenerModule` lines), its consistency,
@@ -87,9 +111,14 @@ fn cache_side(
             status,
         });
     }
-    let cache = Cache::open_read_only(&args.cache_dir)
+    let cache = Cache::open_read_only(args.cache_dir())
         .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("there is no listener cache in {}", args.cache_dir.display()))?;
+        .ok_or_else(|| {
+            format!(
+                "there is no listener cache in {}",
+                args.cache_dir().display()
+            )
+        })?;
     let r = cache.read().map_err(|e| e.to_string())?;
     let status = report::status(modules, &r, None).map_err(|e| e.to_string())?;
     let check = CheckReport::from(r.verify().map_err(|e| e.to_string())?);
@@ -106,7 +135,7 @@ fn cache_side(
 }
 
 fn connect(args: &VerifyArgs) -> Result<Client, String> {
-    Client::connect(&args.cache_dir).ok_or_else(|| "the listener stopped answering".to_owned())
+    Client::connect(args.cache_dir()).ok_or_else(|| "the listener stopped answering".to_owned())
 }
 
 /// The objects of a dump, keyed by normalized DN, without their `listenerModule` lines.
@@ -129,7 +158,11 @@ pub(super) fn run_verify(args: VerifyArgs, modules: &[&'static ModuleRegistratio
         Ok(runtime) => runtime,
         Err(e) => return cannot(&format!("cannot start the async runtime: {e}")),
     };
-    match runtime.block_on(verify(&args, modules)) {
+    let verified = match &args.replica {
+        Some(uri) => runtime.block_on(verify_replica(&args, uri)),
+        None => runtime.block_on(verify(&args, modules)),
+    };
+    match verified {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => cannot(&e),
@@ -139,6 +172,35 @@ pub(super) fn run_verify(args: VerifyArgs, modules: &[&'static ModuleRegistratio
 fn cannot(message: &str) -> ExitCode {
     eprintln!("error: {message}");
     ExitCode::from(2)
+}
+
+/// `--replica`: prints the differences between the replica and the primary; whether
+/// there were none.
+async fn verify_replica(args: &VerifyArgs, uri: &str) -> Result<bool, String> {
+    let primary = args.bind.settings()?;
+    let base = Dn::parse(&args.base).map_err(|e| format!("--base: {e}"))?;
+    let replica = replica_settings(
+        uri,
+        args.replica_bind_dn.as_deref(),
+        args.replica_bind_password_file.as_deref(),
+        &base,
+        primary.starttls,
+    )?;
+    let differences = super::verify_replica::verify_replica(&ReplicaCheck {
+        primary: &primary,
+        replica: &replica,
+        base: &base,
+        filter: args.replication_filter.as_deref(),
+    })
+    .await?;
+    for d in &differences {
+        println!("{d}");
+    }
+    println!(
+        "{} differences between {uri} and the primary",
+        differences.len()
+    );
+    Ok(differences.is_empty())
 }
 
 /// Prints the differences; whether there were none.
@@ -151,7 +213,7 @@ async fn verify(
     let fetcher = Fetcher::connect(&settings, base)
         .await
         .map_err(|e| e.to_string())?;
-    let client = Client::connect(&args.cache_dir);
+    let client = Client::connect(args.cache_dir());
     let running = client.is_some();
     let side = cache_side(client, args, modules)?;
     let ready: Vec<ModuleSpec> = modules
