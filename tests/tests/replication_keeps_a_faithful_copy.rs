@@ -532,3 +532,46 @@ async fn the_replica_converges_after_kill_9_of_the_listener_mid_stream() {
     let (want, have) = converge(&domain, &replica).await;
     assert_same(&want, &have);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_schema_on_the_primary_reaches_the_replica_before_the_entry_that_uses_it() {
+    let mut domain = Domain::start(tests::listener_binary!(), Slapd::builder()).unwrap();
+    let replica = Slapd::builder()
+        .replica_of(domain.slapd.url())
+        .start()
+        .unwrap();
+    start_replicating(
+        &mut domain,
+        &replica,
+        &["--replica-config-uri", replica.ldapi_url()],
+    );
+    domain.barrier();
+    domain
+        .slapd
+        .ldapmodify_as_root(
+            "dn: cn=listenertest,cn=schema,cn=config\nobjectClass: olcSchemaConfig\ncn: listenertest\n\
+             olcAttributeTypes: ( 1.3.6.1.4.1.99999.7.1 NAME 'listenerTestAttr' EQUALITY caseIgnoreMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 )\n\
+             olcAttributeTypes: ( 1.3.6.1.4.1.99999.7.2 NAME 'listenerTestSub' SUP listenerTestAttr )\n\
+             olcObjectClasses: ( 1.3.6.1.4.1.99999.7.3 NAME 'listenerTestObject' SUP top AUXILIARY MAY ( listenerTestAttr $ listenerTestSub ) )\n",
+        )
+        .unwrap();
+    let base = domain.slapd.base().to_owned();
+    domain
+        .slapd
+        .ldapmodify(&format!(
+            "dn: cn=schemed,{base}\nobjectClass: organizationalRole\nobjectClass: listenerTestObject\n\
+             cn: schemed\nlistenerTestAttr: hello\nlistenerTestSub: world\n"
+        ))
+        .unwrap();
+    domain.barrier();
+    assert!(domain.status()["halted"].is_null());
+    let (want, have) = converge(&domain, &replica).await;
+    let dn = format!("cn=schemed,{base}");
+    assert_eq!(
+        have.get(&dn).and_then(|a| a.get("listenertestsub")),
+        Some(&BTreeSet::from([b"world".to_vec()])),
+        "{:?}",
+        have.get(&dn)
+    );
+    assert_same(&want, &have);
+}

@@ -99,6 +99,11 @@ struct ReplicationArgs {
     /// `ldap/slave/filter`).
     #[arg(long, env = "LISTENER_REPLICATION_FILTER", value_name = "FILTER")]
     replication_filter: Option<String>,
+    /// The replica's `cn=config` (e.g. `ldapi://%2Frun%2Fslapd%2Fldapi`, bound with SASL
+    /// EXTERNAL): where attribute types and object classes new on the primary are
+    /// added, before the first entry that needs them.
+    #[arg(long, env = "LISTENER_REPLICA_CONFIG_URI", value_name = "URI")]
+    replica_config_uri: Option<String>,
 }
 
 impl ReplicationArgs {
@@ -125,6 +130,7 @@ impl ReplicationArgs {
             replica,
             base: base.clone(),
             filter: self.replication_filter.clone(),
+            config_uri: self.replica_config_uri.clone(),
         }))
     }
 }

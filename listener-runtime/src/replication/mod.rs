@@ -5,6 +5,7 @@
 //! [`listener_core::replica`]; [`replica`] sends it.
 
 mod replica;
+mod schema;
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -30,6 +31,10 @@ pub(crate) struct ReplicationConfig {
     /// `--replication-filter`: only the matching objects (and their parents) are
     /// replicated; every object without it.
     pub filter: Option<String>,
+    /// `--replica-config-uri`: the replica's `cn=config` (`ldapi://`, SASL EXTERNAL),
+    /// where the primary's new schema is written; without it a change that needs schema
+    /// the replica lacks is held like any refused change.
+    pub config_uri: Option<String>,
 }
 
 /// The configuration of this process's replication module: set once by `run`, before

@@ -10,7 +10,7 @@ use ldap3::{LdapError, Mod, Scope};
 use listener_core::ldif::{Change, ChangeRecord, ModOp};
 use listener_core::{Dn, Entry, replica as decide};
 
-use super::ReplicationConfig;
+use super::{ReplicationConfig, schema};
 use crate::api::context::Context;
 use crate::api::error::{HandlerError, HandlerResult};
 use crate::listener::fetch::Fetcher;
@@ -32,6 +32,8 @@ pub(super) struct Replica {
     bind_dn: Dn,
     /// The last change the replica refused, for `failed.ldif`.
     refused: Option<Rejected>,
+    /// `--replica-config-uri`: where the replica's schema is written.
+    config_uri: Option<String>,
 }
 
 impl Replica {
@@ -46,6 +48,7 @@ impl Replica {
             reads,
             bind_dn,
             refused: None,
+            config_uri: config.config_uri.clone(),
         })
     }
 
@@ -59,12 +62,24 @@ impl Replica {
         before: Option<&Dn>,
         new: &Entry,
     ) -> HandlerResult {
+        self.refused = None;
+        let mut schema_followed = false;
         let mut pending = vec![new.clone()];
         while let Some(entry) = pending.last() {
-            match self
-                .put(before.filter(|_| pending.len() == 1), entry)
-                .await?
-            {
+            let put = match self.put(before.filter(|_| pending.len() == 1), entry).await {
+                Ok(put) => put,
+                Err(e) => {
+                    // Refused for want of schema: follow the primary's, then once more.
+                    if !schema_followed && self.needs_schema() {
+                        schema_followed = true;
+                        if self.follow_schema(ctx).await? {
+                            continue;
+                        }
+                    }
+                    return Err(e);
+                }
+            };
+            match put {
                 Put::Done => {
                     pending.pop();
                 }
@@ -137,6 +152,25 @@ impl Replica {
             }
         }
         Ok(None)
+    }
+
+    /// Whether the last refusal was for want of an attribute type or object class, and
+    /// the module may write the replica's schema.
+    fn needs_schema(&self) -> bool {
+        self.config_uri.is_some()
+            && self
+                .refused
+                .as_ref()
+                .is_some_and(|r| schema::NEEDS_SCHEMA.contains(&r.code))
+    }
+
+    /// Adds the primary's definitions the replica lacks; whether there were any.
+    async fn follow_schema(&mut self, ctx: &Context) -> Result<bool, HandlerError> {
+        let (Some(uri), Some(mut primary)) = (self.config_uri.clone(), ctx.ldap()) else {
+            return Ok(false);
+        };
+        let mut replica = self.reads.handle();
+        schema::follow(&mut primary, &mut replica, &uri).await
     }
 
     /// Whether the replica's slapd stamped `local` itself (its modifiersName is the DN
