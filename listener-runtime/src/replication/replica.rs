@@ -66,7 +66,10 @@ impl Replica {
         let mut schema_followed = false;
         let mut pending = vec![new.clone()];
         while let Some(entry) = pending.last() {
-            let put = match self.put(before.filter(|_| pending.len() == 1), entry).await {
+            let put = match self
+                .put(ctx, before.filter(|_| pending.len() == 1), entry)
+                .await
+            {
                 Ok(put) => put,
                 Err(e) => {
                     // Refused for want of schema: follow the primary's, then once more.
@@ -99,7 +102,12 @@ impl Replica {
     }
 
     /// One object: moved, modified or added.
-    async fn put(&mut self, before: Option<&Dn>, new: &Entry) -> Result<Put, HandlerError> {
+    async fn put(
+        &mut self,
+        ctx: &Context,
+        before: Option<&Dn>,
+        new: &Entry,
+    ) -> Result<Put, HandlerError> {
         let local = match self.local(before, new).await? {
             Some(local) => local,
             None => return self.add(new).await,
@@ -110,32 +118,72 @@ impl Replica {
         // delete it missed), and one the replica stamped itself (modifiersName is the
         // updatedn: a move whose modify a crash cut off).
         let same = local.first_str("entryUUID") == new.first_str("entryUUID");
-        if same
-            && !self.stamped_here(&local)
-            && !decide::is_newer(new.first_str("entryCSN"), local.first_str("entryCSN"))
-        {
-            return Ok(Put::Done);
-        }
-        let local = match decide::rename(local.dn(), new) {
-            Some(rename) => {
-                self.send(&rename).await?;
-                match self.reads.fetch_by_dn(new.dn()).await.map_err(read_error)? {
-                    Some(moved) => moved,
-                    None => {
-                        return Err(HandlerError::msg(format!(
-                            "{}: gone after its move",
-                            new.dn()
-                        )));
-                    }
-                }
+        let newer = !same
+            || self.stamped_here(&local)
+            || decide::is_newer(new.first_str("entryCSN"), local.first_str("entryCSN"));
+        // A move is made whatever the CSN: the state of a move whose object has moved on
+        // is the cached one (no newer CSN), and the object must still follow (its
+        // parent's move, say, comes later and takes it along).
+        let Some(rename) = decide::rename(local.dn(), new) else {
+            if newer && let Some(modify) = decide::modify(&local, new) {
+                self.send(&modify).await?;
             }
-            None => local,
+            return Ok(Put::Done);
         };
-        // The modrdn stamped the entry: the modify sends the primary's stamps back.
-        if let Some(modify) = decide::modify(&local, new) {
+        self.send(&rename).await?;
+        let Some(moved) = self.reads.fetch_by_dn(new.dn()).await.map_err(read_error)? else {
+            return Err(HandlerError::msg(format!(
+                "{}: gone after its move",
+                new.dn()
+            )));
+        };
+        // The modrdn stamped the entry: the modify sends the primary's stamps back (the
+        // new state's, or the replica's own from before the move when that is newer).
+        let target = match newer {
+            true => new.clone(),
+            false => self
+                .moved_on(ctx, new, &local)
+                .await?
+                .unwrap_or_else(|| restamped(&moved, &local)),
+        };
+        if let Some(modify) = decide::modify(&moved, &target) {
             self.send(&modify).await?;
         }
         Ok(Put::Done)
+    }
+
+    /// For a move whose state is not newer than the replica's (the listener had only
+    /// its cached state: the object had moved on, with its parent say): the primary's
+    /// current state of the object, at `new`'s DN, if it is newer than `local`. Its
+    /// stamps are those of the move itself, which no later transaction brings.
+    async fn moved_on(
+        &self,
+        ctx: &Context,
+        new: &Entry,
+        local: &Entry,
+    ) -> Result<Option<Entry>, HandlerError> {
+        let (Some(uuid), Some(ldap)) = (new.first_str("entryUUID"), ctx.ldap()) else {
+            return Ok(None);
+        };
+        let primary = Fetcher::new(ldap, self.reads.base().clone());
+        let Some(current) = primary
+            .fetch_by_uuid(uuid)
+            .await
+            .map_err(|e| HandlerError::msg(format!("cannot read the primary: {e}")))?
+        else {
+            return Ok(None);
+        };
+        if !decide::is_newer(current.first_str("entryCSN"), local.first_str("entryCSN")) {
+            return Ok(None);
+        }
+        let mut at_new_dn = Entry::new(new.dn().clone());
+        for attr in current.attributes() {
+            for value in &attr.values {
+                // The names come from an entry: they parse.
+                let _ = at_new_dn.push_value(attr.desc.as_str(), value.clone());
+            }
+        }
+        Ok(Some(at_new_dn))
     }
 
     /// The replica's copy of the object `new` is a state of: by entryUUID, else at the
@@ -344,6 +392,19 @@ pub(super) struct Rejected {
     pub(super) message: String,
     /// The change record, as LDIF.
     pub(super) record: String,
+}
+
+/// `moved` with the stamps (`entryCSN`, `modifyTimestamp`, `modifiersName`) of
+/// `before`.
+fn restamped(moved: &Entry, before: &Entry) -> Entry {
+    let mut entry = moved.clone();
+    for stamp in decide::STAMPS {
+        if let Some(values) = before.get(stamp) {
+            // The names come from an entry: they parse.
+            let _ = entry.insert(stamp, values.iter().cloned());
+        }
+    }
+    entry
 }
 
 fn delete(dn: &Dn) -> ChangeRecord {
