@@ -52,25 +52,24 @@ async fn dump(url: &str, dn: &str, password: &str, base: &str) -> Dump {
     dump
 }
 
+/// The dump of `slapd`, read as its rootDN.
+async fn dump_of(slapd: &Slapd) -> Dump {
+    dump(
+        slapd.url(),
+        &slapd.root_dn(),
+        slapd.root_password(),
+        slapd.base(),
+    )
+    .await
+}
+
 /// Waits until the replica's dump equals the primary's; the last pair of dumps.
 async fn converge(domain: &Domain, replica: &Slapd) -> (Dump, Dump) {
     let primary = &domain.slapd;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let want = dump(
-            primary.url(),
-            &primary.root_dn(),
-            primary.root_password(),
-            primary.base(),
-        )
-        .await;
-        let have = dump(
-            replica.url(),
-            &replica.root_dn(),
-            replica.root_password(),
-            replica.base(),
-        )
-        .await;
+        let want = dump_of(primary).await;
+        let have = dump_of(replica).await;
         if want == have || std::time::Instant::now() > deadline {
             return (want, have);
         }
@@ -107,19 +106,8 @@ const PHOTO: &str = "/9j/4AAQSkZJRgABAQEASABIAAD/2wBDAP/////////////////////////
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_replica_holds_what_the_primary_holds_after_a_mixed_workload() {
-    let mut domain = Domain::start(tests::listener_binary!(), Slapd::builder()).unwrap();
-    let replica = Slapd::builder()
-        .replica_of(domain.slapd.url())
-        .start()
-        .unwrap();
-    let mut args = domain.run_args(&domain.slapd.root_dn(), domain.slapd.password_file());
-    args.extend([
-        "--replicate-to".to_owned(),
-        replica.url().to_owned(),
-        "--replica-bind-password-file".to_owned(),
-        replica.password_file().to_string_lossy().into_owned(),
-    ]);
-    domain.start_listener_with(&args).unwrap();
+    let (mut domain, replica) = domain_and_replica();
+    start_replicating(&mut domain, &replica, &[]);
     domain.barrier();
 
     let base = domain.slapd.base().to_owned();
@@ -274,19 +262,8 @@ fn set_read_only(replica: &Slapd, on: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_the_replica_refuses_holds_processing_until_the_replica_takes_it() {
-    let mut domain = Domain::start(tests::listener_binary!(), Slapd::builder()).unwrap();
-    let replica = Slapd::builder()
-        .replica_of(domain.slapd.url())
-        .start()
-        .unwrap();
-    let mut args = domain.run_args(&domain.slapd.root_dn(), domain.slapd.password_file());
-    args.extend([
-        "--replicate-to".to_owned(),
-        replica.url().to_owned(),
-        "--replica-bind-password-file".to_owned(),
-        replica.password_file().to_string_lossy().into_owned(),
-    ]);
-    domain.start_listener_with(&args).unwrap();
+    let (mut domain, replica) = domain_and_replica();
+    start_replicating(&mut domain, &replica, &[]);
     domain.barrier();
 
     set_read_only(&replica, true);
@@ -342,13 +319,7 @@ async fn a_change_the_replica_refuses_holds_processing_until_the_replica_takes_i
     assert!(out.status.success(), "{out:?}");
     domain.barrier();
     assert!(domain.status()["halted"].is_null());
-    let have = dump(
-        replica.url(),
-        &replica.root_dn(),
-        replica.root_password(),
-        replica.base(),
-    )
-    .await;
+    let have = dump_of(&replica).await;
     assert!(have.contains_key(&format!("cn=after,{base}")));
     assert!(
         !have.contains_key(&format!("cn=refused,{base}")),
@@ -400,6 +371,16 @@ async fn wait_halted(domain: &Domain, dn_part: &str) -> serde_json::Value {
     }
 }
 
+/// A primary with its notifier, and a replica of it (the listener not started).
+fn domain_and_replica() -> (Domain, Slapd) {
+    let domain = Domain::start(tests::listener_binary!(), Slapd::builder()).unwrap();
+    let replica = Slapd::builder()
+        .replica_of(domain.slapd.url())
+        .start()
+        .unwrap();
+    (domain, replica)
+}
+
 /// Starts the listener of `domain` replicating into `replica`, with `extra` arguments.
 fn start_replicating(domain: &mut Domain, replica: &Slapd, extra: &[&str]) {
     let mut args = domain.run_args(&domain.slapd.root_dn(), domain.slapd.password_file());
@@ -415,11 +396,7 @@ fn start_replicating(domain: &mut Domain, replica: &Slapd, extra: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn selective_replication_copies_the_matching_objects_and_their_parents() {
-    let mut domain = Domain::start(tests::listener_binary!(), Slapd::builder()).unwrap();
-    let replica = Slapd::builder()
-        .replica_of(domain.slapd.url())
-        .start()
-        .unwrap();
+    let (mut domain, replica) = domain_and_replica();
     start_replicating(
         &mut domain,
         &replica,
@@ -447,20 +424,8 @@ async fn selective_replication_copies_the_matching_objects_and_their_parents() {
         .unwrap();
     domain.barrier();
 
-    let have = dump(
-        replica.url(),
-        &replica.root_dn(),
-        replica.root_password(),
-        replica.base(),
-    )
-    .await;
-    let want = dump(
-        domain.slapd.url(),
-        &domain.slapd.root_dn(),
-        domain.slapd.root_password(),
-        domain.slapd.base(),
-    )
-    .await;
+    let have = dump_of(&replica).await;
+    let want = dump_of(&domain.slapd).await;
     let dns: BTreeSet<&str> = have.keys().map(String::as_str).collect();
     let expected: BTreeSet<String> = [
         base.clone(),
@@ -485,11 +450,7 @@ async fn selective_replication_copies_the_matching_objects_and_their_parents() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_replica_converges_after_kill_9_of_the_listener_mid_stream() {
-    let mut domain = Domain::start(tests::listener_binary!(), Slapd::builder()).unwrap();
-    let replica = Slapd::builder()
-        .replica_of(domain.slapd.url())
-        .start()
-        .unwrap();
+    let (mut domain, replica) = domain_and_replica();
     start_replicating(&mut domain, &replica, &[]);
     domain.barrier();
     let base = domain.slapd.base().to_owned();
@@ -535,11 +496,7 @@ async fn the_replica_converges_after_kill_9_of_the_listener_mid_stream() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_schema_on_the_primary_reaches_the_replica_before_the_entry_that_uses_it() {
-    let mut domain = Domain::start(tests::listener_binary!(), Slapd::builder()).unwrap();
-    let replica = Slapd::builder()
-        .replica_of(domain.slapd.url())
-        .start()
-        .unwrap();
+    let (mut domain, replica) = domain_and_replica();
     start_replicating(
         &mut domain,
         &replica,
@@ -578,11 +535,7 @@ async fn new_schema_on_the_primary_reaches_the_replica_before_the_entry_that_use
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_replica_converges_after_kill_9_of_its_slapd_mid_stream() {
-    let mut domain = Domain::start(tests::listener_binary!(), Slapd::builder()).unwrap();
-    let mut replica = Slapd::builder()
-        .replica_of(domain.slapd.url())
-        .start()
-        .unwrap();
+    let (mut domain, mut replica) = domain_and_replica();
     start_replicating(&mut domain, &replica, &[]);
     domain.barrier();
     let base = domain.slapd.base().to_owned();
@@ -745,11 +698,7 @@ fn mixed_workload(base: &str) -> (String, String, String, usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_replica_equals_the_primary_after_5000_mixed_changes() {
-    let mut domain = Domain::start(tests::listener_binary!(), Slapd::builder()).unwrap();
-    let replica = Slapd::builder()
-        .replica_of(domain.slapd.url())
-        .start()
-        .unwrap();
+    let (mut domain, replica) = domain_and_replica();
     start_replicating(&mut domain, &replica, &[]);
     domain.barrier();
     let base = domain.slapd.base().to_owned();

@@ -49,36 +49,50 @@ impl Bind {
     }
 }
 
-/// The connection to a replica (`run --replicate-to`, `verify --replica`): bound as
-/// `bind_dn` (default `cn=update,<base>`, UCS's updatedn), the password read from
-/// `password_file` or else from LISTENER_REPLICA_BIND_PASSWORD.
-pub(super) fn replica_settings(
-    uri: &str,
-    bind_dn: Option<&str>,
-    password_file: Option<&Path>,
-    base: &listener_core::Dn,
-    starttls: bool,
-) -> Result<LdapSettings, String> {
-    let bind_password = match password_file {
-        Some(path) => read_password(path)?,
-        None => std::env::var("LISTENER_REPLICA_BIND_PASSWORD").map_err(|_| {
-            "no password for the replica: give --replica-bind-password-file FILE or set \
-             LISTENER_REPLICA_BIND_PASSWORD"
-                .to_owned()
-        })?,
-    };
-    let bind_dn = match bind_dn {
-        Some(dn) => listener_core::Dn::parse(dn).map_err(|e| format!("--replica-bind-dn: {e}"))?,
-        None => listener_core::Dn::parse(&format!("cn=update,{base}"))
-            .map_err(|e| format!("the default updatedn: {e}"))?,
-    };
-    Ok(LdapSettings {
-        uri: uri.to_owned(),
-        bind_dn: bind_dn.to_string(),
-        bind_password,
-        starttls,
-        timeout: Duration::from_secs(30),
-    })
+/// How to bind to a replica (`run --replicate-to`, `verify --replica`).
+#[derive(Debug, Args)]
+pub(super) struct ReplicaBind {
+    /// The replica's updatedn, whose writes keep the operational attributes they carry
+    /// (default `cn=update,<base>`, as on UCS).
+    #[arg(long, env = "LISTENER_REPLICA_BIND_DN", value_name = "DN")]
+    replica_bind_dn: Option<String>,
+    /// A file holding the updatedn's password (one line). Without it the password is
+    /// read from the environment variable LISTENER_REPLICA_BIND_PASSWORD.
+    #[arg(long, env = "LISTENER_REPLICA_BIND_PASSWORD_FILE", value_name = "FILE")]
+    replica_bind_password_file: Option<PathBuf>,
+}
+
+impl ReplicaBind {
+    /// The connection to the replica at `uri` under `base`.
+    pub(super) fn settings(
+        &self,
+        uri: &str,
+        base: &listener_core::Dn,
+        starttls: bool,
+    ) -> Result<LdapSettings, String> {
+        let bind_password = match &self.replica_bind_password_file {
+            Some(path) => read_password(path)?,
+            None => std::env::var("LISTENER_REPLICA_BIND_PASSWORD").map_err(|_| {
+                "no password for the replica: give --replica-bind-password-file FILE or set \
+                 LISTENER_REPLICA_BIND_PASSWORD"
+                    .to_owned()
+            })?,
+        };
+        let bind_dn = match &self.replica_bind_dn {
+            Some(dn) => {
+                listener_core::Dn::parse(dn).map_err(|e| format!("--replica-bind-dn: {e}"))?
+            }
+            None => listener_core::Dn::parse(&format!("cn=update,{base}"))
+                .map_err(|e| format!("the default updatedn: {e}"))?,
+        };
+        Ok(LdapSettings {
+            uri: uri.to_owned(),
+            bind_dn: bind_dn.to_string(),
+            bind_password,
+            starttls,
+            timeout: Duration::from_secs(30),
+        })
+    }
 }
 
 fn read_password(path: &Path) -> Result<String, String> {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Args;
 use listener_core::Dn;
 
-use super::common::{Bind, fail, replica_settings, shutdown_signal};
+use super::common::{Bind, ReplicaBind, fail, shutdown_signal};
 use crate::api::registry::ModuleRegistration;
 use crate::listener::run::{Durability, RunConfig, run};
 use crate::replication::ReplicationConfig;
@@ -87,14 +87,8 @@ struct ReplicationArgs {
     /// at this URI, as the module `replication`: first of all modules, blocking.
     #[arg(long, env = "LISTENER_REPLICATE_TO", value_name = "URI")]
     replicate_to: Option<String>,
-    /// The replica's updatedn, whose writes keep the operational attributes they carry
-    /// (default `cn=update,<base>`, as on UCS).
-    #[arg(long, env = "LISTENER_REPLICA_BIND_DN", value_name = "DN")]
-    replica_bind_dn: Option<String>,
-    /// A file holding the updatedn's password (one line). Without it the password is
-    /// read from the environment variable LISTENER_REPLICA_BIND_PASSWORD.
-    #[arg(long, env = "LISTENER_REPLICA_BIND_PASSWORD_FILE", value_name = "FILE")]
-    replica_bind_password_file: Option<PathBuf>,
+    #[command(flatten)]
+    bind: ReplicaBind,
     /// Replicate only the objects this LDAP filter matches, and their parents (UCS:
     /// `ldap/slave/filter`).
     #[arg(long, env = "LISTENER_REPLICATION_FILTER", value_name = "FILTER")]
@@ -119,13 +113,7 @@ impl ReplicationArgs {
             listener_core::Filter::parse(filter)
                 .map_err(|e| format!("--replication-filter: {e}"))?;
         }
-        let replica = replica_settings(
-            uri,
-            self.replica_bind_dn.as_deref(),
-            self.replica_bind_password_file.as_deref(),
-            base,
-            starttls,
-        )?;
+        let replica = self.bind.settings(uri, base, starttls)?;
         Ok(Some(ReplicationConfig {
             replica,
             base: base.clone(),

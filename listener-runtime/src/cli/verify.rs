@@ -18,7 +18,7 @@ use clap::Args;
 use listener_core::ldif::{self, Record};
 use listener_core::{Dn, Entry, Schema};
 
-use super::common::{Bind, replica_settings};
+use super::common::{Bind, ReplicaBind};
 use super::verify_replica::ReplicaCheck;
 use crate::api::registry::ModuleRegistration;
 use crate::listener::cache::Cache;
@@ -64,13 +64,8 @@ pub(super) struct VerifyArgs {
     /// instead: the same objects, with the same values of every replicated attribute.
     #[arg(long, value_name = "URI")]
     replica: Option<String>,
-    /// With `--replica`: the DN to bind to it as (default `cn=update,<base>`).
-    #[arg(long, env = "LISTENER_REPLICA_BIND_DN", value_name = "DN")]
-    replica_bind_dn: Option<String>,
-    /// With `--replica`: a file holding its password (else the environment variable
-    /// LISTENER_REPLICA_BIND_PASSWORD).
-    #[arg(long, env = "LISTENER_REPLICA_BIND_PASSWORD_FILE", value_name = "FILE")]
-    replica_bind_password_file: Option<PathBuf>,
+    #[command(flatten)]
+    replica_bind: ReplicaBind,
     /// With `--replica`: the `--replication-filter` the replica is kept with (only the
     /// objects it matches must be on the replica).
     #[arg(long, env = "LISTENER_REPLICATION_FILTER", value_name = "FILTER")]
@@ -179,13 +174,7 @@ fn cannot(message: &str) -> ExitCode {
 async fn verify_replica(args: &VerifyArgs, uri: &str) -> Result<bool, String> {
     let primary = args.bind.settings()?;
     let base = Dn::parse(&args.base).map_err(|e| format!("--base: {e}"))?;
-    let replica = replica_settings(
-        uri,
-        args.replica_bind_dn.as_deref(),
-        args.replica_bind_password_file.as_deref(),
-        &base,
-        primary.starttls,
-    )?;
+    let replica = args.replica_bind.settings(uri, &base, primary.starttls)?;
     let differences = super::verify_replica::verify_replica(&ReplicaCheck {
         primary: &primary,
         replica: &replica,
