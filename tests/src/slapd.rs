@@ -29,6 +29,9 @@ pub struct SlapdBuilder {
     accesslog_purge: Option<String>,
     /// The primary's URI, for a replica (`olcUpdateRef`).
     replica_of: Option<String>,
+    /// A native syncrepl consumer of this provider (URI, bind DN, password): starts
+    /// empty and copies it with `olcSyncrepl` refreshAndPersist.
+    syncrepl_of: Option<(String, String, String)>,
 }
 
 impl Default for SlapdBuilder {
@@ -40,6 +43,7 @@ impl Default for SlapdBuilder {
             entries: Vec::new(),
             accesslog_purge: None,
             replica_of: None,
+            syncrepl_of: None,
         }
     }
 }
@@ -87,6 +91,15 @@ impl SlapdBuilder {
         self
     }
 
+    /// A native OpenLDAP syncrepl consumer of the provider at `uri`, bound as `bind_dn`
+    /// with `password` (`olcSyncrepl` refreshAndPersist, every attribute, no schema
+    /// checking): the baseline a replica is measured against. Its database starts
+    /// empty, without even the base entry, which it copies from the provider.
+    pub fn syncrepl_of(mut self, uri: &str, bind_dn: &str, password: &str) -> Self {
+        self.syncrepl_of = Some((uri.into(), bind_dn.into(), password.into()));
+        self
+    }
+
     /// Writes the configuration, loads the entries and starts the server; returns when it
     /// answers LDAP on its own socket.
     pub fn start(self) -> Result<Slapd, HarnessError> {
@@ -107,9 +120,11 @@ impl SlapdBuilder {
         let config = root.join("config.ldif");
         write(&config, &self.config_ldif(root))?;
         slapadd(root, &["-n0", "-l"], &config)?;
-        let data = root.join("data.ldif");
-        write(&data, &self.data_ldif())?;
-        slapadd(root, &["-b", &self.base, "-l"], &data)?;
+        if self.syncrepl_of.is_none() {
+            let data = root.join("data.ldif");
+            write(&data, &self.data_ldif())?;
+            slapadd(root, &["-b", &self.base, "-l"], &data)?;
+        }
         let password_file = root.join("root.secret");
         write(&password_file, ROOT_PASSWORD)?;
 
@@ -247,6 +262,16 @@ impl SlapdBuilder {
         );
         if let Some(primary) = &self.replica_of {
             let _ = writeln!(ldif, "olcUpdateDN: {root_dn}\nolcUpdateRef: {primary}");
+        }
+        if let Some((provider, bind_dn, password)) = &self.syncrepl_of {
+            let _ = writeln!(
+                ldif,
+                "olcSyncrepl: {{0}}rid=001 provider={provider} bindmethod=simple \
+                 binddn=\"{bind_dn}\" credentials=\"{password}\" searchbase=\"{base}\" \
+                 type=refreshAndPersist retry=\"1 +\" scope=sub attrs=\"*,+\" \
+                 schemachecking=off\nolcUpdateRef: {provider}",
+                base = self.base
+            );
         }
         let mut index = 0;
         let mut access = |rule: &str| {

@@ -173,3 +173,49 @@ fn memcached_answers() {
     }
     assert_eq!(lines, ["STORED", "VALUE k 0 1", "v", "END"]);
 }
+
+/// The DNs under the base of `slapd`, read as its rootDN; empty while it has no base.
+async fn dns(slapd: &Slapd) -> std::collections::BTreeSet<String> {
+    let mut ldap = bind(slapd).await;
+    match ldap
+        .search(slapd.base(), Scope::Subtree, "(objectClass=*)", vec!["1.1"])
+        .await
+        .and_then(ldap3::SearchResult::success)
+    {
+        Ok((entries, _)) => entries
+            .into_iter()
+            .map(|e| SearchEntry::construct(e).dn.to_lowercase())
+            .collect(),
+        Err(_) => Default::default(),
+    }
+}
+
+#[tokio::test]
+async fn a_syncrepl_consumer_copies_its_provider_and_follows_it() {
+    let provider = Slapd::builder()
+        .entries("dn: cn=early,dc=example,dc=com\nobjectClass: organizationalRole\ncn: early\n")
+        .start()
+        .unwrap();
+    let consumer = Slapd::builder()
+        .syncrepl_of(
+            provider.url(),
+            &provider.root_dn(),
+            provider.root_password(),
+        )
+        .start()
+        .unwrap();
+    provider
+        .ldapmodify("dn: cn=late,dc=example,dc=com\nobjectClass: organizationalRole\ncn: late\n")
+        .unwrap();
+    let want = dns(&provider).await;
+    assert_eq!(want.len(), 3, "{want:?}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let have = dns(&consumer).await;
+        if have == want {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{have:?} != {want:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
