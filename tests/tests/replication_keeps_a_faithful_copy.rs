@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use ldap3::{LdapConnAsync, Scope, SearchEntry};
+use ldap3::{Scope, SearchEntry};
 use listener_core::replica::is_replicated;
 use tests::Slapd;
 use tests::domain::Domain;
@@ -18,14 +18,10 @@ use tests::domain::Domain;
 /// A directory's entries: DN (lower-cased) → attribute (lower-cased) → values.
 type Dump = BTreeMap<String, BTreeMap<String, BTreeSet<Vec<u8>>>>;
 
-async fn dump(url: &str, dn: &str, password: &str, base: &str) -> Dump {
-    let (conn, mut ldap) = LdapConnAsync::new(url).await.unwrap();
-    ldap3::drive!(conn);
-    ldap.simple_bind(dn, password)
-        .await
-        .unwrap()
-        .success()
-        .unwrap();
+/// The dump of `slapd`, read as its rootDN.
+async fn dump_of(slapd: &Slapd) -> Dump {
+    let mut ldap = slapd.bind(&slapd.root_dn(), slapd.root_password()).await;
+    let base = slapd.base();
     let (entries, _) = ldap
         .search(base, Scope::Subtree, "(objectClass=*)", vec!["*", "+"])
         .await
@@ -50,17 +46,6 @@ async fn dump(url: &str, dn: &str, password: &str, base: &str) -> Dump {
         dump.insert(entry.dn.to_lowercase(), attrs);
     }
     dump
-}
-
-/// The dump of `slapd`, read as its rootDN.
-async fn dump_of(slapd: &Slapd) -> Dump {
-    dump(
-        slapd.url(),
-        &slapd.root_dn(),
-        slapd.root_password(),
-        slapd.base(),
-    )
-    .await
 }
 
 /// Waits until the replica's dump equals the primary's; the last pair of dumps.
@@ -215,13 +200,9 @@ async fn the_replica_holds_what_the_primary_holds_after_a_mixed_workload() {
 
 /// The `reqMod` values of each modify of `dn` in the replica's accesslog, in order.
 async fn replica_modifies(replica: &Slapd, dn: &str) -> Vec<Vec<String>> {
-    let (conn, mut ldap) = LdapConnAsync::new(replica.url()).await.unwrap();
-    ldap3::drive!(conn);
-    ldap.simple_bind(&replica.root_dn(), replica.root_password())
-        .await
-        .unwrap()
-        .success()
-        .unwrap();
+    let mut ldap = replica
+        .bind(&replica.root_dn(), replica.root_password())
+        .await;
     let filter = format!("(&(reqType=modify)(reqDN={dn}))");
     let (entries, _) = ldap
         .search(

@@ -31,14 +31,11 @@ pub(super) struct Bind {
 
 impl Bind {
     pub(super) fn settings(&self) -> Result<LdapSettings, String> {
-        let bind_password = match &self.bind_password_file {
-            Some(path) => read_password(path)?,
-            None => std::env::var("LISTENER_BIND_PASSWORD").map_err(|_| {
-                "no bind password: give --bind-password-file FILE or set \
-                 LISTENER_BIND_PASSWORD"
-                    .to_owned()
-            })?,
-        };
+        let bind_password = password(
+            self.bind_password_file.as_deref(),
+            "no bind password: give --bind-password-file FILE or set LISTENER_BIND_PASSWORD",
+            "LISTENER_BIND_PASSWORD",
+        )?;
         Ok(LdapSettings {
             uri: self.ldap_uri.clone(),
             bind_dn: self.bind_dn.clone(),
@@ -70,14 +67,12 @@ impl ReplicaBind {
         base: &listener_core::Dn,
         starttls: bool,
     ) -> Result<LdapSettings, String> {
-        let bind_password = match &self.replica_bind_password_file {
-            Some(path) => read_password(path)?,
-            None => std::env::var("LISTENER_REPLICA_BIND_PASSWORD").map_err(|_| {
-                "no password for the replica: give --replica-bind-password-file FILE or set \
-                 LISTENER_REPLICA_BIND_PASSWORD"
-                    .to_owned()
-            })?,
-        };
+        let bind_password = password(
+            self.replica_bind_password_file.as_deref(),
+            "no password for the replica: give --replica-bind-password-file FILE or set \
+             LISTENER_REPLICA_BIND_PASSWORD",
+            "LISTENER_REPLICA_BIND_PASSWORD",
+        )?;
         let bind_dn = match &self.replica_bind_dn {
             Some(dn) => {
                 listener_core::Dn::parse(dn).map_err(|e| format!("--replica-bind-dn: {e}"))?
@@ -92,6 +87,15 @@ impl ReplicaBind {
             starttls,
             timeout: Duration::from_secs(30),
         })
+    }
+}
+
+/// A password from `file`, else from the environment variable `var` (`missing` when
+/// neither has one): never from the command line.
+fn password(file: Option<&Path>, missing: &str, var: &str) -> Result<String, String> {
+    match file {
+        Some(path) => read_password(path),
+        None => std::env::var(var).map_err(|_| missing.to_owned()),
     }
 }
 

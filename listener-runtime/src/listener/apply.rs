@@ -303,6 +303,14 @@ impl Applier {
         } else {
             applied.unsaved = queued;
         }
+        // The skipped transaction is applied: a later failure of the module halts again.
+        if self
+            .skip
+            .as_ref()
+            .is_some_and(|(skipped, _)| *skipped <= id)
+        {
+            self.skip = None;
+        }
         Ok(applied)
     }
 }

@@ -49,13 +49,14 @@ pub(crate) struct Group {
     /// Pending creates of a crashed run's last group, by transaction ID (see
     /// [`super::cache::Intents`]), until the replay has made them durable.
     recovered: BTreeMap<u64, PendingCreate>,
-    /// Calls of asynchronous modules the group's transactions queued: (module index,
-    /// name, row). They are written to the queues with the group's commit, all of a
-    /// module at once, and handed to the workers only once that commit is durable, so
-    /// that a crash cannot leave a worker having made a call the replay does not repeat.
-    unsaved: Vec<(usize, &'static str, NewRow)>,
-    /// Rows stored durably, for the caller to hand to the modules' pools.
-    ready: Vec<(usize, Row)>,
+    /// Calls of asynchronous modules the group's transactions queued, by module index
+    /// (with its name), in order. They are written to the queues with the group's
+    /// commit, all of a module at once, and handed to the workers only once that commit
+    /// is durable, so that a crash cannot leave a worker having made a call the replay
+    /// does not repeat.
+    unsaved: BTreeMap<usize, (&'static str, Vec<NewRow>)>,
+    /// Rows stored durably, by module index, for the caller to hand to the pools.
+    ready: BTreeMap<usize, Vec<Row>>,
     /// The last transaction made durable and not yet taken ([`Group::take_durable`]): it
     /// is reported as processed only after its rows are handed over, so that `status`
     /// never shows it done while its calls are in no queue.
@@ -64,8 +65,8 @@ pub(crate) struct Group {
 
 /// What became durable since the last [`Group::take_durable`].
 pub(crate) struct Durable {
-    /// Rows stored durably, with the index of their module, in queue order.
-    pub rows: Vec<(usize, Row)>,
+    /// Rows stored durably, by module index, in queue order.
+    pub rows: BTreeMap<usize, Vec<Row>>,
     /// The last transaction made durable, if one was.
     pub last: Option<u64>,
 }
@@ -83,8 +84,8 @@ impl Group {
             open: None,
             started: None,
             recovered: BTreeMap::new(),
-            unsaved: Vec::new(),
-            ready: Vec::new(),
+            unsaved: BTreeMap::new(),
+            ready: BTreeMap::new(),
             durable: None,
         };
         if durability == Durability::Group {
@@ -140,18 +141,27 @@ impl Group {
             }
             None => applier.apply(cache, id, command, step).await?,
         };
-        let indexes = applied.queued.iter().map(|(i, _)| *i);
-        for index in indexes.chain(applied.unsaved.iter().map(|(i, _)| *i)) {
-            if let Some(pool) = applier.modules[index].pool() {
-                pool.reserve(1);
-            }
+        for (index, row) in applied.queued.drain(..) {
+            Self::reserve(applier, index);
+            self.ready.entry(index).or_default().push(row);
         }
-        self.ready.append(&mut applied.queued);
         for (index, row) in applied.unsaved.drain(..) {
+            Self::reserve(applier, index);
+            let name = applier.modules[index].name();
             self.unsaved
-                .push((index, applier.modules[index].name(), row));
+                .entry(index)
+                .or_insert((name, Vec::new()))
+                .1
+                .push(row);
         }
         Ok(applied)
+    }
+
+    /// Counts a call queued for module `index` in its pool's depth and limit.
+    fn reserve(applier: &Applier, index: usize) {
+        if let Some(pool) = applier.modules[index].pool() {
+            pool.reserve(1);
+        }
     }
 
     /// What became durable since the last call: rows for the modules' pools, and the
@@ -194,7 +204,9 @@ impl Group {
                 let rows = self.save_unsaved(&mut w)?;
                 w.set_durable(true)?;
                 w.commit()?;
-                self.ready.extend(rows);
+                for (index, mut rows) in rows {
+                    self.ready.entry(index).or_default().append(&mut rows);
+                }
             }
             None => cache.sync()?,
         }
@@ -210,23 +222,12 @@ impl Group {
 
     /// Writes the group's queued calls to their modules' queues in `w`, each module's in
     /// one go and in order; the rows as stored.
-    fn save_unsaved(&mut self, w: &mut WriteTxn) -> Result<Vec<(usize, Row)>, CacheError> {
-        let mut by_module: BTreeMap<usize, (&'static str, Vec<NewRow>)> = BTreeMap::new();
-        for (index, name, row) in self.unsaved.drain(..) {
-            by_module
-                .entry(index)
-                .or_insert((name, Vec::new()))
-                .1
-                .push(row);
-        }
-        let mut stored = Vec::new();
-        for (index, (name, rows)) in by_module {
+    fn save_unsaved(&mut self, w: &mut WriteTxn) -> Result<BTreeMap<usize, Vec<Row>>, CacheError> {
+        let mut stored = BTreeMap::new();
+        for (index, (name, rows)) in std::mem::take(&mut self.unsaved) {
             let first = w.push_jobs(name, rows.iter().map(|r| r.bytes.as_slice()))?;
-            stored.extend(
-                (first..)
-                    .zip(rows)
-                    .map(|(seq, row)| (index, row.stored(seq))),
-            );
+            let rows = (first..).zip(rows).map(|(seq, row)| row.stored(seq));
+            stored.insert(index, rows.collect());
         }
         Ok(stored)
     }

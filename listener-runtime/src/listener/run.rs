@@ -6,6 +6,7 @@
 //! gives `post_run` where due and makes everything applied durable. After 15 s without a
 //! transaction every module that ran gets `post_run` too.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::ops::ControlFlow;
@@ -539,14 +540,6 @@ impl Listener {
                 self.stats.set_halted(None);
                 self.window.pop();
                 if let Processed::Applied { id, change_time } = processed {
-                    if self
-                        .applier
-                        .skip
-                        .as_ref()
-                        .is_some_and(|(skipped, _)| *skipped <= id)
-                    {
-                        self.applier.skip = None;
-                    }
                     self.stats.applied(id, change_time);
                     self.last = id;
                     self.group.applied(&self.cache, self.last)?;
@@ -777,19 +770,10 @@ impl Listener {
         }
     }
 
-    /// Gives each pool its rows of `ready`.
-    fn enqueue(&self, ready: Vec<(usize, Row)>) {
-        let mut by_module: Vec<Vec<Row>> = Vec::new();
-        for (index, row) in ready {
-            if by_module.len() <= index {
-                by_module.resize_with(index + 1, Vec::new);
-            }
-            by_module[index].push(row);
-        }
-        for (index, rows) in by_module.into_iter().enumerate() {
-            if let Some(pool) = self.applier.modules.get(index).and_then(Module::pool)
-                && !rows.is_empty()
-            {
+    /// Gives each pool its rows of `ready` (by module index).
+    fn enqueue(&self, ready: BTreeMap<usize, Vec<Row>>) {
+        for (index, rows) in ready {
+            if let Some(pool) = self.applier.modules.get(index).and_then(Module::pool) {
                 pool.enqueue(rows);
             }
         }

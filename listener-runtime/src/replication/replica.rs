@@ -15,10 +15,11 @@ use crate::api::context::Context;
 use crate::api::error::{HandlerError, HandlerResult};
 use crate::listener::fetch::Fetcher;
 
-/// LDAP result codes the writes answer themselves.
+/// LDAP result codes the writes answer themselves ([`ANSWERED`]).
 const NO_SUCH_OBJECT: u32 = 32;
 const NOT_ALLOWED_ON_NONLEAF: u32 = 66;
 const ALREADY_EXISTS: u32 = 68;
+const ANSWERED: [u32; 3] = [NO_SUCH_OBJECT, NOT_ALLOWED_ON_NONLEAF, ALREADY_EXISTS];
 
 /// Ancestors fetched from the primary for one write, at most (a deeper tree than this
 /// is missing from the replica only if something else is wrong).
@@ -93,7 +94,7 @@ impl Replica {
                             new.dn()
                         )));
                     }
-                    let parent = parent_from_primary(ctx, entry.dn()).await?;
+                    let parent = parent_from_primary(&self.primary(ctx)?, entry.dn()).await?;
                     pending.push(parent);
                 }
             }
@@ -162,11 +163,11 @@ impl Replica {
         new: &Entry,
         local: &Entry,
     ) -> Result<Option<Entry>, HandlerError> {
-        let (Some(uuid), Some(ldap)) = (new.first_str("entryUUID"), ctx.ldap()) else {
+        let Some(uuid) = new.first_str("entryUUID") else {
             return Ok(None);
         };
-        let primary = Fetcher::new(ldap, self.reads.base().clone());
-        let Some(current) = primary
+        let Some(mut current) = self
+            .primary(ctx)?
             .fetch_by_uuid(uuid)
             .await
             .map_err(|e| HandlerError::msg(format!("cannot read the primary: {e}")))?
@@ -176,14 +177,16 @@ impl Replica {
         if !decide::is_newer(current.first_str("entryCSN"), local.first_str("entryCSN")) {
             return Ok(None);
         }
-        let mut at_new_dn = Entry::new(new.dn().clone());
-        for attr in current.attributes() {
-            for value in &attr.values {
-                // The names come from an entry: they parse.
-                let _ = at_new_dn.push_value(attr.desc.as_str(), value.clone());
-            }
-        }
-        Ok(Some(at_new_dn))
+        current.set_dn(new.dn().clone());
+        Ok(Some(current))
+    }
+
+    /// The primary, on the listener's connection, searched under the replicated base.
+    fn primary(&self, ctx: &Context) -> Result<Fetcher, HandlerError> {
+        let ldap = ctx
+            .ldap()
+            .ok_or_else(|| HandlerError::msg("no connection to the primary"))?;
+        Ok(Fetcher::new(ldap, self.reads.base().clone()))
     }
 
     /// The replica's copy of the object `new` is a state of: by entryUUID, else at the
@@ -214,11 +217,10 @@ impl Replica {
 
     /// Adds the primary's definitions the replica lacks; whether there were any.
     async fn follow_schema(&mut self, ctx: &Context) -> Result<bool, HandlerError> {
-        let (Some(uri), Some(mut primary)) = (self.config_uri.clone(), ctx.ldap()) else {
+        let Some(uri) = self.config_uri.clone() else {
             return Ok(false);
         };
-        let mut replica = self.reads.handle();
-        schema::follow(&mut primary, &mut replica, &uri).await
+        schema::follow(&self.primary(ctx)?, &self.reads, &uri).await
     }
 
     /// Whether the replica's slapd stamped `local` itself (its modifiersName is the DN
@@ -313,7 +315,7 @@ impl Replica {
     async fn send(&mut self, record: &ChangeRecord) -> Result<(), Rejected> {
         let result = self.send_once(record).await;
         if let Err(rejected) = &result
-            && ![NO_SUCH_OBJECT, NOT_ALLOWED_ON_NONLEAF, ALREADY_EXISTS].contains(&rejected.code)
+            && !ANSWERED.contains(&rejected.code)
         {
             self.refused = Some(rejected.clone());
         }
@@ -424,16 +426,12 @@ fn read_error(e: crate::listener::fetch::FetchError) -> HandlerError {
 }
 
 /// The parent of `dn` as the primary has it.
-async fn parent_from_primary(ctx: &Context, dn: &Dn) -> Result<Entry, HandlerError> {
+async fn parent_from_primary(primary: &Fetcher, dn: &Dn) -> Result<Entry, HandlerError> {
     let Some(parent) = dn.parent() else {
         return Err(HandlerError::msg(format!(
             "{dn} has no parent to add first"
         )));
     };
-    let Some(ldap) = ctx.ldap() else {
-        return Err(HandlerError::msg("no connection to the primary"));
-    };
-    let primary = Fetcher::new(ldap, parent.clone());
     match primary.fetch_by_dn(&parent).await {
         Ok(Some(entry)) => Ok(entry),
         Ok(None) => Err(HandlerError::msg(format!(

@@ -8,8 +8,10 @@
 use std::collections::BTreeSet;
 
 use ldap3::{LdapConnAsync, Mod, Scope, SearchEntry};
+use listener_core::Dn;
 
 use crate::api::error::HandlerError;
+use crate::listener::fetch::Fetcher;
 
 /// The name of the `cn=config` schema entry the replicated definitions are kept in
 /// (`cn={N}replicated,cn=schema,cn=config`).
@@ -57,40 +59,26 @@ fn oid(definition: &str) -> Option<String> {
     rest.split_whitespace().next().map(str::to_owned)
 }
 
-/// The subschema entry's definitions, read over `ldap`.
-pub(super) async fn read(ldap: &mut ldap3::Ldap) -> Result<Definitions, HandlerError> {
-    let (entries, _) = ldap
-        .search(
-            "cn=Subschema",
-            Scope::Base,
-            "(objectClass=subschema)",
-            vec!["attributeTypes", "objectClasses"],
-        )
+/// The subschema entry's definitions, read with `ldap`.
+async fn read(ldap: &Fetcher) -> Result<Definitions, HandlerError> {
+    let subschema = Dn::parse("cn=Subschema").expect("a DN");
+    let entry = ldap
+        .fetch_by_dn(&subschema)
         .await
-        .and_then(ldap3::SearchResult::success)
-        .map_err(|e| HandlerError::msg(format!("cannot read cn=Subschema: {e}")))?;
-    let Some(entry) = entries.into_iter().next().map(SearchEntry::construct) else {
-        return Err(HandlerError::msg("no cn=Subschema entry"));
-    };
-    let get = |name: &str| {
-        entry
-            .attrs
-            .iter()
-            .find(|(a, _)| a.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
+        .map_err(|e| HandlerError::msg(format!("cannot read cn=Subschema: {e}")))?
+        .ok_or_else(|| HandlerError::msg("no cn=Subschema entry"))?;
+    let definitions = |name| entry.strs(name).map(str::to_owned).collect();
     Ok(Definitions {
-        attribute_types: get("attributeTypes"),
-        object_classes: get("objectClasses"),
+        attribute_types: definitions("attributeTypes"),
+        object_classes: definitions("objectClasses"),
     })
 }
 
 /// Adds to the replica what the primary (`primary`) defines and the replica
 /// (`replica`) lacks, over `cn=config` at `config_uri`; whether anything was added.
 pub(super) async fn follow(
-    primary: &mut ldap3::Ldap,
-    replica: &mut ldap3::Ldap,
+    primary: &Fetcher,
+    replica: &Fetcher,
     config_uri: &str,
 ) -> Result<bool, HandlerError> {
     let missing = read(primary).await?.missing_from(&read(replica).await?);
