@@ -5,10 +5,13 @@
 //! does anything else with the cache, or when the group is full or old; their pending
 //! creates go to the intents file, so a crash inside a group loses none. Either way a
 //! transaction ID is reported as processed (`status`, metrics) only once it is durable and
-//! the calls it queued for asynchronous modules are in their pools.
+//! the calls it queued for asynchronous modules are in their pools. What the pools
+//! finished ([`Results`]) is written in the group's transaction too, or, with no group
+//! open, in a commit of its own.
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use listener_core::{Command, Dn};
@@ -16,6 +19,7 @@ use listener_core::{Command, Dn};
 use super::apply::{Applied, Applier};
 use super::cache::{Cache, CacheError, CachedEntry, Intents, PendingCreate, WriteTxn};
 use super::decide::Step;
+use crate::workers::Results;
 use crate::workers::lanes::{NewRow, Row};
 
 /// Most transactions applied between durable commits. A durable commit writes every page
@@ -61,6 +65,8 @@ pub(crate) struct Group {
     /// is reported as processed only after its rows are handed over, so that `status`
     /// never shows it done while its calls are in no queue.
     durable: Option<u64>,
+    /// What the pools finished, written with the next commit.
+    results: Arc<Results>,
 }
 
 /// What became durable since the last [`Group::take_durable`].
@@ -74,10 +80,12 @@ pub(crate) struct Durable {
 impl Group {
     /// The group of a listener whose cache is at `last`; with group commit, the intents
     /// file in `cache_dir` is opened and what a crashed run left after `last` recovered.
+    /// The pools' finished calls come from `results`.
     pub(crate) fn open(
         durability: Durability,
         cache_dir: &Path,
         last: u64,
+        results: Arc<Results>,
     ) -> Result<Group, CacheError> {
         let mut group = Group {
             intents: None,
@@ -87,6 +95,7 @@ impl Group {
             unsaved: BTreeMap::new(),
             ready: BTreeMap::new(),
             durable: None,
+            results,
         };
         if durability == Durability::Group {
             let (intents, found) = Intents::open(cache_dir)?;
@@ -178,7 +187,7 @@ impl Group {
     pub(crate) fn applied(&mut self, cache: &Cache, last: u64) -> Result<(), CacheError> {
         if self.intents.is_none() {
             self.durable = Some(last);
-            return Ok(());
+            return self.write_results(cache);
         }
         let (count, since) = self.started.get_or_insert((0, Instant::now()));
         *count += 1;
@@ -201,6 +210,7 @@ impl Group {
     pub(crate) fn sync(&mut self, cache: &Cache, last: u64) -> Result<(), CacheError> {
         match self.open.take() {
             Some(mut w) => {
+                self.results.write_into(&mut w)?;
                 let rows = self.save_unsaved(&mut w)?;
                 w.set_durable(true)?;
                 w.commit()?;
@@ -208,7 +218,12 @@ impl Group {
                     self.ready.entry(index).or_default().append(&mut rows);
                 }
             }
-            None => cache.sync()?,
+            None => {
+                let mut w = cache.write()?;
+                self.results.write_into(&mut w)?;
+                w.set_durable(true)?;
+                w.commit()?;
+            }
         }
         self.started = None;
         self.durable = Some(last);
@@ -216,6 +231,26 @@ impl Group {
         if let Some(intents) = &mut self.intents {
             let still: Vec<PendingCreate> = self.recovered.values().cloned().collect();
             intents.reset(&still)?;
+        }
+        Ok(())
+    }
+
+    /// Writes what the pools finished: into the group's transaction when one is open,
+    /// else in a commit of its own, not durable (the next durable commit takes it along).
+    pub(crate) fn write_results(&mut self, cache: &Cache) -> Result<(), CacheError> {
+        if self.results.is_empty() {
+            return Ok(());
+        }
+        match &mut self.open {
+            Some(w) => {
+                self.results.write_into(w)?;
+            }
+            None => {
+                let mut w = cache.write()?;
+                w.set_durable(false)?;
+                self.results.write_into(&mut w)?;
+                w.commit()?;
+            }
         }
         Ok(())
     }

@@ -44,7 +44,7 @@ use crate::protocol::client::{
 };
 use crate::workers::lanes::Row;
 use crate::workers::wire::Hello;
-use crate::workers::{Pool, PoolConfig};
+use crate::workers::{Pool, PoolConfig, Results};
 
 /// Everything `run` runs with.
 #[derive(Debug, Clone)]
@@ -262,6 +262,8 @@ struct Listener {
     fetcher: Fetcher,
     applier: Applier,
     group: Group,
+    /// What the pools of asynchronous modules finished, for the group to write.
+    results: Arc<Results>,
     /// Transactions taken in, their objects fetched ahead.
     window: Window,
     /// What the notifier reader has read, in order.
@@ -298,6 +300,7 @@ impl Listener {
             return Err(RunError::NoModules);
         }
         let cache = Arc::new(Cache::open(&config.cache_dir)?);
+        let results = Arc::new(Results::default());
         let stats = Arc::new(Stats::new(registrations.iter().map(|r| r.name)));
         // Shared state is for asynchronous methods: without such a module, no store.
         let shared = registrations
@@ -320,7 +323,8 @@ impl Listener {
                 // Asynchronous: its calls run in worker processes.
                 Some((store, _)) if registration.kind == ApiKind::Async => {
                     let pool = Pool::start(
-                        cache.clone(),
+                        &cache,
+                        results.clone(),
                         store.clone(),
                         pool_config(&config, registration),
                         counters.clone(),
@@ -374,7 +378,7 @@ impl Listener {
         for module in &mut modules {
             module.connect(fetcher.clone(), settings.clone());
         }
-        let group = Group::open(config.durability, &config.cache_dir, last)?;
+        let group = Group::open(config.durability, &config.cache_dir, last, results.clone())?;
         // The notifier is read by its own task, batch after batch, into a queue that the
         // window takes from: waiting for the notifier never stalls applying, and going
         // idle (post_run) never cancels a request.
@@ -395,6 +399,7 @@ impl Listener {
             settings,
             fetcher,
             group,
+            results,
             window,
             queue,
             control,
@@ -640,6 +645,7 @@ impl Listener {
             Some(request) = self.control.recv(), if self.stash.is_none() => {
                 self.handle(request).await;
             }
+            () = self.results.due() => self.group.write_results(&self.cache)?,
             () = shutdown.wait() => return Ok(Flow::Stop("")),
         }
         Ok(Flow::Continue)
@@ -783,6 +789,10 @@ impl Listener {
     /// over: a `resync` waits for the module's queue to drain).
     async fn handle(&mut self, request: control::Request) {
         self.hand_over();
+        // What the pools finished first: the tools see failed events and queues as they are.
+        if let Err(e) = self.group.write_results(&self.cache) {
+            tracing::error!(error = %e, "cannot record finished asynchronous calls; they run again after a restart");
+        }
         control::handle(
             request,
             &mut self.applier,
@@ -813,6 +823,8 @@ impl Listener {
         for pool in self.applier.modules.iter().filter_map(Module::pool) {
             pool.stop().await;
         }
+        // What the workers finished while stopping.
+        self.group.sync(&self.cache, self.last)?;
         let why = match flow {
             Flow::Stop(why) => why,
             Flow::Continue => "",

@@ -17,7 +17,7 @@ use super::job::Job;
 use super::lanes::{Lanes, Row};
 use super::pool::{Command, Direct, DirectWhat, PoolConfig, Shared};
 use super::process::{self, Event};
-use super::results::Write;
+use super::results::{Results, Write};
 use super::wire::{Lifecycle, Outcome, ToWorker};
 use crate::ldap::{Backoff, Retry};
 use crate::listener::call::Failure;
@@ -73,8 +73,10 @@ pub(super) struct Executor {
     events: mpsc::UnboundedReceiver<Event>,
     events_tx: mpsc::UnboundedSender<Event>,
     directs: VecDeque<Direct>,
-    writes: Option<mpsc::UnboundedSender<Write>>,
-    writer: Option<tokio::task::JoinHandle<()>>,
+    /// Where finished rows go for the listener to write ([`super::results`]).
+    results: Arc<Results>,
+    /// The module's name, as the results carry it.
+    name: Arc<str>,
     /// Since when nothing is queued or running.
     quiet_since: Option<Instant>,
     stopping: Option<oneshot::Sender<()>>,
@@ -82,8 +84,8 @@ pub(super) struct Executor {
 }
 
 impl Executor {
-    /// The task of a pool: `lanes` loaded, every worker to be started, `writes` the
-    /// channel to the cache writer and its task.
+    /// The task of a pool: `lanes` loaded, every worker to be started, finished rows
+    /// left in `results`.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         module: String,
@@ -93,7 +95,7 @@ impl Executor {
         stats: Option<Arc<ModuleStats>>,
         lanes: Lanes,
         commands: mpsc::UnboundedReceiver<Command>,
-        (writes, writer): (mpsc::UnboundedSender<Write>, tokio::task::JoinHandle<()>),
+        results: Arc<Results>,
     ) -> Executor {
         let (events_tx, events) = mpsc::unbounded_channel();
         let slots = (0..config.parallelism.max(1))
@@ -108,6 +110,7 @@ impl Executor {
             })
             .collect();
         Executor {
+            name: Arc::from(module.as_str()),
             module,
             store,
             config,
@@ -119,8 +122,7 @@ impl Executor {
             events,
             events_tx,
             directs: VecDeque::new(),
-            writes: Some(writes),
-            writer: Some(writer),
+            results,
             quiet_since: None,
             stopping: None,
             stop_deadline: None,
@@ -491,9 +493,7 @@ impl Executor {
         if let (Write::Fail(..), Some(stats)) = (&write, &self.stats) {
             stats.queue.failed.fetch_add(1, Ordering::Relaxed);
         }
-        if let Some(writes) = &self.writes {
-            let _ = writes.send(write);
-        }
+        self.results.push(&self.name, write);
     }
 
     /// Figures for `status` and the metrics.
@@ -517,8 +517,8 @@ impl Executor {
         q.workers.store(ready as u64, Ordering::Relaxed);
     }
 
-    /// `post_run` for the workers that ran, then the cache writes are finished; the
-    /// workers' channels close with the slots, and they exit.
+    /// `post_run` for the workers that ran; the workers' channels close with the slots,
+    /// and they exit. What they finished waits in the results for the listener.
     async fn finish(mut self) {
         let post_runs: Vec<usize> = (0..self.slots.len())
             .filter(|&i| self.slots[i].ran && matches!(self.slots[i].state, SlotState::Idle))
@@ -543,10 +543,6 @@ impl Executor {
             }
         }
         self.slots.clear();
-        self.writes = None;
-        if let Some(writer) = self.writer.take() {
-            let _ = writer.await;
-        }
         for direct in self.directs.drain(..) {
             let _ = direct.reply.send(Err(Failure {
                 error: "the listener is stopping".to_owned(),

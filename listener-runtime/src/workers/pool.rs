@@ -1,7 +1,7 @@
 //! The listener's handle on one asynchronous module's queue and workers: it loads the
-//! rows left in the cache, starts the pool's task ([`super::executor`]) and its cache
-//! writer ([`super::results`]), hands it the rows the listener queues, and tells the
-//! listener when the queue is full, has room or has drained.
+//! rows left in the cache, starts the pool's task ([`super::executor`]), hands it the
+//! rows the listener queues, and tells the listener when the queue is full, has room or
+//! has drained. What the task finishes, the listener writes ([`super::results`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -12,7 +12,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use super::executor::Executor;
 use super::job::Job;
 use super::lanes::{Lanes, Row};
-use super::results;
+use super::results::Results;
 use super::wire::{Hello, Lifecycle};
 use crate::listener::cache::{Cache, CacheError};
 use crate::listener::call::Failure;
@@ -109,9 +109,11 @@ pub(super) enum DirectWhat {
 }
 
 impl Pool {
-    /// Starts `module`'s pool: its rows left in the cache first, its workers.
+    /// Starts `module`'s pool: its rows left in the cache first, its workers; what they
+    /// finish goes to `results`.
     pub(crate) fn start(
-        cache: Arc<Cache>,
+        cache: &Cache,
+        results: Arc<Results>,
         store: Arc<dyn SharedStore>,
         config: PoolConfig,
         stats: Option<Arc<ModuleStats>>,
@@ -144,8 +146,6 @@ impl Pool {
         });
         shared.added(lanes.len());
         let (commands_tx, commands) = mpsc::unbounded_channel();
-        let (writes, written) = mpsc::unbounded_channel();
-        let writer = tokio::spawn(results::write_loop(cache, module.clone(), written));
         let executor = Executor::new(
             module,
             store,
@@ -154,7 +154,7 @@ impl Pool {
             stats,
             lanes,
             commands,
-            (writes, writer),
+            results,
         );
         tokio::spawn(executor.run());
         Ok(Pool {
