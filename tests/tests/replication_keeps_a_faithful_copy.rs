@@ -699,3 +699,71 @@ async fn the_replica_equals_the_primary_after_5000_mixed_changes() {
     assert!(want.contains_key(&format!("cn=user88,ou=u8,ou=u0,{base}")));
     assert_same(&want, &have);
 }
+
+/// The first start fills the replica many objects at a time (parents before their
+/// children) with everything the primary already holds, operational attributes
+/// included, and processing goes on from there: a change after the fill reaches the
+/// replica too. A replica object of another entryUUID at one of the DNs is overwritten.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_start_fills_the_replica_with_what_the_primary_holds() {
+    let base = "dc=example,dc=com";
+    let mut preload = String::new();
+    for ou in 0..5 {
+        preload.push_str(&format!(
+            "dn: ou=u{ou},{base}\nobjectClass: organizationalUnit\nou: u{ou}\n\n"
+        ));
+        for i in 0..60 {
+            preload.push_str(&format!(
+                "dn: cn=r{i},ou=u{ou},{base}\nobjectClass: organizationalRole\ncn: r{i}\ndescription: {ou}/{i}\n\n"
+            ));
+        }
+    }
+    let mut domain = Domain::start(
+        tests::listener_binary!(),
+        Slapd::builder().entries(&preload),
+    )
+    .unwrap();
+    let replica = Slapd::builder()
+        .replica_of(domain.slapd.url())
+        .entries(&format!(
+            "dn: ou=u0,{base}\nobjectClass: organizationalUnit\nou: u0\ndescription: the replica's own\n"
+        ))
+        .start()
+        .unwrap();
+    let args: Vec<String> = [
+        "--replicate-to",
+        replica.url(),
+        "--replica-bind-password-file",
+        &replica.password_file().to_string_lossy(),
+    ]
+    .iter()
+    .map(|a| (*a).to_owned())
+    .collect();
+    domain
+        .start_listener_with_log_and("listener_runtime::replication=info", &args)
+        .unwrap();
+    domain.barrier();
+    let (want, have) = converge(&domain, &replica).await;
+    // The fill added every object but the two the replica had (the base, and ou=u0
+    // under another entryUUID, which their creates overwrote).
+    let log = domain.log();
+    assert!(
+        log.iter().any(|l| l.contains("the replica is filled")
+            && l.contains("seen=306")
+            && l.contains("added=304")),
+        "{log:#?}"
+    );
+    // The base, the barrier's entry, 5 units of 60 roles.
+    assert_eq!(want.len(), 2 + 5 + 5 * 60);
+    assert_same(&want, &have);
+
+    domain
+        .slapd
+        .ldapmodify(&format!(
+            "dn: cn=r7,ou=u3,{base}\nchangetype: modify\nreplace: description\ndescription: after the fill\n"
+        ))
+        .unwrap();
+    domain.barrier();
+    let (want, have) = converge(&domain, &replica).await;
+    assert_same(&want, &have);
+}

@@ -119,6 +119,7 @@ impl ReplicationArgs {
             base: base.clone(),
             filter: self.replication_filter.clone(),
             config_uri: self.replica_config_uri.clone(),
+            primary: None,
         }))
     }
 }

@@ -177,7 +177,8 @@ pub(crate) async fn run(
 ) -> Result<(), RunError> {
     let mut shutdown = Shutdown::new(shutdown);
     let mut registrations = registrations.to_vec();
-    if let Some(replication) = config.replication.clone() {
+    if let Some(mut replication) = config.replication.clone() {
+        replication.primary = Some(config.ldap.clone());
         registrations.push(crate::replication::registration(replication));
         crate::api::registry::sort_modules(&mut registrations);
         crate::api::registry::check_unique_names(&registrations)

@@ -4,6 +4,7 @@
 //! and is retried instead of being dropped. What is written is decided without I/O in
 //! [`listener_core::replica`]; [`replica`] sends it.
 
+mod fill;
 mod replica;
 mod schema;
 
@@ -17,6 +18,7 @@ use crate::api::error::{HandlerError, HandlerResult};
 use crate::api::handler::Handler;
 use crate::api::registry::{ApiKind, ModuleInstance, ModuleRegistration, SourceLocation};
 use crate::ldap::LdapSettings;
+use crate::listener::fetch::Fetcher;
 
 /// The module's name, as `status`, `modules` and `failed` show it.
 pub(crate) const NAME: &str = "replication";
@@ -35,6 +37,9 @@ pub(crate) struct ReplicationConfig {
     /// where the primary's new schema is written; without it a change that needs schema
     /// the replica lacks is held like any refused change.
     pub config_uri: Option<String>,
+    /// The primary's connection settings (the listener's own), for the first fill's
+    /// search on a connection of its own; set by `run`.
+    pub primary: Option<LdapSettings>,
 }
 
 /// The configuration of this process's replication module: set once by `run`, before
@@ -86,6 +91,8 @@ const fn with_filter(ldap_filter: &'static str) -> ModuleRegistration {
 /// The module: its connection to the replica, opened at the first change.
 struct Replication {
     replica: Option<replica::Replica>,
+    /// What the fill of this initialization wrote, until the objects' creates come.
+    filled: fill::Filled,
     /// The refused change last appended to `failed.ldif` (a retry of the same change is
     /// not appended again).
     recorded: Option<replica::Rejected>,
@@ -95,6 +102,7 @@ impl Replication {
     fn new() -> Replication {
         Replication {
             replica: None,
+            filled: fill::Filled::default(),
             recorded: None,
         }
     }
@@ -171,8 +179,58 @@ fn record_refused(cache_dir: &Path, uri: &str, refused: &replica::Rejected) {
 pub(crate) const FAILED_LDIF: &str = "failed.ldif";
 
 impl Handler for Replication {
+    /// A fresh initialization (the first start, `resync replication`): the replica is
+    /// filled many objects at a time first ([`fill`]); without a replication filter
+    /// only, since a filtered fill is the objects' own creates. The fill only saves
+    /// time: when it fails (the replica unreachable, say), the objects' creates do the
+    /// work, and hold processing as every write does, so initialization never fails here.
+    fn initialize(&mut self, _ctx: &mut Context) -> HandlerResult {
+        self.filled.clear();
+        let Some(config) = CONFIG.get().filter(|c| c.filter.is_none()) else {
+            return Ok(());
+        };
+        let Some(primary) = &config.primary else {
+            return Ok(());
+        };
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| {
+            HandlerError::msg("the replication module needs the listener's runtime")
+        })?;
+        let filled = tokio::task::block_in_place(|| {
+            handle.block_on(async {
+                let connect = async |settings: &LdapSettings, what: &str| {
+                    Fetcher::connect(settings, config.base.clone())
+                        .await
+                        .map_err(|e| HandlerError::msg(format!("{what} {}: {e}", settings.uri)))
+                };
+                // Connections of their own: a paged search shares its connection with
+                // no other operation, and each writer has one add in flight.
+                let primary = connect(primary, "primary").await?;
+                let mut writers = Vec::new();
+                for _ in 0..fill::WRITERS {
+                    writers.push(connect(&config.replica, "replica").await?);
+                }
+                fill::fill(&primary, writers).await
+            })
+        });
+        match filled {
+            Ok(filled) => self.filled = filled,
+            Err(e) => {
+                tracing::warn!(error = %e, "replication: the replica could not be filled many objects at a time; each object's create writes it instead")
+            }
+        }
+        Ok(())
+    }
+
     fn create(&mut self, ctx: &mut Context, _dn: &Dn, new: &Entry) -> HandlerResult {
+        if self.filled.take(new) {
+            return Ok(());
+        }
         self.with_replica(ctx, async |r, ctx| r.write(ctx, None, new).await)
+    }
+
+    fn post_run(&mut self, _ctx: &mut Context) -> HandlerResult {
+        self.filled.clear();
+        Ok(())
     }
 
     fn modify(
@@ -184,11 +242,13 @@ impl Handler for Replication {
         old_dn: Option<&Dn>,
     ) -> HandlerResult {
         let _ = dn;
+        self.filled.clear();
         let before = old_dn.unwrap_or(old.dn());
         self.with_replica(ctx, async |r, ctx| r.write(ctx, Some(before), new).await)
     }
 
     fn remove(&mut self, ctx: &mut Context, _dn: &Dn, old: &Entry) -> HandlerResult {
+        self.filled.clear();
         self.with_replica(ctx, async |r, _| r.delete(old).await)
     }
 }

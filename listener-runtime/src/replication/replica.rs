@@ -323,56 +323,63 @@ impl Replica {
     }
 
     async fn send_once(&mut self, record: &ChangeRecord) -> Result<(), Rejected> {
-        let mut ldap = self.reads.handle();
-        let dn = record.dn.as_str();
-        let result = match &record.change {
-            Change::Add(entry) => {
-                let attrs = entry
-                    .attributes()
-                    .map(|a| (a.desc.as_str().as_bytes().to_vec(), value_set(&a.values)))
-                    .collect();
-                ldap.add(dn, attrs).await
-            }
-            Change::Modify(changes) => {
-                let mods = changes
-                    .iter()
-                    .map(|m| {
-                        let attr = m.attr.as_str().as_bytes().to_vec();
-                        let values = value_set(&m.values);
-                        match m.op {
-                            ModOp::Add => Mod::Add(attr, values),
-                            ModOp::Delete => Mod::Delete(attr, values),
-                            // The decisions make no increments.
-                            ModOp::Replace | ModOp::Increment => Mod::Replace(attr, values),
-                        }
-                    })
-                    .collect();
-                ldap.modify(dn, mods).await
-            }
-            Change::ModRdn {
-                new_rdn,
-                delete_old_rdn,
-                new_superior,
-            } => {
-                let rdn = new_rdn.to_string();
-                let superior = new_superior.as_ref().map(Dn::as_str);
-                ldap.modifydn(dn, &rdn, *delete_old_rdn, superior).await
-            }
-            Change::Delete => ldap.delete(dn).await,
-        };
-        match result.and_then(ldap3::LdapResult::success) {
-            Ok(_) => Ok(()),
-            Err(LdapError::LdapResult { result }) => Err(Rejected {
-                code: result.rc,
-                message: format!("{} ({})", result.text, result.rc),
-                record: listener_core::ldif::change_to_string(record),
-            }),
-            Err(e) => Err(Rejected {
-                code: 0,
-                message: e.to_string(),
-                record: listener_core::ldif::change_to_string(record),
-            }),
+        send_record(&mut self.reads.handle(), record).await
+    }
+}
+
+/// Sends `record` on `ldap`; the replica's refusal with the record as LDIF.
+pub(super) async fn send_record(
+    ldap: &mut ldap3::Ldap,
+    record: &ChangeRecord,
+) -> Result<(), Rejected> {
+    let dn = record.dn.as_str();
+    let result = match &record.change {
+        Change::Add(entry) => {
+            let attrs = entry
+                .attributes()
+                .map(|a| (a.desc.as_str().as_bytes().to_vec(), value_set(&a.values)))
+                .collect();
+            ldap.add(dn, attrs).await
         }
+        Change::Modify(changes) => {
+            let mods = changes
+                .iter()
+                .map(|m| {
+                    let attr = m.attr.as_str().as_bytes().to_vec();
+                    let values = value_set(&m.values);
+                    match m.op {
+                        ModOp::Add => Mod::Add(attr, values),
+                        ModOp::Delete => Mod::Delete(attr, values),
+                        // The decisions make no increments.
+                        ModOp::Replace | ModOp::Increment => Mod::Replace(attr, values),
+                    }
+                })
+                .collect();
+            ldap.modify(dn, mods).await
+        }
+        Change::ModRdn {
+            new_rdn,
+            delete_old_rdn,
+            new_superior,
+        } => {
+            let rdn = new_rdn.to_string();
+            let superior = new_superior.as_ref().map(Dn::as_str);
+            ldap.modifydn(dn, &rdn, *delete_old_rdn, superior).await
+        }
+        Change::Delete => ldap.delete(dn).await,
+    };
+    match result.and_then(ldap3::LdapResult::success) {
+        Ok(_) => Ok(()),
+        Err(LdapError::LdapResult { result }) => Err(Rejected {
+            code: result.rc,
+            message: format!("{} ({})", result.text, result.rc),
+            record: listener_core::ldif::change_to_string(record),
+        }),
+        Err(e) => Err(Rejected {
+            code: 0,
+            message: e.to_string(),
+            record: listener_core::ldif::change_to_string(record),
+        }),
     }
 }
 
