@@ -418,3 +418,27 @@ pub fn assert_in_order(calls: &[String], expected: &[&str]) {
         );
     }
 }
+
+/// The durable ID a listener started with `--metrics 127.0.0.1:PORT` reports
+/// (`listener_durable_id`); `None` while it does not answer. Read over a plain socket: a
+/// benchmark polls it often, and a `status` process each time would take CPU from what
+/// it measures.
+pub fn metrics_durable_id(port: u16) -> Option<u64> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    answer
+        .lines()
+        .find_map(|l| l.strip_prefix("listener_durable_id "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|v| v as u64)
+}

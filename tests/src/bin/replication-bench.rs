@@ -168,7 +168,7 @@ impl Setup {
             domain,
             replica,
             consumer,
-            metrics: free_port()?,
+            metrics: tests::free_port().map_err(|e| e.to_string())?,
         })
     }
 
@@ -196,7 +196,7 @@ impl Setup {
         }
         let target = self.domain.notifier_id();
         let deadline = Instant::now() + TIMEOUT;
-        while durable_id(self.metrics).is_none_or(|id| id < target) {
+        while tests::domain::metrics_durable_id(self.metrics).is_none_or(|id| id < target) {
             if Instant::now() > deadline {
                 return Err(format!("our listener did not reach {target}"));
             }
@@ -327,7 +327,7 @@ async fn fill(count: usize) -> Result<Figure> {
         domain,
         replica,
         consumer,
-        metrics: free_port()?,
+        metrics: tests::free_port().map_err(|e| e.to_string())?,
     };
     let started = Instant::now();
     setup.start_listener()?;
@@ -515,31 +515,4 @@ async fn check_same(setup: &Setup) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// A free loopback port for the listener's metrics.
-fn free_port() -> Result<u16> {
-    let socket = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    Ok(socket.local_addr().map_err(|e| e.to_string())?.port())
-}
-
-/// The listener's durable ID from its metrics endpoint; `None` while it does not answer.
-fn durable_id(metrics: u16) -> Option<u64> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", metrics)).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .ok()?;
-    write!(
-        stream,
-        "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).ok()?;
-    answer
-        .lines()
-        .find_map(|l| l.strip_prefix("listener_durable_id "))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .map(|v| v as u64)
 }

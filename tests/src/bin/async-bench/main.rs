@@ -69,7 +69,7 @@ fn bench(options: &Options) -> Result<()> {
     let me = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
     let mut domain =
         Domain::start(&me, Slapd::builder().no_sync(true)).map_err(|e| e.to_string())?;
-    let metrics = free_port()?;
+    let metrics = tests::free_port().map_err(|e| e.to_string())?;
     start_listener(&mut domain, metrics)?;
     if !domain.wait_caught_up(Duration::from_secs(120)) {
         return Err("the listener did not start".into());
@@ -208,35 +208,6 @@ fn start_listener(domain: &mut Domain, metrics: u16) -> Result<()> {
     domain.start_listener_with(&args).map_err(|e| e.to_string())
 }
 
-/// A free loopback port for the listener's metrics.
-fn free_port() -> Result<u16> {
-    let socket = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    Ok(socket.local_addr().map_err(|e| e.to_string())?.port())
-}
-
-/// The listener's durable ID from its metrics endpoint; `None` while it does not answer.
-/// Read over a plain socket rather than with `status`, a process of its own each time,
-/// which would take CPU from the catch-up it measures.
-fn durable_id(metrics: u16) -> Option<u64> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", metrics)).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .ok()?;
-    write!(
-        stream,
-        "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).ok()?;
-    answer
-        .lines()
-        .find_map(|l| l.strip_prefix("listener_durable_id "))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .map(|v| v as u64)
-}
-
 /// Names of the roles made so far, so that every batch creates new objects.
 #[derive(Default)]
 struct Roles {
@@ -313,7 +284,7 @@ fn catch_up(
     let start = target - count as u64;
     let mut first: Option<(u64, Instant)> = None;
     loop {
-        let last = durable_id(metrics);
+        let last = tests::domain::metrics_durable_id(metrics);
         let now = Instant::now();
         if let Some(last) = last {
             if first.is_none() && last > start && last < target {
