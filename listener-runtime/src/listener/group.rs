@@ -218,12 +218,7 @@ impl Group {
                     self.ready.entry(index).or_default().append(&mut rows);
                 }
             }
-            None => {
-                let mut w = cache.write()?;
-                self.results.write_into(&mut w)?;
-                w.set_durable(true)?;
-                w.commit()?;
-            }
+            None => self.commit_results(cache, true)?,
         }
         self.started = None;
         self.durable = Some(last);
@@ -244,15 +239,18 @@ impl Group {
         match &mut self.open {
             Some(w) => {
                 self.results.write_into(w)?;
+                Ok(())
             }
-            None => {
-                let mut w = cache.write()?;
-                w.set_durable(false)?;
-                self.results.write_into(&mut w)?;
-                w.commit()?;
-            }
+            None => self.commit_results(cache, false),
         }
-        Ok(())
+    }
+
+    /// What the pools finished, in a commit of its own (with no group open).
+    fn commit_results(&self, cache: &Cache, durable: bool) -> Result<(), CacheError> {
+        let mut w = cache.write()?;
+        w.set_durable(durable)?;
+        self.results.write_into(&mut w)?;
+        w.commit()
     }
 
     /// Writes the group's queued calls to their modules' queues in `w`, each module's in

@@ -825,7 +825,9 @@ impl Listener {
             pool.stop().await;
         }
         // What the workers finished while stopping.
-        self.group.sync(&self.cache, self.last)?;
+        if !self.results.is_empty() {
+            self.group.sync(&self.cache, self.last)?;
+        }
         let why = match flow {
             Flow::Stop(why) => why,
             Flow::Continue => "",

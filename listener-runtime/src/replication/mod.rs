@@ -119,19 +119,15 @@ impl Replication {
                 "the replication module runs only under `run --replicate-to`",
             ));
         };
-        let handle = tokio::runtime::Handle::try_current().map_err(|_| {
-            HandlerError::msg("the replication module needs the listener's runtime")
-        })?;
         let slot = &mut self.replica;
-        let result = tokio::task::block_in_place(|| {
-            handle.block_on(async {
-                if slot.is_none() {
-                    *slot = Some(replica::Replica::connect(config).await?);
-                }
-                let replica = slot.as_mut().expect("connected above");
-                write(replica, ctx).await
-            })
-        });
+        let result = on_runtime(async {
+            if slot.is_none() {
+                *slot = Some(replica::Replica::connect(config).await?);
+            }
+            let replica = slot.as_mut().expect("connected above");
+            write(replica, ctx).await
+        })
+        .flatten();
         if result.is_err() {
             let refused = self.replica.take().and_then(|mut r| r.take_refused());
             if let Some(refused) = refused
@@ -145,6 +141,14 @@ impl Replication {
         }
         result
     }
+}
+
+/// Runs `future` to its end from the module's synchronous methods, on the listener's
+/// runtime.
+fn on_runtime<F: std::future::Future>(future: F) -> Result<F::Output, HandlerError> {
+    let handle = tokio::runtime::Handle::try_current()
+        .map_err(|_| HandlerError::msg("the replication module needs the listener's runtime"))?;
+    Ok(tokio::task::block_in_place(|| handle.block_on(future)))
 }
 
 /// Appends `refused` to `<cache_dir>/failed.ldif` (mode 0600), as an RFC 2849 change
@@ -192,26 +196,22 @@ impl Handler for Replication {
         let Some(primary) = &config.primary else {
             return Ok(());
         };
-        let handle = tokio::runtime::Handle::try_current().map_err(|_| {
-            HandlerError::msg("the replication module needs the listener's runtime")
-        })?;
-        let filled = tokio::task::block_in_place(|| {
-            handle.block_on(async {
-                let connect = async |settings: &LdapSettings, what: &str| {
-                    Fetcher::connect(settings, config.base.clone())
-                        .await
-                        .map_err(|e| HandlerError::msg(format!("{what} {}: {e}", settings.uri)))
-                };
-                // Connections of their own: a paged search shares its connection with
-                // no other operation, and each writer has one add in flight.
-                let primary = connect(primary, "primary").await?;
-                let mut writers = Vec::new();
-                for _ in 0..fill::WRITERS {
-                    writers.push(connect(&config.replica, "replica").await?);
-                }
-                fill::fill(&primary, writers).await
-            })
-        });
+        let filled = on_runtime(async {
+            let connect = async |settings: &LdapSettings, what: &str| {
+                Fetcher::connect(settings, config.base.clone())
+                    .await
+                    .map_err(|e| HandlerError::msg(format!("{what} {}: {e}", settings.uri)))
+            };
+            // Connections of their own: a paged search shares its connection with no
+            // other operation, and each writer has one add in flight.
+            let primary = connect(primary, "primary").await?;
+            let mut writers = Vec::new();
+            for _ in 0..fill::WRITERS {
+                writers.push(connect(&config.replica, "replica").await?);
+            }
+            fill::fill(&primary, writers).await
+        })
+        .flatten();
         match filled {
             Ok(filled) => self.filled = filled,
             Err(e) => {

@@ -62,7 +62,8 @@ enum Task {
 }
 
 pub(super) struct Executor {
-    module: String,
+    /// The module's name, as the logs and the results carry it.
+    module: Arc<str>,
     store: Arc<dyn SharedStore>,
     config: PoolConfig,
     shared: Arc<Shared>,
@@ -75,8 +76,6 @@ pub(super) struct Executor {
     directs: VecDeque<Direct>,
     /// Where finished rows go for the listener to write ([`super::results`]).
     results: Arc<Results>,
-    /// The module's name, as the results carry it.
-    name: Arc<str>,
     /// Since when nothing is queued or running.
     quiet_since: Option<Instant>,
     stopping: Option<oneshot::Sender<()>>,
@@ -110,8 +109,7 @@ impl Executor {
             })
             .collect();
         Executor {
-            name: Arc::from(module.as_str()),
-            module,
+            module: Arc::from(module),
             store,
             config,
             shared,
@@ -493,7 +491,7 @@ impl Executor {
         if let (Write::Fail(..), Some(stats)) = (&write, &self.stats) {
             stats.queue.failed.fetch_add(1, Ordering::Relaxed);
         }
-        self.results.push(&self.name, write);
+        self.results.push(&self.module, write);
     }
 
     /// Figures for `status` and the metrics.

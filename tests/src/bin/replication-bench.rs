@@ -152,18 +152,18 @@ struct Setup {
 
 impl Setup {
     fn start(entries: &str) -> Result<Setup> {
-        let me = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
-        let mut builder = Slapd::builder().no_sync(true);
-        if !entries.is_empty() {
-            builder = builder.entries(entries);
-        }
-        let domain = Domain::start(&me, builder).map_err(|e| e.to_string())?;
+        let domain = start_primary(entries)?;
+        let consumer = start_consumer(&domain.slapd)?;
+        Setup::with(domain, consumer)
+    }
+
+    /// Our replica beside `domain` and `consumer`, already started.
+    fn with(domain: Domain, consumer: Slapd) -> Result<Setup> {
         let replica = Slapd::builder()
             .no_sync(true)
             .replica_of(domain.slapd.url())
             .start()
             .map_err(|e| e.to_string())?;
-        let consumer = start_consumer(&domain.slapd)?;
         Ok(Setup {
             domain,
             replica,
@@ -204,6 +204,33 @@ impl Setup {
         }
         Ok(())
     }
+}
+
+/// The primary (slapd and our notifier), preloaded with `entries` (LDIF).
+fn start_primary(entries: &str) -> Result<Domain> {
+    let me = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+    let mut builder = Slapd::builder().no_sync(true);
+    if !entries.is_empty() {
+        builder = builder.entries(entries);
+    }
+    Domain::start(&me, builder).map_err(|e| e.to_string())
+}
+
+/// Waits until `consumer`'s contextCSN is `primary`'s (read once, now); the seconds
+/// since `started`.
+async fn consumer_converged(consumer: &Slapd, primary: &[String], started: Instant) -> Result<f64> {
+    // An empty consumer has none either: it would count as converged at once.
+    if primary.is_empty() {
+        return Err("the primary has no contextCSN".into());
+    }
+    let deadline = started + TIMEOUT;
+    while contextcsn(consumer).await.ok().as_deref() != Some(primary) {
+        if Instant::now() > deadline {
+            return Err("the syncrepl consumer did not converge".into());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(started.elapsed().as_secs_f64())
 }
 
 /// A native syncrepl consumer of `primary`, empty when it starts.
@@ -264,20 +291,10 @@ async fn catchup(count: usize) -> Result<Figure> {
         .ldapmodify(&mixed(base, objects, count))
         .map_err(|e| e.to_string())?;
     let want = contextcsn(&setup.domain.slapd).await?;
-    if want.is_empty() {
-        return Err("the primary has no contextCSN".into());
-    }
 
     let started = Instant::now();
     setup.consumer.restart().map_err(|e| e.to_string())?;
-    let deadline = started + TIMEOUT;
-    while contextcsn(&setup.consumer).await.ok() != Some(want.clone()) {
-        if Instant::now() > deadline {
-            return Err("the syncrepl consumer did not catch up".into());
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let theirs = started.elapsed().as_secs_f64();
+    let theirs = consumer_converged(&setup.consumer, &want, started).await?;
 
     let started = Instant::now();
     setup.start_listener()?;
@@ -296,48 +313,17 @@ async fn catchup(count: usize) -> Result<Figure> {
 /// A replica filled from nothing with the primary's `count` entries; each alone.
 async fn fill(count: usize) -> Result<Figure> {
     eprintln!("== fill: a new replica takes the primary's {count} entries");
-    let base = "dc=example,dc=com";
-    let me = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
-    let builder = Slapd::builder()
-        .no_sync(true)
-        .entries(&roles(base, "f", 0..count));
-    let domain = Domain::start(&me, builder).map_err(|e| e.to_string())?;
+    let domain = start_primary(&roles("dc=example,dc=com", "f", 0..count))?;
     let want = contextcsn(&domain.slapd).await?;
-    if want.is_empty() {
-        return Err("the primary has no contextCSN".into());
-    }
 
     let started = Instant::now();
     let consumer = start_consumer(&domain.slapd)?;
-    let deadline = started + TIMEOUT;
-    while contextcsn(&consumer).await.ok() != Some(want.clone()) {
-        if Instant::now() > deadline {
-            return Err("the syncrepl consumer did not fill".into());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let theirs = started.elapsed().as_secs_f64();
+    let theirs = consumer_converged(&consumer, &want, started).await?;
 
-    let replica = Slapd::builder()
-        .no_sync(true)
-        .replica_of(domain.slapd.url())
-        .start()
-        .map_err(|e| e.to_string())?;
-    let mut setup = Setup {
-        domain,
-        replica,
-        consumer,
-        metrics: tests::free_port().map_err(|e| e.to_string())?,
-    };
+    let mut setup = Setup::with(domain, consumer)?;
     let started = Instant::now();
     setup.start_listener()?;
-    tokio::task::block_in_place(|| {
-        if setup.domain.wait_initialized(TIMEOUT) {
-            Ok(())
-        } else {
-            Err("our replica was not initialized".to_owned())
-        }
-    })?;
+    tokio::task::block_in_place(|| setup.wait_ours())?;
     let ours = started.elapsed().as_secs_f64();
     eprintln!("   ours {ours:.2}s, syncrepl {theirs:.2}s");
     check_same(&setup).await?;
