@@ -4,6 +4,7 @@
 //! replays the transaction; modules see a change at least once.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use listener_core::{Command, Dn, Entry};
 
@@ -11,6 +12,7 @@ use super::cache::{Cache, CacheError, Intents, PendingCreate, WriteTxn};
 use super::call::{Invocation, Module, RetryPolicy};
 use super::decide::Step;
 use super::dispatch::{self, Call, Change, DeleteCause, ModuleSpec, Registration};
+use crate::replication::Pipeline;
 use crate::workers::lanes::{NewRow, Row};
 
 /// The modules, their dispatch specs and how failing calls are retried.
@@ -25,6 +27,9 @@ pub(crate) struct Applier {
     /// event instead of halting processing again (cleared once that transaction is
     /// applied).
     pub skip: Option<(u64, String)>,
+    /// The writes the `replication` module handed over: done before any other module is
+    /// called (it sees a replica that holds the change).
+    pub replica_writes: Option<Arc<Pipeline>>,
 }
 
 impl Applier {
@@ -39,6 +44,7 @@ impl Applier {
             specs,
             policy,
             skip: None,
+            replica_writes: None,
         }
     }
 
@@ -79,6 +85,10 @@ pub(crate) struct Applied {
     /// A `blocking` module failed every attempt: nothing was committed, and the caller
     /// must not go on before the transaction is applied.
     pub halted: Option<Halted>,
+    /// A write the `replication` module handed over failed: nothing was committed, and
+    /// the caller goes back to its last durable transaction (see
+    /// [`crate::replication::Pipeline`]).
+    pub rewind: bool,
     /// Calls of asynchronous modules, written to their queues in this transaction's
     /// commit: (module index, row), for the caller to hand to the modules' pools.
     pub queued: Vec<(usize, Row)>,
@@ -220,6 +230,15 @@ impl Applier {
             for plan in plans {
                 let module = &mut self.modules[plan.module];
                 let name = module.name();
+                if let Some(writes) = &self.replica_writes
+                    && module.pool().is_none()
+                    && name != crate::replication::NAME
+                    && writes.is_busy()
+                    && writes.settle().await.is_err()
+                {
+                    applied.rewind = true;
+                    return Ok(applied);
+                }
                 let mut failure = None;
                 for call in &plan.calls {
                     // The DN last: it may contain spaces, and tests read it up to the end.

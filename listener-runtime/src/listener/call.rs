@@ -179,10 +179,19 @@ impl std::fmt::Debug for Module {
 impl Module {
     /// Makes the module's instance, to be called in this process.
     pub(crate) fn load(registration: &'static ModuleRegistration) -> Module {
+        Module::with_instance(registration, registration.instantiate())
+    }
+
+    /// The module with `instance`, made otherwise than by its registration's constructor
+    /// (the built-in `replication` module with the listener's pipeline).
+    pub(crate) fn with_instance(
+        registration: &'static ModuleRegistration,
+        instance: ModuleInstance,
+    ) -> Module {
         Module {
             registration,
             runner: Runner::Here {
-                instance: registration.instantiate(),
+                instance,
                 ctx: Context::new(registration.name),
                 running: false,
             },

@@ -182,17 +182,32 @@ impl Group {
         }
     }
 
-    /// Notes that transaction `last` is applied: durable at once without group commit,
-    /// else when the group is full or old.
-    pub(crate) fn applied(&mut self, cache: &Cache, last: u64) -> Result<(), CacheError> {
+    /// Notes that transaction `last` is applied: durable at once without group commit.
+    /// With it, whether the group is full or old: the caller makes it durable then.
+    pub(crate) fn applied(&mut self, cache: &Cache, last: u64) -> Result<bool, CacheError> {
         if self.intents.is_none() {
             self.durable = Some(last);
-            return self.write_results(cache);
+            self.write_results(cache)?;
+            return Ok(false);
         }
         let (count, since) = self.started.get_or_insert((0, Instant::now()));
         *count += 1;
-        if *count >= GROUP_MAX || since.elapsed() >= GROUP_TIME {
-            self.sync(cache, last)?;
+        Ok(*count >= GROUP_MAX || since.elapsed() >= GROUP_TIME)
+    }
+
+    /// Drops what the group applied (the replica refused a write handed over: the
+    /// listener applies it again from the last durable transaction). Its pending creates
+    /// go from the intents file; the calls it queued for asynchronous modules are
+    /// dropped, to be queued again.
+    pub(crate) fn abort(&mut self) -> Result<(), CacheError> {
+        if let Some(w) = self.open.take() {
+            w.abort()?;
+        }
+        self.started = None;
+        self.unsaved.clear();
+        if let Some(intents) = &mut self.intents {
+            let still: Vec<PendingCreate> = self.recovered.values().cloned().collect();
+            intents.reset(&still)?;
         }
         Ok(())
     }

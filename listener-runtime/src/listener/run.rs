@@ -42,6 +42,7 @@ use crate::ops::metrics::MetricsServer;
 use crate::protocol::client::{
     ClientError, ClientOptions, NotifierClient, TransactionRef, connect_with_backoff,
 };
+use crate::replication::Pipeline;
 use crate::workers::lanes::Row;
 use crate::workers::wire::Hello;
 use crate::workers::{Pool, PoolConfig, Results};
@@ -189,6 +190,7 @@ pub(crate) async fn run(
         return Ok(());
     };
     let mut flow = listener.initialize_modules(&mut shutdown).await?;
+    listener.hand_over_replica_writes(true);
     while flow == Flow::Continue {
         flow = listener.step(&mut shutdown).await?;
     }
@@ -217,6 +219,9 @@ enum Processed {
     /// A blocking module failed every attempt: nothing was committed, and the same
     /// transaction is tried again after a wait.
     Halted { id: u64, halted: Halted },
+    /// A write the `replication` module handed over failed: nothing was committed, and
+    /// the listener goes back to its last durable transaction.
+    Rewind,
 }
 
 /// The shutdown signal. Its first poll installs the signal handlers: from then on
@@ -265,6 +270,8 @@ struct Listener {
     group: Group,
     /// What the pools of asynchronous modules finished, for the group to write.
     results: Arc<Results>,
+    /// The writes the `replication` module hands over (with group commit).
+    replica_writes: Option<Arc<Pipeline>>,
     /// Transactions taken in, their objects fetched ahead.
     window: Window,
     /// What the notifier reader has read, in order.
@@ -312,6 +319,11 @@ impl Listener {
         if let Some((_, health)) = &shared {
             stats.set_shared(health.clone());
         }
+        // Replica writes run several at a time only where a group's commit can wait for
+        // them; with a durable commit per transaction each is written inline.
+        let replica_writes = (config.replication.is_some()
+            && config.durability == Durability::Group)
+            .then(Pipeline::new);
         let mut specs = Vec::new();
         let mut modules = Vec::new();
         for registration in registrations {
@@ -332,7 +344,15 @@ impl Listener {
                     )?;
                     Module::in_workers(registration, pool)
                 }
-                _ => Module::load(registration),
+                _ => match &replica_writes {
+                    Some(writes) if registration.name == crate::replication::NAME => {
+                        Module::with_instance(
+                            registration,
+                            crate::replication::instance(writes.clone()),
+                        )
+                    }
+                    _ => Module::load(registration),
+                },
             };
             if let Some(counters) = counters {
                 module.set_stats(counters);
@@ -392,8 +412,11 @@ impl Listener {
             stats.clone(),
         )));
         let window = Window::new(fetcher.clone(), connect_pool(&config).await?, config.window);
+        let mut applier = Applier::new(modules, specs, config.retry.clone());
+        applier.replica_writes = replica_writes.clone();
         Ok(Some(Listener {
-            applier: Applier::new(modules, specs, config.retry.clone()),
+            applier,
+            replica_writes,
             config,
             cache,
             stats,
@@ -529,6 +552,14 @@ impl Listener {
         shutdown: &mut Shutdown<F>,
     ) -> Result<Flow, RunError> {
         self.take_in()?;
+        if self
+            .replica_writes
+            .as_ref()
+            .is_some_and(|writes| writes.has_failed())
+        {
+            self.settle_replica_writes().await?;
+            return Ok(Flow::Continue);
+        }
         if self.window.is_empty() {
             return self.wait(shutdown).await;
         }
@@ -540,6 +571,10 @@ impl Listener {
         }
         match self.process_front().await {
             Ok(Processed::Halted { id, halted }) => return self.halt(id, halted, shutdown).await,
+            Ok(Processed::Rewind) => {
+                self.settle_replica_writes().await?;
+                return Ok(Flow::Continue);
+            }
             Ok(processed) => {
                 self.halt_retry.reset();
                 self.ldap_retry.reset();
@@ -548,7 +583,13 @@ impl Listener {
                 if let Processed::Applied { id, change_time } = processed {
                     self.stats.applied(id, change_time);
                     self.last = id;
-                    self.group.applied(&self.cache, self.last)?;
+                    let rewound_to = self
+                        .replica_writes
+                        .as_ref()
+                        .is_some_and(|writes| writes.is_rewound_to(id));
+                    if self.group.applied(&self.cache, self.last)? || rewound_to {
+                        self.make_durable().await?;
+                    }
                     self.hand_over();
                 }
             }
@@ -569,7 +610,7 @@ impl Listener {
             && let Ok(request) = self.control.try_recv()
         {
             // The request writes the cache itself: the group's transaction goes first.
-            self.make_durable()?;
+            self.make_durable().await?;
             self.handle(request).await;
         }
         Ok(Flow::Continue)
@@ -592,7 +633,7 @@ impl Listener {
         full: Pool,
         shutdown: &mut Shutdown<F>,
     ) -> Result<Flow, RunError> {
-        self.make_durable()?;
+        self.make_durable().await?;
         tracing::debug!(
             queued = full.len(),
             "an asynchronous module's queue is full; pausing"
@@ -629,7 +670,7 @@ impl Listener {
         &mut self,
         shutdown: &mut Shutdown<F>,
     ) -> Result<Flow, RunError> {
-        self.make_durable()?;
+        self.make_durable().await?;
         tokio::select! {
             received = self.queue.recv() => match received {
                 Some(Ok(t)) => {
@@ -679,7 +720,7 @@ impl Listener {
             error,
             since,
         }));
-        self.make_durable()?;
+        self.make_durable().await?;
         tokio::select! {
             () = tokio::time::sleep(delay) => Ok(Flow::Continue),
             () = shutdown.wait() => Ok(Flow::Stop(" while halted")),
@@ -736,11 +777,17 @@ impl Listener {
         let change_time = step_entry(&step).and_then(super::stats::change_time);
         let span =
             tracing::debug_span!("transaction", id = txn.id, dn = %txn.dn, command = %txn.command);
+        if let Some(writes) = &self.replica_writes {
+            writes.set_current(txn.id);
+        }
         let applied = self
             .group
             .apply(&self.cache, &mut self.applier, txn.id, txn.command, step)
             .instrument(span)
             .await?;
+        if applied.rewind {
+            return Ok(Processed::Rewind);
+        }
         if let Some(halted) = applied.halted {
             self.stash = saved_stash;
             return Ok(Processed::Halted { id: txn.id, halted });
@@ -757,11 +804,65 @@ impl Listener {
         })
     }
 
-    /// Makes what the group applied durable, and hands the rows it stored to the pools.
-    fn make_durable(&mut self) -> Result<(), RunError> {
-        self.group.flush(&self.cache, self.last)?;
+    /// Makes what the group applied durable, and hands the rows it stored to the pools;
+    /// first the replica writes handed over are waited for (when one failed, the group
+    /// is dropped instead: see [`Listener::settle_replica_writes`]).
+    async fn make_durable(&mut self) -> Result<(), RunError> {
+        if self.settle_replica_writes().await? {
+            self.group.flush(&self.cache, self.last)?;
+        }
         self.hand_over();
         Ok(())
+    }
+
+    /// Whether the `replication` module hands its writes over (in the main loop) or
+    /// writes inline (initializations, the tools' requests: they commit on their own).
+    fn hand_over_replica_writes(&self, on: bool) {
+        if let Some(writes) = &self.replica_writes {
+            writes.enable(on);
+        }
+    }
+
+    /// Waits for the replica writes handed over. Whether they all succeeded; if one
+    /// failed, the listener goes back to its last durable transaction: the group is
+    /// dropped, the window emptied, the notifier read again from there, and the
+    /// `replication` module writes inline up to the failed transaction, so that a
+    /// refusal halts processing at its own transaction (semantics §8). Calls of other
+    /// modules in the dropped group are made again (at least once).
+    async fn settle_replica_writes(&mut self) -> Result<bool, RunError> {
+        let Some(writes) = &self.replica_writes else {
+            return Ok(true);
+        };
+        let Err(failed) = writes.settle().await else {
+            return Ok(true);
+        };
+        writes.rewind(failed);
+        self.group.abort()?;
+        self.stash = None;
+        self.window.clear();
+        self.last = self.cache.read()?.last_id()?;
+        self.stats.applied_id.store(self.last, Ordering::Relaxed);
+        tracing::warn!(
+            failed,
+            from = self.last + 1,
+            "a replica write failed; applying again from the last durable transaction"
+        );
+        let client = connect_with_backoff(
+            &self.config.notifier,
+            &self.config.client,
+            &Backoff::default(),
+        )
+        .await?;
+        let (queue_tx, queue) = mpsc::channel(self.config.batch.max(1) * 2);
+        self.queue = queue;
+        self._reader = AbortOnDropHandle::new(tokio::spawn(read_notifier(
+            client,
+            self.last + 1,
+            self.config.clone(),
+            queue_tx,
+            self.stats.clone(),
+        )));
+        Ok(false)
     }
 
     /// Hands the rows stored durably to their pools, each pool's in one go (one wake-up
@@ -790,6 +891,7 @@ impl Listener {
     /// over: a `resync` waits for the module's queue to drain).
     async fn handle(&mut self, request: control::Request) {
         self.hand_over();
+        self.hand_over_replica_writes(false);
         // What the pools finished first: the tools see failed events and queues as they are.
         if let Err(e) = self.group.write_results(&self.cache) {
             tracing::error!(error = %e, "cannot record finished asynchronous calls; they run again after a restart");
@@ -802,6 +904,7 @@ impl Listener {
             &self.fetcher,
         )
         .await;
+        self.hand_over_replica_writes(true);
     }
 
     /// Connects to LDAP again; the window and every module use the new connections.
@@ -818,7 +921,16 @@ impl Listener {
     /// A clean stop: `post_run` for every module that ran, everything applied made
     /// durable.
     async fn stop(mut self, flow: Flow) -> Result<(), RunError> {
-        self.group.sync(&self.cache, self.last)?;
+        // A replica write that failed: what the group applied is applied again after
+        // the restart.
+        let settled = match &self.replica_writes {
+            Some(writes) => writes.settle().await.is_ok(),
+            None => true,
+        };
+        match settled {
+            true => self.group.sync(&self.cache, self.last)?,
+            false => self.group.abort()?,
+        }
         self.hand_over();
         post_run(&mut self.applier.modules).await;
         for pool in self.applier.modules.iter().filter_map(Module::pool) {

@@ -178,6 +178,15 @@ impl Window {
         self.items.front().map(|a| a.txn.as_ref())
     }
 
+    /// Drops every transaction in the window (the listener goes back): fetches under way
+    /// finish unread.
+    pub fn clear(&mut self) {
+        self.items.clear();
+        self.batch.clear();
+        self.filling = true;
+        self.rename = None;
+    }
+
     /// Done with the front transaction.
     pub fn pop(&mut self) {
         self.items.pop_front();

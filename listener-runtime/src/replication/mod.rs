@@ -5,11 +5,12 @@
 //! [`listener_core::replica`]; [`replica`] sends it.
 
 mod fill;
+mod pipeline;
 mod replica;
 mod schema;
 
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use listener_core::{Dn, Entry};
 
@@ -19,6 +20,9 @@ use crate::api::handler::Handler;
 use crate::api::registry::{ApiKind, ModuleInstance, ModuleRegistration, SourceLocation};
 use crate::ldap::LdapSettings;
 use crate::listener::fetch::Fetcher;
+
+pub(crate) use pipeline::Pipeline;
+use pipeline::Write;
 
 /// The module's name, as `status`, `modules` and `failed` show it.
 pub(crate) const NAME: &str = "replication";
@@ -88,9 +92,40 @@ const fn with_filter(ldap_filter: &'static str) -> ModuleRegistration {
     }
 }
 
+/// The module's instance for a listener that hands its writes to `pipeline`.
+pub(crate) fn instance(pipeline: Arc<Pipeline>) -> ModuleInstance {
+    let mut replication = Replication::new();
+    replication.pipeline = Some(pipeline);
+    ModuleInstance::Sync(Box::new(replication))
+}
+
+/// A connection to the replica, as `run --replicate-to` configured it.
+async fn connect_replica() -> Result<replica::Replica, HandlerError> {
+    match CONFIG.get() {
+        Some(config) => replica::Replica::connect(config).await,
+        None => Err(not_configured()),
+    }
+}
+
+fn not_configured() -> HandlerError {
+    HandlerError::msg("the replication module runs only under `run --replicate-to`")
+}
+
+/// The primary, on the listener's connection, searched under the replicated base.
+fn primary(ctx: &Context) -> Result<Fetcher, HandlerError> {
+    let config = CONFIG.get().ok_or_else(not_configured)?;
+    let ldap = ctx
+        .ldap()
+        .ok_or_else(|| HandlerError::msg("no connection to the primary"))?;
+    Ok(Fetcher::new(ldap, config.base.clone()))
+}
+
 /// The module: its connection to the replica, opened at the first change.
 struct Replication {
     replica: Option<replica::Replica>,
+    /// Where writes go in the listener's main loop (with group commit), to run several
+    /// at a time; without it, or when it gives a write back, it is written here, inline.
+    pipeline: Option<Arc<Pipeline>>,
     /// What the fill of this initialization wrote, until the objects' creates come.
     filled: fill::Filled,
     /// The refused change last appended to `failed.ldif` (a retry of the same change is
@@ -102,6 +137,7 @@ impl Replication {
     fn new() -> Replication {
         Replication {
             replica: None,
+            pipeline: None,
             filled: fill::Filled::default(),
             recorded: None,
         }
@@ -115,9 +151,7 @@ impl Replication {
         F: AsyncFnOnce(&mut replica::Replica, &Context) -> HandlerResult,
     {
         let Some(config) = CONFIG.get() else {
-            return Err(HandlerError::msg(
-                "the replication module runs only under `run --replicate-to`",
-            ));
+            return Err(not_configured());
         };
         let slot = &mut self.replica;
         let result = on_runtime(async {
@@ -140,6 +174,19 @@ impl Replication {
             }
         }
         result
+    }
+
+    /// Makes the replica take `write`: handed to the pipeline if there is one and it
+    /// takes it, else written here, waiting for the replica's answer.
+    fn write(&mut self, ctx: &Context, write: Write) -> HandlerResult {
+        let write = match &self.pipeline {
+            Some(pipeline) => match on_runtime(pipeline.hand_over(write, primary(ctx)?))? {
+                None => return Ok(()),
+                Some(write) => write,
+            },
+            None => write,
+        };
+        self.with_replica(ctx, async |r, ctx| write.run(r, &primary(ctx)?).await)
     }
 }
 
@@ -225,7 +272,8 @@ impl Handler for Replication {
         if self.filled.take(new) {
             return Ok(());
         }
-        self.with_replica(ctx, async |r, ctx| r.write(ctx, None, new).await)
+        let new = new.clone();
+        self.write(ctx, Write::Put { before: None, new })
     }
 
     fn post_run(&mut self, _ctx: &mut Context) -> HandlerResult {
@@ -243,12 +291,14 @@ impl Handler for Replication {
     ) -> HandlerResult {
         let _ = dn;
         self.filled.clear();
-        let before = old_dn.unwrap_or(old.dn());
-        self.with_replica(ctx, async |r, ctx| r.write(ctx, Some(before), new).await)
+        let before = Some(old_dn.unwrap_or(old.dn()).clone());
+        let new = new.clone();
+        self.write(ctx, Write::Put { before, new })
     }
 
     fn remove(&mut self, ctx: &mut Context, _dn: &Dn, old: &Entry) -> HandlerResult {
         self.filled.clear();
-        self.with_replica(ctx, async |r, _| r.delete(old).await)
+        let old = old.clone();
+        self.write(ctx, Write::Delete { old })
     }
 }

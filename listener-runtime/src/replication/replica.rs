@@ -11,7 +11,6 @@ use listener_core::ldif::{Change, ChangeRecord, ModOp};
 use listener_core::{Dn, Entry, replica as decide};
 
 use super::{ReplicationConfig, schema};
-use crate::api::context::Context;
 use crate::api::error::{HandlerError, HandlerResult};
 use crate::listener::fetch::Fetcher;
 
@@ -56,10 +55,10 @@ impl Replica {
     /// Makes the replica hold `new`: the object it has under `new`'s entryUUID (else at
     /// `before`, where the primary had it, else at `new`'s DN) is moved to `new`'s DN
     /// and modified into `new`; an object it does not have is added, missing ancestors
-    /// first (fetched from the primary through `ctx`).
+    /// first (read from `primary`).
     pub(super) async fn write(
         &mut self,
-        ctx: &Context,
+        primary: &Fetcher,
         before: Option<&Dn>,
         new: &Entry,
     ) -> HandlerResult {
@@ -68,7 +67,7 @@ impl Replica {
         let mut pending = vec![new.clone()];
         while let Some(entry) = pending.last() {
             let put = match self
-                .put(ctx, before.filter(|_| pending.len() == 1), entry)
+                .put(primary, before.filter(|_| pending.len() == 1), entry)
                 .await
             {
                 Ok(put) => put,
@@ -76,7 +75,7 @@ impl Replica {
                     // Refused for want of schema: follow the primary's, then once more.
                     if !schema_followed && self.needs_schema() {
                         schema_followed = true;
-                        if self.follow_schema(ctx).await? {
+                        if self.follow_schema(primary).await? {
                             continue;
                         }
                     }
@@ -94,7 +93,7 @@ impl Replica {
                             new.dn()
                         )));
                     }
-                    let parent = parent_from_primary(&self.primary(ctx)?, entry.dn()).await?;
+                    let parent = parent_from_primary(primary, entry.dn()).await?;
                     pending.push(parent);
                 }
             }
@@ -105,7 +104,7 @@ impl Replica {
     /// One object: moved, modified or added.
     async fn put(
         &mut self,
-        ctx: &Context,
+        primary: &Fetcher,
         before: Option<&Dn>,
         new: &Entry,
     ) -> Result<Put, HandlerError> {
@@ -143,7 +142,7 @@ impl Replica {
         let target = match newer {
             true => new.clone(),
             false => self
-                .moved_on(ctx, new, &local)
+                .moved_on(primary, new, &local)
                 .await?
                 .unwrap_or_else(|| restamped(&moved, &local)),
         };
@@ -159,15 +158,14 @@ impl Replica {
     /// stamps are those of the move itself, which no later transaction brings.
     async fn moved_on(
         &self,
-        ctx: &Context,
+        primary: &Fetcher,
         new: &Entry,
         local: &Entry,
     ) -> Result<Option<Entry>, HandlerError> {
         let Some(uuid) = new.first_str("entryUUID") else {
             return Ok(None);
         };
-        let Some(mut current) = self
-            .primary(ctx)?
+        let Some(mut current) = primary
             .fetch_by_uuid(uuid)
             .await
             .map_err(|e| HandlerError::msg(format!("cannot read the primary: {e}")))?
@@ -179,14 +177,6 @@ impl Replica {
         }
         current.set_dn(new.dn().clone());
         Ok(Some(current))
-    }
-
-    /// The primary, on the listener's connection, searched under the replicated base.
-    fn primary(&self, ctx: &Context) -> Result<Fetcher, HandlerError> {
-        let ldap = ctx
-            .ldap()
-            .ok_or_else(|| HandlerError::msg("no connection to the primary"))?;
-        Ok(Fetcher::new(ldap, self.reads.base().clone()))
     }
 
     /// The replica's copy of the object `new` is a state of: by entryUUID, else at the
@@ -216,11 +206,11 @@ impl Replica {
     }
 
     /// Adds the primary's definitions the replica lacks; whether there were any.
-    async fn follow_schema(&mut self, ctx: &Context) -> Result<bool, HandlerError> {
+    async fn follow_schema(&mut self, primary: &Fetcher) -> Result<bool, HandlerError> {
         let Some(uri) = self.config_uri.clone() else {
             return Ok(false);
         };
-        schema::follow(&self.primary(ctx)?, &self.reads, &uri).await
+        schema::follow(primary, &self.reads, &uri).await
     }
 
     /// Whether the replica's slapd stamped `local` itself (its modifiersName is the DN
