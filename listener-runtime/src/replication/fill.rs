@@ -5,7 +5,8 @@
 //! left to do and sends nothing.
 //!
 //! An object the replica already has (by entryUUID, or at its DN), and one whose add the
-//! replica refuses, is left to its create, which finds, moves, modifies or holds it as
+//! replica refuses, is left to its create (a replica that holds nothing but its base at
+//! the start has no object elsewhere: then none is looked up before its add), which finds, moves, modifies or holds it as
 //! every write does. A fill cut off by a crash leaves added objects behind: the resumed
 //! initialization's creates find them.
 
@@ -50,6 +51,12 @@ impl Filled {
 /// Adds what `primary` holds under its base and the replica lacks, through `writers`
 /// (connections to the replica).
 pub(super) async fn fill(primary: &Fetcher, writers: Vec<Fetcher>) -> Result<Filled, HandlerError> {
+    // A replica holding nothing but its base cannot have an object elsewhere: no
+    // object is looked up before its add then.
+    let look_up = match writers.first() {
+        Some(replica) => holds_more_than_its_base(replica).await?,
+        None => true,
+    };
     let mut idle = writers;
     let mut objects = primary.initialization_stream("(objectClass=*)");
     let mut filled = Filled::default();
@@ -81,7 +88,7 @@ pub(super) async fn fill(primary: &Fetcher, writers: Vec<Fetcher>) -> Result<Fil
             ));
         };
         pending.insert(entry.dn().normalized().to_owned());
-        running.push(add_if_new(writer, entry));
+        running.push(add_if_new(writer, entry, look_up));
     }
     while let Some((_, done)) = running.next().await {
         settle(done, &mut pending, &mut filled, &mut added);
@@ -104,26 +111,49 @@ fn settle(
     }
 }
 
-/// Adds `entry` through `replica` unless the replica has the object; the connection
-/// back, the normalized DN, and the entryUUID and entryCSN written when it was added.
+/// Whether the replica holds an object below its base (or the base is not there).
+async fn holds_more_than_its_base(replica: &Fetcher) -> Result<bool, HandlerError> {
+    let base = replica.base().as_str();
+    let found = replica
+        .handle()
+        .with_search_options(ldap3::SearchOptions::new().sizelimit(2))
+        .search(base, ldap3::Scope::Subtree, "(objectClass=*)", vec!["1.1"])
+        .await
+        .map_err(|e| HandlerError::msg(format!("cannot read the replica: {e}")))?;
+    match found.1.rc {
+        // Success, or more than the size limit.
+        0 | 4 => Ok(found.0.len() > 1),
+        // No base: nothing below it.
+        32 => Ok(false),
+        _ => Err(HandlerError::msg(format!(
+            "cannot read the replica: {}",
+            found.1
+        ))),
+    }
+}
+
+/// Adds `entry` through `replica` unless the replica has the object (looked up by its
+/// entryUUID first if `look_up`); the connection back, the normalized DN, and the
+/// entryUUID and entryCSN written when it was added.
 async fn add_if_new(
     replica: Fetcher,
     entry: Entry,
+    look_up: bool,
 ) -> (Fetcher, (String, Option<(String, String)>)) {
-    let written = add_with(&replica, &entry).await;
+    let written = add_with(&replica, &entry, look_up).await;
     (replica, (entry.dn().normalized().to_owned(), written))
 }
 
-async fn add_with(replica: &Fetcher, entry: &Entry) -> Option<(String, String)> {
+async fn add_with(replica: &Fetcher, entry: &Entry, look_up: bool) -> Option<(String, String)> {
     let (Some(uuid), Some(csn)) = (entry.first_str("entryUUID"), entry.first_str("entryCSN"))
     else {
         return None;
     };
     // Elsewhere on the replica: its create moves it (an add would make a second copy).
-    if !matches!(replica.fetch_by_uuid(uuid).await, Ok(None)) {
+    if look_up && !matches!(replica.fetch_by_uuid(uuid).await, Ok(None)) {
         return None;
     }
-    match send_record(&mut replica.handle(), &decide::add(entry)).await {
+    match send_record(&mut replica.handle(), &decide::add(entry), None).await {
         Ok(()) => Some((uuid.to_ascii_lowercase(), csn.to_owned())),
         // Its create writes it and says why not.
         Err(_) => None,

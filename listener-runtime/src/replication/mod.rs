@@ -273,7 +273,14 @@ impl Handler for Replication {
             return Ok(());
         }
         let new = new.clone();
-        self.write(ctx, Write::Put { before: None, new })
+        self.write(
+            ctx,
+            Write::Put {
+                before: None,
+                new,
+                cached: None,
+            },
+        )
     }
 
     fn post_run(&mut self, _ctx: &mut Context) -> HandlerResult {
@@ -292,8 +299,15 @@ impl Handler for Replication {
         let _ = dn;
         self.filled.clear();
         let before = Some(old_dn.unwrap_or(old.dn()).clone());
-        let new = new.clone();
-        self.write(ctx, Write::Put { before, new })
+        let (new, cached) = (new.clone(), Some(old.clone()));
+        self.write(
+            ctx,
+            Write::Put {
+                before,
+                new,
+                cached,
+            },
+        )
     }
 
     fn remove(&mut self, ctx: &mut Context, _dn: &Dn, old: &Entry) -> HandlerResult {

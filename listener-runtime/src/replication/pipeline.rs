@@ -46,8 +46,13 @@ pub(crate) struct Pipeline {
 
 /// One write, as the module's call asked for it.
 pub(crate) enum Write {
-    /// Make the replica hold `new` (found by entryUUID, else at `before`, else at its DN).
-    Put { before: Option<Dn>, new: Entry },
+    /// Make the replica hold `new` (found by entryUUID, else at `before`, else at its DN;
+    /// usually the copy is `cached`, the state the listener had before).
+    Put {
+        before: Option<Dn>,
+        new: Entry,
+        cached: Option<Entry>,
+    },
     /// Delete the replica's copy of `old`.
     Delete { old: Entry },
 }
@@ -56,7 +61,7 @@ impl Write {
     /// What the write is about: its entryUUID and DNs.
     fn keys(&self) -> Keys {
         let (entry, before) = match self {
-            Write::Put { before, new } => (new, before.as_ref()),
+            Write::Put { before, new, .. } => (new, before.as_ref()),
             Write::Delete { old } => (old, None),
         };
         Keys {
@@ -67,7 +72,15 @@ impl Write {
 
     pub(super) async fn run(&self, replica: &mut Replica, primary: &Fetcher) -> HandlerResult {
         match self {
-            Write::Put { before, new } => replica.write(primary, before.as_ref(), new).await,
+            Write::Put {
+                before,
+                new,
+                cached,
+            } => {
+                replica
+                    .write(primary, before.as_ref(), new, cached.as_ref())
+                    .await
+            }
             Write::Delete { old } => replica.delete(old).await,
         }
     }

@@ -55,14 +55,21 @@ impl Replica {
     /// Makes the replica hold `new`: the object it has under `new`'s entryUUID (else at
     /// `before`, where the primary had it, else at `new`'s DN) is moved to `new`'s DN
     /// and modified into `new`; an object it does not have is added, missing ancestors
-    /// first (read from `primary`).
+    /// first (read from `primary`). `cached` is the state the listener had before, which
+    /// the replica's copy usually is: see [`Replica::modify_cached`].
     pub(super) async fn write(
         &mut self,
         primary: &Fetcher,
         before: Option<&Dn>,
         new: &Entry,
+        cached: Option<&Entry>,
     ) -> HandlerResult {
         self.refused = None;
+        if let Some(cached) = cached
+            && self.modify_cached(cached, new).await
+        {
+            return Ok(());
+        }
         let mut schema_followed = false;
         let mut pending = vec![new.clone()];
         while let Some(entry) = pending.last() {
@@ -99,6 +106,35 @@ impl Replica {
             }
         }
         Ok(())
+    }
+
+    /// The shortcut of a modify: when the replica's copy is `cached` (the same object at
+    /// the same DN, asserted by its entryUUID and entryCSN with the assertion control of
+    /// RFC 4528), the modify into `new` computed against `cached`, without reading the
+    /// replica first. Whether it was made; if not (the copy is another state, elsewhere,
+    /// missing, or the replica refused), the usual path follows, which reads the copy.
+    async fn modify_cached(&mut self, cached: &Entry, new: &Entry) -> bool {
+        let (Some(uuid), Some(csn)) = (cached.first_str("entryUUID"), cached.first_str("entryCSN"))
+        else {
+            return false;
+        };
+        if new.first_str("entryUUID") != Some(uuid)
+            || cached.dn().normalized() != new.dn().normalized()
+            || !decide::is_newer(new.first_str("entryCSN"), Some(csn))
+        {
+            return false;
+        }
+        let Some(modify) = decide::modify(cached, new) else {
+            return false;
+        };
+        let assertion = format!(
+            "(&(entryUUID={})(entryCSN={}))",
+            ldap3::ldap_escape(uuid),
+            ldap3::ldap_escape(csn)
+        );
+        send_record(&mut self.reads.handle(), &modify, Some(&assertion))
+            .await
+            .is_ok()
     }
 
     /// One object: moved, modified or added.
@@ -254,6 +290,18 @@ impl Replica {
     /// Deletes the replica's copy of `old` (found by entryUUID, else at `old`'s DN), and
     /// what is left below it, bottom-up; what is gone already is fine.
     pub(super) async fn delete(&mut self, old: &Entry) -> HandlerResult {
+        // The shortcut: the copy is where the listener had it (asserted by entryUUID).
+        if let Some(uuid) = old.first_str("entryUUID") {
+            let assertion = format!("(entryUUID={})", ldap3::ldap_escape(uuid));
+            let record = delete(old.dn());
+            let mut ldap = self.reads.handle();
+            if send_record(&mut ldap, &record, Some(&assertion))
+                .await
+                .is_ok()
+            {
+                return Ok(());
+            }
+        }
         let dn = match old.first_str("entryUUID") {
             Some(uuid) => self.reads.fetch_by_uuid(uuid).await.map_err(read_error)?,
             None => None,
@@ -313,16 +361,26 @@ impl Replica {
     }
 
     async fn send_once(&mut self, record: &ChangeRecord) -> Result<(), Rejected> {
-        send_record(&mut self.reads.handle(), record).await
+        send_record(&mut self.reads.handle(), record, None).await
     }
 }
 
-/// Sends `record` on `ldap`; the replica's refusal with the record as LDIF.
+/// Sends `record` on `ldap`, made only if the target entry matches the filter
+/// `assertion` (RFC 4528, critical), if there is one; the replica's refusal with the
+/// record as LDIF.
 pub(super) async fn send_record(
     ldap: &mut ldap3::Ldap,
     record: &ChangeRecord,
+    assertion: Option<&str>,
 ) -> Result<(), Rejected> {
     let dn = record.dn.as_str();
+    if let Some(filter) = assertion {
+        let control = ldap3::controls::Assertion::new(filter);
+        ldap.with_controls(ldap3::controls::RawControl {
+            crit: true,
+            ..control
+        });
+    }
     let result = match &record.change {
         Change::Add(entry) => {
             let attrs = entry
