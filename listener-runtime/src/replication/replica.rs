@@ -216,14 +216,23 @@ impl Replica {
     }
 
     /// The replica's copy of the object `new` is a state of: by entryUUID, else at the
-    /// DN it had before, else at its DN.
+    /// DN it had before, else at its DN. An object with an entryUUID and no DN before
+    /// (new to the listener) is not looked for at its DN: its add finds an entry there
+    /// ("already exists") and modifies it instead ([`Replica::add`]).
     async fn local(&self, before: Option<&Dn>, new: &Entry) -> Result<Option<Entry>, HandlerError> {
-        if let Some(uuid) = new.first_str("entryUUID")
+        let uuid = new.first_str("entryUUID");
+        if let Some(uuid) = uuid
             && let Some(found) = self.reads.fetch_by_uuid(uuid).await.map_err(read_error)?
         {
             return Ok(Some(found));
         }
-        for dn in before.into_iter().chain([new.dn()]) {
+        let dns: Vec<&Dn> = match before {
+            Some(before) if before.normalized() == new.dn().normalized() => vec![before],
+            Some(before) => vec![before, new.dn()],
+            None if uuid.is_some() => Vec::new(),
+            None => vec![new.dn()],
+        };
+        for dn in dns {
             if let Some(found) = self.reads.fetch_by_dn(dn).await.map_err(read_error)? {
                 return Ok(Some(found));
             }
