@@ -514,6 +514,75 @@ async fn new_schema_on_the_primary_reaches_the_replica_before_the_entry_that_use
     assert_same(&want, &have);
 }
 
+/// The schema `listenerTestObject` (an auxiliary class with `listenerTestAttr`), for a
+/// slapd's `cn=config`.
+const TEST_SCHEMA: &str = "dn: cn=listenertest,cn=schema,cn=config\nobjectClass: olcSchemaConfig\ncn: listenertest\n\
+     olcAttributeTypes: ( 1.3.6.1.4.1.99999.7.1 NAME 'listenerTestAttr' EQUALITY caseIgnoreMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 )\n\
+     olcObjectClasses: ( 1.3.6.1.4.1.99999.7.3 NAME 'listenerTestObject' SUP top AUXILIARY MAY listenerTestAttr )\n";
+
+/// Writes run several at a time (group commit): one refused in the middle of a stream
+/// (the replica lacks the schema it needs, and may not follow the primary's) holds
+/// processing at its own transaction; the other modules have seen every change before
+/// it and none after; once the replica can take it, everything arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_refused_amid_many_holds_processing_at_its_own_change() {
+    let (mut domain, replica) = domain_and_replica();
+    start_replicating(&mut domain, &replica, &[]);
+    domain.barrier();
+    domain.slapd.ldapmodify_as_root(TEST_SCHEMA).unwrap();
+    let base = domain.slapd.base().to_owned();
+    let role = |name: String| {
+        format!("dn: cn={name},{base}\nobjectClass: organizationalRole\ncn: {name}\n\n")
+    };
+    let mut ldif: String = (0..40).map(|i| role(format!("before{i}"))).collect();
+    ldif.push_str(&format!(
+        "dn: cn=refused,{base}\nobjectClass: organizationalRole\nobjectClass: listenerTestObject\n\
+         cn: refused\nlistenerTestAttr: needs schema\n\n"
+    ));
+    ldif.extend((0..40).map(|i| role(format!("after{i}"))));
+    domain.slapd.ldapmodify(&ldif).unwrap();
+
+    let halted = wait_halted(&domain, "cn=refused").await;
+    assert_eq!(halted["module"], "replication", "{halted}");
+    let calls = domain.calls();
+    for i in 0..40 {
+        assert!(
+            calls
+                .iter()
+                .any(|c| c.starts_with(&format!("cn=before{i},{base}\t"))),
+            "before{i} did not reach the other modules"
+        );
+    }
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.contains("cn=after") || c.contains("cn=refused")),
+        "a change after the held one reached the other modules"
+    );
+    let have = dump_of(&replica).await;
+    for i in 0..40 {
+        assert!(have.contains_key(&format!("cn=before{i},{base}")));
+    }
+
+    // The replica learns the schema; `failed retry` writes the held change at once.
+    replica.ldapmodify_as_root(TEST_SCHEMA).unwrap();
+    let out = tool(&domain, &["failed", "retry"]);
+    assert!(out.status.success(), "{out:?}");
+    domain.barrier();
+    assert!(domain.status()["halted"].is_null());
+    let calls = domain.calls();
+    for i in 0..40 {
+        assert!(
+            calls
+                .iter()
+                .any(|c| c.starts_with(&format!("cn=after{i},{base}\t"))),
+            "after{i} did not reach the other modules"
+        );
+    }
+    let (want, have) = converge(&domain, &replica).await;
+    assert_same(&want, &have);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_replica_converges_after_kill_9_of_its_slapd_mid_stream() {
     let (mut domain, mut replica) = domain_and_replica();
