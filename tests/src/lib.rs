@@ -19,6 +19,7 @@ mod memcached;
 mod process;
 pub mod rng;
 mod slapd;
+pub mod syncrepl;
 
 pub use memcached::Memcached;
 pub use slapd::{Slapd, SlapdBuilder};

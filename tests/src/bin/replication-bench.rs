@@ -25,10 +25,11 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use ldap3::{Ldap, Scope};
+use ldap3::Scope;
 use serde_json::{Value, json};
 use tests::Slapd;
 use tests::domain::Domain;
+use tests::syncrepl;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -153,7 +154,7 @@ struct Setup {
 impl Setup {
     fn start(entries: &str) -> Result<Setup> {
         let domain = start_primary(entries)?;
-        let consumer = start_consumer(&domain.slapd)?;
+        let consumer = syncrepl::start_consumer(&domain.slapd)?;
         Setup::with(domain, consumer)
     }
 
@@ -216,32 +217,6 @@ fn start_primary(entries: &str) -> Result<Domain> {
     Domain::start(&me, builder).map_err(|e| e.to_string())
 }
 
-/// Waits until `consumer`'s contextCSN is `primary`'s (read once, now); the seconds
-/// since `started`.
-async fn consumer_converged(consumer: &Slapd, primary: &[String], started: Instant) -> Result<f64> {
-    // An empty consumer has none either: it would count as converged at once.
-    if primary.is_empty() {
-        return Err("the primary has no contextCSN".into());
-    }
-    let deadline = started + TIMEOUT;
-    while contextcsn(consumer).await.ok().as_deref() != Some(primary) {
-        if Instant::now() > deadline {
-            return Err("the syncrepl consumer did not converge".into());
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    Ok(started.elapsed().as_secs_f64())
-}
-
-/// A native syncrepl consumer of `primary`, empty when it starts.
-fn start_consumer(primary: &Slapd) -> Result<Slapd> {
-    Slapd::builder()
-        .no_sync(true)
-        .syncrepl_of(primary.url(), &primary.root_dn(), primary.root_password())
-        .start()
-        .map_err(|e| e.to_string())
-}
-
 /// `live` adds while both replicas follow the primary.
 async fn live(count: usize) -> Result<Figure> {
     eprintln!("== live: {count} adds while both replicas follow");
@@ -290,11 +265,11 @@ async fn catchup(count: usize) -> Result<Figure> {
         .slapd
         .ldapmodify(&mixed(base, objects, count))
         .map_err(|e| e.to_string())?;
-    let want = contextcsn(&setup.domain.slapd).await?;
+    let want = syncrepl::contextcsn(&setup.domain.slapd).await?;
 
     let started = Instant::now();
     setup.consumer.restart().map_err(|e| e.to_string())?;
-    let theirs = consumer_converged(&setup.consumer, &want, started).await?;
+    let theirs = syncrepl::converged(&setup.consumer, &want, started, TIMEOUT).await?;
 
     let started = Instant::now();
     setup.start_listener()?;
@@ -314,11 +289,11 @@ async fn catchup(count: usize) -> Result<Figure> {
 async fn fill(count: usize) -> Result<Figure> {
     eprintln!("== fill: a new replica takes the primary's {count} entries");
     let domain = start_primary(&roles("dc=example,dc=com", "f", 0..count))?;
-    let want = contextcsn(&domain.slapd).await?;
+    let want = syncrepl::contextcsn(&domain.slapd).await?;
 
     let started = Instant::now();
-    let consumer = start_consumer(&domain.slapd)?;
-    let theirs = consumer_converged(&consumer, &want, started).await?;
+    let consumer = syncrepl::start_consumer(&domain.slapd)?;
+    let theirs = syncrepl::converged(&consumer, &want, started, TIMEOUT).await?;
 
     let mut setup = Setup::with(domain, consumer)?;
     let started = Instant::now();
@@ -433,29 +408,6 @@ async fn present_after(slapd: &Slapd, dn: &str, since: Instant) -> Result<f64> {
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-}
-
-/// The contextCSN values of `slapd`'s suffix, sorted.
-async fn contextcsn(slapd: &Slapd) -> Result<Vec<String>> {
-    let mut ldap: Ldap = slapd.bind(&slapd.root_dn(), slapd.root_password()).await;
-    let (entries, _) = ldap
-        .search(
-            slapd.base(),
-            Scope::Base,
-            "(objectClass=*)",
-            vec!["contextCSN"],
-        )
-        .await
-        .and_then(|r| r.success())
-        .map_err(|e| e.to_string())?;
-    let mut csns: Vec<String> = entries
-        .into_iter()
-        .flat_map(|e| ldap3::SearchEntry::construct(e).attrs.remove("contextCSN"))
-        .flatten()
-        .collect();
-    csns.sort();
-    let _ = ldap.unbind().await;
-    Ok(csns)
 }
 
 /// The DNs under `slapd`'s base, lower-cased and sorted.

@@ -6,8 +6,10 @@
 //!   `ldapsearch -Y EXTERNAL … '*' '+' > /dev/null` of the same entries;
 //! * **memory**: the listener's peak RSS (VmHWM) after the initialization and after the
 //!   catch-up;
-//! * **catchup**: draining N mixed changes made while the listener was stopped, against N
-//!   sequential base-scope fetches over one connection (a sequential UDL-style design);
+//! * **catchup**: draining N mixed changes made while the listener was stopped, against
+//!   the fastest sequential client making the same fetches one after the other over one
+//!   connection (a sequential UDL-style design): ldap3 on a multi-thread and on a
+//!   current-thread runtime, and libldap (`ldapsearch -f`), each printed (`floor.rs`);
 //! * **live**: the latency from a write's completion to the module call, at steady rates.
 //!
 //! ```text
@@ -20,6 +22,7 @@
 //! daemons.
 
 mod directory;
+mod floor;
 mod measure;
 mod modules;
 
@@ -32,6 +35,7 @@ use clap::Parser;
 use serde_json::{Value, json};
 use tests::Slapd;
 use tests::domain::Domain;
+use tests::syncrepl;
 
 use directory::Layout;
 use measure::CallsTail;
@@ -451,6 +455,11 @@ impl Bench<'_> {
     /// called the latency module for the final marker change.
     fn catch_up(&mut self, changes: usize, report: bool, report_memory: bool) -> Result<()> {
         eprintln!("== catch-up: {changes} mixed changes while the listener is stopped");
+        // OpenLDAP's own consumer, holding what the primary holds before the changes.
+        let consumer = match report {
+            true => Some(self.start_consumer()?),
+            false => None,
+        };
         if !self.domain.stop_listener() {
             return Err("the listener did not stop cleanly".into());
         }
@@ -506,23 +515,50 @@ impl Bench<'_> {
         let pid = self.listener_pid()?;
         let (hwm, rss) = measure::memory_mib(pid).ok_or("cannot read the listener's memory")?;
         let cache_mib = self.cache_mib();
-        let base_time = self.runtime.block_on(directory::sequential_fetches(
-            &mut ldap,
-            &made.transaction_dns,
-        ))?;
-        let baseline = made.transaction_dns.len() as f64 / base_time.as_secs_f64();
+        eprintln!("   drained in {seconds:.2} s: {rate:.0}/s");
+        let fetches = made.transaction_dns.len() as f64;
+        let clients = floor::measure(&self.runtime, &self.domain.slapd, &made.transaction_dns)?;
+        let mut floors = serde_json::Map::new();
+        for client in &clients {
+            let per_second = fetches / client.time.as_secs_f64();
+            eprintln!("   sequential fetches, {}: {per_second:.0}/s", client.name);
+            floors.insert(client.name.into(), json!(per_second));
+        }
+        let fastest = clients
+            .iter()
+            .min_by_key(|c| c.time)
+            .ok_or("no sequential client measured")?;
+        let baseline = fetches / fastest.time.as_secs_f64();
         let ratio = rate / baseline;
-        eprintln!(
-            "   drained in {seconds:.2} s: {rate:.0}/s; sequential fetches {baseline:.0}/s; ratio {ratio:.2}"
-        );
+        eprintln!("   ratio to the fastest ({}): {ratio:.2}", fastest.name);
+        let syncrepl = match consumer {
+            Some(consumer) => Some(self.consumer_catch_up(consumer)?),
+            None => None,
+        };
+        let syncrepl_rate = syncrepl.map(|seconds| transactions as f64 / seconds);
+        if let (Some(seconds), Some(theirs)) = (syncrepl, syncrepl_rate) {
+            eprintln!(
+                "   syncrepl consumer caught up in {seconds:.2} s: {theirs:.0} transactions/s; ours/theirs {:.2}",
+                rate / theirs
+            );
+        }
         if report {
             self.rows.push(row(
                 format!("catch-up: {transactions} transactions ({changes} changes)"),
                 format!("{rate:.0}/s ({seconds:.2} s)"),
-                format!("seq. fetch {baseline:.0}/s"),
+                format!("fastest seq. fetch {baseline:.0}/s"),
                 format!("{ratio:.2}"),
                 ">= 2.0",
             ));
+            if let (Some(seconds), Some(theirs)) = (syncrepl, syncrepl_rate) {
+                self.rows.push(row(
+                    "catch-up: the same, against syncrepl".to_owned(),
+                    format!("{rate:.0}/s ({seconds:.2} s theirs)"),
+                    format!("syncrepl consumer {theirs:.0}/s"),
+                    format!("{:.2}", rate / theirs),
+                    ">= 1.0",
+                ));
+            }
             self.json.insert(
                 "catchup".into(),
                 json!({
@@ -531,6 +567,11 @@ impl Bench<'_> {
                     "seconds": seconds,
                     "rate_per_second": rate,
                     "baseline_sequential_fetch_per_second": baseline,
+                    "baseline_client": fastest.name,
+                    "sequential_fetch_per_second": floors,
+                    "syncrepl_seconds": syncrepl,
+                    "syncrepl_rate_per_second": syncrepl_rate,
+                    "ratio_to_syncrepl": syncrepl_rate.map(|theirs| rate / theirs),
                     "baseline_fetches": made.transaction_dns.len(),
                     "ratio": ratio,
                     "goal_ratio_at_least": GOAL_CATCHUP_RATIO,
@@ -543,6 +584,41 @@ impl Bench<'_> {
             self.memory_row("after catch-up", entries, hwm, rss, cache_mib);
         }
         Ok(())
+    }
+
+    /// A native syncrepl consumer of the primary (no-sync), once it holds what the
+    /// primary holds; stopped, for [`Bench::consumer_catch_up`].
+    fn start_consumer(&mut self) -> Result<Slapd> {
+        let started = Instant::now();
+        let mut consumer = syncrepl::start_consumer(&self.domain.slapd)?;
+        let want = self
+            .runtime
+            .block_on(syncrepl::contextcsn(&self.domain.slapd))?;
+        let seconds = self.runtime.block_on(syncrepl::converged(
+            &consumer,
+            &want,
+            started,
+            Duration::from_secs(1800),
+        ))?;
+        eprintln!("   a syncrepl consumer took the primary's entries in {seconds:.1} s");
+        consumer.stop();
+        Ok(consumer)
+    }
+
+    /// Restarts `consumer` (stopped before the changes): the seconds until it holds what
+    /// the primary holds now, alone on the machine but for our idle listener.
+    fn consumer_catch_up(&mut self, mut consumer: Slapd) -> Result<f64> {
+        let want = self
+            .runtime
+            .block_on(syncrepl::contextcsn(&self.domain.slapd))?;
+        let started = Instant::now();
+        consumer.restart().map_err(|e| e.to_string())?;
+        self.runtime.block_on(syncrepl::converged(
+            &consumer,
+            &want,
+            started,
+            Duration::from_secs(1800),
+        ))
     }
 
     /// Changes at `rate` per second for `seconds`; the latency of each from the write's
