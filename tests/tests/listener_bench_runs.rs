@@ -22,7 +22,7 @@ fn quick_benchmark_reports_every_figure() {
     let dir = tempfile::tempdir().unwrap();
     let json_file = dir.path().join("bench.json");
     let out = Command::new(env!("CARGO_BIN_EXE_listener-bench"))
-        .args(["--quick", "--rates", "100", "--json"])
+        .args(["--quick", "--rates", "100,0", "--json"])
         .arg(&json_file)
         .output()
         .unwrap();
@@ -38,6 +38,8 @@ fn quick_benchmark_reports_every_figure() {
         "catch-up:",
         "memory after init",
         "live 100/s",
+        "against syncrepl",
+        "live at the writer's top rate",
     ] {
         assert!(stdout.contains(figure), "no {figure:?} row in\n{stdout}");
     }
@@ -54,6 +56,22 @@ fn quick_benchmark_reports_every_figure() {
     );
     assert!(number(&json, &["catchup", "rate_per_second"]) > 0.0);
     assert!(number(&json, &["catchup", "baseline_sequential_fetch_per_second"]) > 0.0);
+    // The floor is the fastest of the three sequential clients, each measured.
+    let clients = json["catchup"]["sequential_fetch_per_second"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no sequential clients in {json:#}"));
+    assert_eq!(clients.len(), 3, "{clients:?}");
+    let fastest = clients
+        .values()
+        .filter_map(Value::as_f64)
+        .fold(0.0, f64::max);
+    assert_eq!(
+        number(&json, &["catchup", "baseline_sequential_fetch_per_second"]),
+        fastest
+    );
+    // The syncrepl consumer caught up on the same changes.
+    assert!(number(&json, &["catchup", "syncrepl_seconds"]) > 0.0);
+    assert!(number(&json, &["catchup", "ratio_to_syncrepl"]) > 0.0);
     // Memory, read from /proc while the listener ran.
     assert!(number(&json, &["memory", "after_init", "vm_hwm_mib"]) > 1.0);
     assert!(number(&json, &["memory", "after_catch-up", "vm_hwm_mib"]) > 1.0);
@@ -62,4 +80,10 @@ fn quick_benchmark_reports_every_figure() {
     assert_eq!(number(live, &["missing"]), 0.0, "{live:#}");
     assert_eq!(number(live, &["seen"]), 100.0, "{live:#}");
     assert!(number(live, &["p50_ms"]) <= number(live, &["p99_ms"]));
+    // At the writer's top rate: every change seen, and how far behind the last write.
+    let top = &json["live"][1];
+    assert_eq!(number(top, &["rate_per_second"]), 0.0, "{top:#}");
+    assert_eq!(number(top, &["missing"]), 0.0, "{top:#}");
+    assert_eq!(number(top, &["seen"]), 500.0, "{top:#}");
+    assert!(number(top, &["lag_seconds"]) >= 0.0, "{top:#}");
 }

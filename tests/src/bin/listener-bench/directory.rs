@@ -258,8 +258,9 @@ pub async fn streaming_search(ldap: &mut Ldap, base: &str) -> Result<(usize, Dur
     Ok((count, started.elapsed()))
 }
 
-/// The live phase's writer: `count` changes at `rate` per second (an add of a new user,
-/// then a modify of a reserved one, alternately), each timed when the server answered.
+/// The live phase's writer: `count` changes at `rate` per second (0: as fast as the
+/// server answers; an add of a new user, then a modify of a reserved one, alternately),
+/// each timed when the server answered.
 /// Returns `(dn, command, ns since the epoch)` per change and the achieved rate.
 pub async fn paced_changes(
     ldap: &mut Ldap,
@@ -273,7 +274,10 @@ pub async fn paced_changes(
     let interval = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
     let started = tokio::time::Instant::now();
     for i in 0..count {
-        tokio::time::sleep_until(started + interval * i as u32).await;
+        // Rate 0: as fast as the server answers.
+        if rate > 0 {
+            tokio::time::sleep_until(started + interval * i as u32).await;
+        }
         if i % 2 == 0 {
             let uid = format!("live{rate}-{i}");
             let dn = format!("uid={uid},{PEOPLE},{base}");
