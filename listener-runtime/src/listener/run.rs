@@ -400,17 +400,7 @@ impl Listener {
             module.connect(fetcher.clone(), settings.clone());
         }
         let group = Group::open(config.durability, &config.cache_dir, last, results.clone())?;
-        // The notifier is read by its own task, batch after batch, into a queue that the
-        // window takes from: waiting for the notifier never stalls applying, and going
-        // idle (post_run) never cancels a request.
-        let (queue_tx, queue) = mpsc::channel(config.batch.max(1) * 2);
-        let reader = AbortOnDropHandle::new(tokio::spawn(read_notifier(
-            client,
-            last + 1,
-            config.clone(),
-            queue_tx,
-            stats.clone(),
-        )));
+        let (reader, queue) = spawn_reader(client, last + 1, &config, &stats);
         let window = Window::new(fetcher.clone(), connect_pool(&config).await?, config.window);
         let mut applier = Applier::new(modules, specs, config.retry.clone());
         applier.replica_writes = replica_writes.clone();
@@ -853,15 +843,7 @@ impl Listener {
             &Backoff::default(),
         )
         .await?;
-        let (queue_tx, queue) = mpsc::channel(self.config.batch.max(1) * 2);
-        self.queue = queue;
-        self._reader = AbortOnDropHandle::new(tokio::spawn(read_notifier(
-            client,
-            self.last + 1,
-            self.config.clone(),
-            queue_tx,
-            self.stats.clone(),
-        )));
+        (self._reader, self.queue) = spawn_reader(client, self.last + 1, &self.config, &self.stats);
         Ok(false)
     }
 
@@ -991,6 +973,30 @@ async fn take_position<F: Future<Output = ()>>(
         });
     }
     Ok(Some((client, last)))
+}
+
+/// The notifier is read by a task of its own, from `from` on, batch after batch, into a
+/// queue that the window takes from: waiting for the notifier never stalls applying, and
+/// going idle (`post_run`) never cancels a request. The task (aborted when dropped) and
+/// the queue.
+fn spawn_reader(
+    client: NotifierClient,
+    from: u64,
+    config: &RunConfig,
+    stats: &Arc<Stats>,
+) -> (
+    AbortOnDropHandle<()>,
+    mpsc::Receiver<Result<TransactionRef, ClientError>>,
+) {
+    let (queue_tx, queue) = mpsc::channel(config.batch.max(1) * 2);
+    let reader = tokio::spawn(read_notifier(
+        client,
+        from,
+        config.clone(),
+        queue_tx,
+        stats.clone(),
+    ));
+    (AbortOnDropHandle::new(reader), queue)
 }
 
 /// Reads transactions from `from` on, batch after batch, into `queue`; reconnects to the
