@@ -520,6 +520,18 @@ const TEST_SCHEMA: &str = "dn: cn=listenertest,cn=schema,cn=config\nobjectClass:
      olcAttributeTypes: ( 1.3.6.1.4.1.99999.7.1 NAME 'listenerTestAttr' EQUALITY caseIgnoreMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 )\n\
      olcObjectClasses: ( 1.3.6.1.4.1.99999.7.3 NAME 'listenerTestObject' SUP top AUXILIARY MAY listenerTestAttr )\n";
 
+/// Asserts that the other modules got a call of each of `cn=<prefix>0…<count-1>,<base>`.
+fn assert_called(calls: &[String], prefix: &str, count: usize, base: &str) {
+    for i in 0..count {
+        assert!(
+            calls
+                .iter()
+                .any(|c| c.starts_with(&format!("cn={prefix}{i},{base}\t"))),
+            "{prefix}{i} did not reach the other modules"
+        );
+    }
+}
+
 /// Writes run several at a time (group commit): one refused in the middle of a stream
 /// (the replica lacks the schema it needs, and may not follow the primary's) holds
 /// processing at its own transaction; the other modules have seen every change before
@@ -545,14 +557,7 @@ async fn a_write_refused_amid_many_holds_processing_at_its_own_change() {
     let halted = wait_halted(&domain, "cn=refused").await;
     assert_eq!(halted["module"], "replication", "{halted}");
     let calls = domain.calls();
-    for i in 0..40 {
-        assert!(
-            calls
-                .iter()
-                .any(|c| c.starts_with(&format!("cn=before{i},{base}\t"))),
-            "before{i} did not reach the other modules"
-        );
-    }
+    assert_called(&calls, "before", 40, &base);
     assert!(
         !calls
             .iter()
@@ -571,14 +576,7 @@ async fn a_write_refused_amid_many_holds_processing_at_its_own_change() {
     domain.barrier();
     assert!(domain.status()["halted"].is_null());
     let calls = domain.calls();
-    for i in 0..40 {
-        assert!(
-            calls
-                .iter()
-                .any(|c| c.starts_with(&format!("cn=after{i},{base}\t"))),
-            "after{i} did not reach the other modules"
-        );
-    }
+    assert_called(&calls, "after", 40, &base);
     let (want, have) = converge(&domain, &replica).await;
     assert_same(&want, &have);
 }

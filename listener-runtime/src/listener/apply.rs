@@ -230,10 +230,10 @@ impl Applier {
             for plan in plans {
                 let module = &mut self.modules[plan.module];
                 let name = module.name();
+                // Also when nothing is under way: the last write may have failed.
                 if let Some(writes) = &self.replica_writes
                     && module.pool().is_none()
                     && name != crate::replication::NAME
-                    && writes.is_busy()
                     && writes.settle().await.is_err()
                 {
                     applied.rewind = true;

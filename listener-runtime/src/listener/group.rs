@@ -205,11 +205,7 @@ impl Group {
         }
         self.started = None;
         self.unsaved.clear();
-        if let Some(intents) = &mut self.intents {
-            let still: Vec<PendingCreate> = self.recovered.values().cloned().collect();
-            intents.reset(&still)?;
-        }
-        Ok(())
+        self.reset_intents()
     }
 
     /// Makes what the group applied durable; nothing to do for an empty group.
@@ -238,6 +234,11 @@ impl Group {
         self.started = None;
         self.durable = Some(last);
         self.recovered.retain(|&id, _| id > last);
+        self.reset_intents()
+    }
+
+    /// The intents file holds again only the pending creates still recovered.
+    fn reset_intents(&mut self) -> Result<(), CacheError> {
         if let Some(intents) = &mut self.intents {
             let still: Vec<PendingCreate> = self.recovered.values().cloned().collect();
             intents.reset(&still)?;

@@ -1,14 +1,15 @@
 //! A replica's first fill: the module's `initialize` adds the primary's objects that
-//! the replica lacks many at a time, over connections of their own (one operation at a
-//! time on each), an object only once its parent's add is answered. The listener's initialization then delivers every object's create as
-//! usual; a create of a state the fill wrote (same entryUUID, same entryCSN) has nothing
-//! left to do and sends nothing.
+//! the replica lacks [`super::WRITERS`] at a time, over connections of their own (one
+//! operation at a time on each), an object only once its parent's add is answered. The
+//! listener's initialization then delivers every object's create as usual; a create of
+//! a state the fill wrote (same entryUUID, same entryCSN) has nothing left to do and
+//! sends nothing.
 //!
 //! An object the replica already has (by entryUUID, or at its DN), and one whose add the
-//! replica refuses, is left to its create (a replica that holds nothing but its base at
-//! the start has no object elsewhere: then none is looked up before its add), which finds, moves, modifies or holds it as
-//! every write does. A fill cut off by a crash leaves added objects behind: the resumed
-//! initialization's creates find them.
+//! replica refuses, is left to its create, which finds, moves, modifies or holds it as
+//! every write does. (A replica that holds nothing but its base at the start has no
+//! object elsewhere: then none is looked up before its add.) A fill cut off by a crash
+//! leaves added objects behind: the resumed initialization's creates find them.
 
 use std::collections::{HashMap, HashSet};
 
@@ -20,8 +21,6 @@ use super::replica::send_record;
 use crate::api::error::HandlerError;
 use crate::listener::fetch::Fetcher;
 
-/// Connections to the replica, each with one add in flight.
-pub(super) const WRITERS: usize = 8;
 /// A progress line every this many objects.
 const PROGRESS: u64 = 20_000;
 

@@ -24,6 +24,10 @@ use crate::listener::fetch::Fetcher;
 pub(crate) use pipeline::Pipeline;
 use pipeline::Write;
 
+/// Connections to the replica that write at once, each one operation at a time: the
+/// fill's adds and the main loop's writes ([`Pipeline`]).
+const WRITERS: usize = 8;
+
 /// The module's name, as `status`, `modules` and `failed` show it.
 pub(crate) const NAME: &str = "replication";
 
@@ -253,7 +257,7 @@ impl Handler for Replication {
             // other operation, and each writer has one add in flight.
             let primary = connect(primary, "primary").await?;
             let mut writers = Vec::new();
-            for _ in 0..fill::WRITERS {
+            for _ in 0..WRITERS {
                 writers.push(connect(&config.replica, "replica").await?);
             }
             fill::fill(&primary, writers).await

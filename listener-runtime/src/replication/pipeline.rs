@@ -25,12 +25,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use listener_core::{Dn, Entry};
 use tokio::sync::Notify;
 
+use super::WRITERS;
 use super::replica::Replica;
 use crate::api::error::HandlerResult;
 use crate::listener::fetch::Fetcher;
 
-/// Replica connections writing at once.
-pub(crate) const WRITERS: usize = 8;
 /// Writes handed over and not yet started, at most: a call waits for room beyond.
 const WAITING: usize = 256;
 /// Waiting writes looked at for one that may start (the first ones, in order).
@@ -158,12 +157,6 @@ impl Pipeline {
     /// Whether a write failed: the listener should settle and go back.
     pub(crate) fn has_failed(&self) -> bool {
         self.state().failed.is_some()
-    }
-
-    /// Whether writes are handed over or under way.
-    pub(crate) fn is_busy(&self) -> bool {
-        let state = self.state();
-        !state.running.is_empty() || !state.waiting.is_empty()
     }
 
     /// Hands `write` over, to start once no write it depends on is ahead of it, waiting

@@ -132,9 +132,7 @@ impl Replica {
             ldap3::ldap_escape(uuid),
             ldap3::ldap_escape(csn)
         );
-        send_record(&mut self.reads.handle(), &modify, Some(&assertion))
-            .await
-            .is_ok()
+        self.send_asserted(&modify, &assertion).await
     }
 
     /// One object: moved, modified or added.
@@ -302,12 +300,7 @@ impl Replica {
         // The shortcut: the copy is where the listener had it (asserted by entryUUID).
         if let Some(uuid) = old.first_str("entryUUID") {
             let assertion = format!("(entryUUID={})", ldap3::ldap_escape(uuid));
-            let record = delete(old.dn());
-            let mut ldap = self.reads.handle();
-            if send_record(&mut ldap, &record, Some(&assertion))
-                .await
-                .is_ok()
-            {
+            if self.send_asserted(&delete(old.dn()), &assertion).await {
                 return Ok(());
             }
         }
@@ -360,7 +353,7 @@ impl Replica {
     /// Sends one change record; a refusal the writes do not answer themselves is kept
     /// for [`Replica::take_refused`].
     async fn send(&mut self, record: &ChangeRecord) -> Result<(), Rejected> {
-        let result = self.send_once(record).await;
+        let result = send_record(&mut self.reads.handle(), record, None).await;
         if let Err(rejected) = &result
             && !ANSWERED.contains(&rejected.code)
         {
@@ -369,8 +362,13 @@ impl Replica {
         result
     }
 
-    async fn send_once(&mut self, record: &ChangeRecord) -> Result<(), Rejected> {
-        send_record(&mut self.reads.handle(), record, None).await
+    /// A shortcut: sends `record` to be made only if its target matches `assertion`;
+    /// whether it was made. Any other answer (the assertion failed, no such object, a
+    /// refusal) leaves the write to the usual path, which records what it must.
+    async fn send_asserted(&self, record: &ChangeRecord, assertion: &str) -> bool {
+        send_record(&mut self.reads.handle(), record, Some(assertion))
+            .await
+            .is_ok()
     }
 }
 
