@@ -8,6 +8,10 @@
 //!     ldif::rename("cn=a,dc=x", "cn=b", None),
 //!     "dn: cn=a,dc=x\nchangetype: modrdn\nnewrdn: cn=b\ndeleteoldrdn: 1\n"
 //! );
+//! assert_eq!(
+//!     ldif::add_value("cn=g,dc=x", "roleOccupant", "cn=p,dc=x"),
+//!     "dn: cn=g,dc=x\nchangetype: modify\nadd: roleOccupant\nroleOccupant: cn=p,dc=x\n"
+//! );
 //! assert_eq!(ldif::delete("cn=ü,dc=x"), "dn:: Y249w7wsZGM9eA==\nchangetype: delete\n");
 //! ```
 
@@ -35,6 +39,24 @@ pub fn role(dn: &str) -> String {
 pub fn replace(dn: &str, attr: &str, value: &str) -> String {
     format!(
         "{}changetype: modify\nreplace: {attr}\n{}",
+        line("dn", dn),
+        line(attr, value)
+    )
+}
+
+/// Adds `value` to `attr` of `dn`, leaving its other values.
+pub fn add_value(dn: &str, attr: &str, value: &str) -> String {
+    format!(
+        "{}changetype: modify\nadd: {attr}\n{}",
+        line("dn", dn),
+        line(attr, value)
+    )
+}
+
+/// Deletes `value` from `attr` of `dn`, leaving its other values.
+pub fn delete_value(dn: &str, attr: &str, value: &str) -> String {
+    format!(
+        "{}changetype: modify\ndelete: {attr}\n{}",
         line("dn", dn),
         line(attr, value)
     )

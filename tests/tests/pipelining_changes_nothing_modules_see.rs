@@ -7,8 +7,9 @@
 //! The backlog is made while the listener is stopped, so LDAP does not change while
 //! either run processes it: several hundred random adds, modifies (the same objects over
 //! and over), renames, moves between containers, moves of a container with its
-//! children, deletes, re-creations at DNs used before, and changes that make objects
-//! enter and leave the `failing_on_demand` module's filter.
+//! children, deletes, re-creations at DNs used before, changes of one value of a role
+//! with 1,000 occupants (a large group changing one member), and changes that make
+//! objects enter and leave the `failing_on_demand` module's filter.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -21,6 +22,17 @@ use tests::rng::Lcg;
 
 /// Objects there are before the backlog.
 const OBJECTS: u64 = 90;
+/// Occupants of the large role before the backlog.
+const OCCUPANTS: u64 = 1_000;
+
+/// The large role: `cn=big` with `OCCUPANTS` values of `roleOccupant`.
+fn big_role(base: &str) -> String {
+    let mut ldif = ldif::role(&format!("cn=big,{base}"));
+    for p in 0..OCCUPANTS {
+        ldif += &format!("roleOccupant: cn=p{p},{base}\n");
+    }
+    ldif
+}
 
 /// Random changes over objects `cn=o<k>-v<version>` in the base and two containers.
 fn backlog(base: &str, rng: &mut Lcg, count: usize) -> String {
@@ -34,6 +46,10 @@ fn backlog(base: &str, rng: &mut Lcg, count: usize) -> String {
     let mut live: Vec<(u64, u64, usize)> = (0..OBJECTS).map(|k| (k, 0, (k % 3) as usize)).collect();
     let mut gone: Vec<(u64, u64, usize)> = Vec::new();
     let mut next = OBJECTS;
+    // The large role's occupants, and the next one to add.
+    let mut occupants: Vec<u64> = (0..OCCUPANTS).collect();
+    let mut next_occupant = OCCUPANTS;
+    let big = format!("cn=big,{base}");
     let mut out = String::new();
     let dn =
         |boxes: &[String; 3], (k, v, b): (u64, u64, usize)| format!("cn=o{k}-v{v},{}", boxes[b]);
@@ -56,6 +72,18 @@ fn backlog(base: &str, rng: &mut Lcg, count: usize) -> String {
                 let object = gone.swap_remove(rng.next(gone.len() as u64) as usize);
                 out += &ldif::role(&dn(&boxes, object));
                 live.push(object);
+            }
+            50..55 => {
+                // One occupant more or less of the large role.
+                if rng.next(2) == 0 || occupants.is_empty() {
+                    let value = format!("cn=p{next_occupant},{base}");
+                    out += &ldif::add_value(&big, "roleOccupant", &value);
+                    occupants.push(next_occupant);
+                    next_occupant += 1;
+                } else {
+                    let p = occupants.swap_remove(rng.next(occupants.len() as u64) as usize);
+                    out += &ldif::delete_value(&big, "roleOccupant", &format!("cn=p{p},{base}"));
+                }
             }
             15..55 => {
                 let value = match rng.next(4) {
@@ -175,7 +203,8 @@ fn the_fetch_window_changes_no_module_call() {
     let mut domain =
         Domain::start(tests::listener_binary!(), Slapd::builder().no_sync(true)).unwrap();
     let base = domain.slapd.base().to_owned();
-    let mut setup = ldif::role(&format!("cn=box1,{base}")) + "\n";
+    let mut setup = big_role(&base) + "\n";
+    setup += &(ldif::role(&format!("cn=box1,{base}")) + "\n");
     setup += &(ldif::role(&format!("cn=box2,{base}")) + "\n");
     for k in 0..OBJECTS {
         let parent = match k % 3 {
@@ -228,6 +257,13 @@ fn the_fetch_window_changes_no_module_call() {
         seq_calls
             .iter()
             .any(|l| l.contains("module=failing_on_demand"))
+    );
+    let big = format!("cn=big,{base}\t");
+    assert!(
+        seq_printed
+            .lines()
+            .any(|l| l.starts_with(&big) && l.ends_with("\tm")),
+        "the large role did not change in the backlog"
     );
     eprintln!(
         "{} printer lines, {} module calls",
