@@ -40,6 +40,10 @@ fn quick_benchmark_reports_every_figure() {
         "live 100/s",
         "against syncrepl",
         "live at the writer's top rate",
+        "catch-up, adds of users and groups",
+        "catch-up, renames and moves, incl. subtree moves",
+        "catch-up, deletes, half re-created",
+        "catch-up, 1,000-member groups, one member each",
     ] {
         assert!(stdout.contains(figure), "no {figure:?} row in\n{stdout}");
     }
@@ -72,6 +76,34 @@ fn quick_benchmark_reports_every_figure() {
     // The syncrepl consumer caught up on the same changes.
     assert!(number(&json, &["catchup", "syncrepl_seconds"]) > 0.0);
     assert!(number(&json, &["catchup", "ratio_to_syncrepl"]) > 0.0);
+    // Each workload shape: 200 changes, every transaction drained, a baseline beside.
+    // A rename is two transactions, a delete with its re-creation too; the marker one.
+    for (shape, least, most) in [
+        ("adds", 201.0, 201.0),
+        ("renames", 401.0, 401.0),
+        ("deletes", 202.0, 400.0),
+        ("groups", 201.0, 201.0),
+    ] {
+        let got = &json["catchup_shapes"][shape];
+        let transactions = number(got, &["transactions"]);
+        assert!(
+            (least..=most).contains(&transactions),
+            "{shape}: {transactions} transactions"
+        );
+        assert!(number(got, &["rate_per_second"]) > 0.0, "{got:#}");
+        assert!(
+            number(got, &["baseline_sequential_fetch_per_second"]) > 0.0,
+            "{got:#}"
+        );
+    }
+    // The classic module that writes a file per user did: one per preloaded user it
+    // was initialized with (quick: 1,800), less the users deleted since, more the ones
+    // added.
+    assert!(
+        number(&json, &["bench_files_module", "files"]) > 1_000.0,
+        "{:#}",
+        json["bench_files_module"]
+    );
     // Memory, read from /proc while the listener ran.
     assert!(number(&json, &["memory", "after_init", "vm_hwm_mib"]) > 1.0);
     assert!(number(&json, &["memory", "after_catch-up", "vm_hwm_mib"]) > 1.0);

@@ -1,6 +1,7 @@
 //! The benchmark's directory: the preloaded users and groups, and the writers that change
 //! them (the catch-up's mixed changes, the live phase's paced ones).
 
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use ldap3::{Ldap, LdapConnAsync, Mod, Scope};
@@ -33,6 +34,16 @@ impl Layout {
             groups,
             reserved,
         }
+    }
+
+    /// The preloaded users the catch-ups may rename or delete, in three parts that none
+    /// shares: half for the mixed changes, a quarter each for the renames and deletes
+    /// shapes (`shapes.rs`).
+    pub fn catchup_users(&self) -> [Range<usize>; 3] {
+        let free = self.users - self.reserved;
+        let mixed = self.reserved + free / 2;
+        let renames = mixed + free / 4;
+        [self.reserved..mixed, mixed..renames, renames..self.users]
     }
 
     pub fn user_dn(&self, i: usize) -> String {
@@ -87,19 +98,18 @@ pub struct Changes {
     pub transaction_dns: Vec<String>,
 }
 
-/// `count` mixed changes over one connection: adds of users and groups, modifies,
+/// `count` mixed changes over one connection, renaming and deleting only `users`: adds of users and groups, modifies,
 /// renames and moves, deletes (roughly 30/40/15/15).
 pub async fn mixed_changes(
     ldap: &mut Ldap,
     layout: &Layout,
+    users: Range<usize>,
     count: usize,
     seed: u64,
 ) -> Result<Changes, String> {
     let base = &layout.base;
     let mut rng = Lcg::new(seed);
-    let mut users: Vec<String> = (layout.reserved..layout.users)
-        .map(|i| layout.user_dn(i))
-        .collect();
+    let mut users: Vec<String> = users.map(|i| layout.user_dn(i)).collect();
     let mut groups: Vec<String> = (0..layout.groups)
         .map(|i| format!("cn=g{i},{GROUPS},{base}"))
         .collect();

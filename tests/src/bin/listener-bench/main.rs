@@ -10,13 +10,16 @@
 //!   the fastest sequential client making the same fetches one after the other over one
 //!   connection (a sequential UDL-style design): ldap3 on a multi-thread and on a
 //!   current-thread runtime, and libldap (`ldapsearch -f`), each printed (`floor.rs`);
+//! * **shapes**: the same on workloads of other shapes, each on its own (`shapes.rs`):
+//!   adds; renames and moves, including subtree moves; deletes and re-creations; one
+//!   member more or less of 1,000-member groups;
 //! * **live**: the latency from a write's completion to the module call, at steady rates,
 //!   and at the writer's top rate (`--rates …,0`) how far behind the last write the
 //!   listener is when the writer stops.
 //!
 //! ```text
 //! cargo run --release -p tests --bin listener-bench -- [--quick] [--json FILE]
-//!     [--only init,memory,catchup,live] [--run-args "--fetch-window 32"]
+//!     [--only init,memory,catchup,shapes,live] [--run-args "--fetch-window 32"]
 //! ```
 //!
 //! Started with a listener subcommand (`notifier`, `run`, …) the binary is the listener
@@ -27,6 +30,7 @@ mod directory;
 mod floor;
 mod measure;
 mod modules;
+mod shapes;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -39,8 +43,9 @@ use tests::Slapd;
 use tests::domain::Domain;
 use tests::syncrepl;
 
-use directory::Layout;
+use directory::{Changes, Layout};
 use measure::CallsTail;
+use shapes::Shape;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -58,9 +63,10 @@ const SUBCOMMANDS: &[&str] = &[
     "verify",
     "worker",
 ];
-const PHASES: &[&str] = &["init", "memory", "catchup", "live"];
-/// Modules in this binary (ten no-op ones and the latency recorder).
-const MODULES: usize = 11;
+const PHASES: &[&str] = &["init", "memory", "catchup", "shapes", "live"];
+/// Modules in this binary (ten no-op ones, one writing a file per user, and the latency
+/// recorder).
+const MODULES: usize = 12;
 const LATENCY_MODULE: &str = "bench_latency";
 /// The first module initialized over every entry (`(objectClass=*)`, in name order
 /// before the latency module, which has a higher priority).
@@ -81,7 +87,7 @@ struct Options {
     /// Also write the results as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
-    /// Only these phases (comma-separated): init, memory, catchup, live. The listener
+    /// Only these phases (comma-separated): init, memory, catchup, shapes, live. The listener
     /// always initializes its modules first; `init` adds its baselines.
     #[arg(long, value_delimiter = ',', value_name = "PHASES")]
     only: Vec<String>,
@@ -95,6 +101,15 @@ struct Options {
     /// Changes made while the listener is stopped (default 20,000; quick 500).
     #[arg(long)]
     changes: Option<usize>,
+    /// Workload shapes of the shapes phase (comma-separated; default all).
+    #[arg(long, value_delimiter = ',', value_enum)]
+    shapes: Vec<Shape>,
+    /// Changes of each shape (default 10,000; quick 200).
+    #[arg(long)]
+    shape_changes: Option<usize>,
+    /// 1,000-member groups the groups shape changes (default 10; quick 2).
+    #[arg(long)]
+    large_groups: Option<usize>,
     /// Write rates of the live phase, per second; 0 is the writer's top rate (one
     /// connection writing as fast as slapd answers), for `--top-changes` changes.
     #[arg(long, value_delimiter = ',', default_values_t = [200u32, 1000, 0])]
@@ -133,6 +148,13 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The catch-up's baseline: the fastest sequential client, and every client's rate.
+struct Floor {
+    client: &'static str,
+    per_second: f64,
+    clients: serde_json::Map<String, Value>,
 }
 
 /// One row of the printed table.
@@ -247,6 +269,19 @@ fn bench(options: &Options) -> Result<()> {
     if wants("catchup") || wants("memory") {
         b.catch_up(changes, wants("catchup"), wants("memory"))?;
     }
+    if wants("shapes") {
+        let count = options
+            .shape_changes
+            .unwrap_or(if quick { 200 } else { 10_000 });
+        let groups = options.large_groups.unwrap_or(if quick { 2 } else { 10 });
+        let chosen = match options.shapes.is_empty() {
+            true => shapes::ALL.to_vec(),
+            false => options.shapes.clone(),
+        };
+        for shape in chosen {
+            b.catch_up_shape(shape, count, groups)?;
+        }
+    }
     if wants("live") {
         for &rate in &options.rates {
             b.live(rate, live_seconds, top)?;
@@ -255,6 +290,12 @@ fn bench(options: &Options) -> Result<()> {
     if !b.domain.stop_listener() {
         eprintln!("warning: the listener did not stop cleanly");
     }
+    // The file module's work: one file per user it was told of.
+    let files = b.domain.cache_dir().parent().map_or(0, |d| {
+        std::fs::read_dir(d.join("bench-files")).map_or(0, |dir| dir.count())
+    });
+    b.json
+        .insert("bench_files_module".into(), json!({ "files": files }));
     b.report()
 }
 
@@ -479,72 +520,22 @@ impl Bench<'_> {
         }
         let before = self.domain.notifier_id();
         let mut ldap = self.ldap()?;
+        let [users, _, _] = self.layout.catchup_users();
         let started = Instant::now();
         let made = self.runtime.block_on(directory::mixed_changes(
             &mut ldap,
             &self.layout,
+            users,
             changes,
             self.options.seed,
         ))?;
-        self.runtime.block_on(directory::touch_marker(
-            &mut ldap,
-            &self.layout.base,
-            "catch-up",
-        ))?;
-        let transactions = made.transaction_dns.len() as u64 + 1;
-        eprintln!(
-            "   {} transactions written in {:.1} s",
-            transactions,
-            started.elapsed().as_secs_f64()
-        );
-        let expected = before + transactions;
-        let waited = Instant::now();
-        while self.domain.notifier_id() < expected {
-            if waited.elapsed() > Duration::from_secs(120) {
-                return Err(format!(
-                    "the notifier is at {} of {expected}",
-                    self.domain.notifier_id()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let mut tail = CallsTail::from_end(&self.domain.calls_file());
-        let marker = format!("{},{}", directory::MARKER, self.layout.base);
-        let spawned = measure::now_ns();
-        let started = Instant::now();
-        self.start_listener()?;
-        let done = loop {
-            if let Some(call) = tail
-                .read_new()
-                .into_iter()
-                .find(|c| c.dn.eq_ignore_ascii_case(&marker))
-            {
-                break call.ns;
-            }
-            self.check_listener(started, Duration::from_secs(1800), "catching up")?;
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        let seconds = (done.saturating_sub(spawned)) as f64 / 1e9;
+        let (transactions, seconds) = self.drain(before, &made, "catch-up", started)?;
         let rate = transactions as f64 / seconds;
         let pid = self.listener_pid()?;
         let (hwm, rss) = measure::memory_mib(pid).ok_or("cannot read the listener's memory")?;
         let cache_mib = self.cache_mib();
-        eprintln!("   drained in {seconds:.2} s: {rate:.0}/s");
-        let fetches = made.transaction_dns.len() as f64;
-        let clients = floor::measure(&self.runtime, &self.domain.slapd, &made.transaction_dns)?;
-        let mut floors = serde_json::Map::new();
-        for client in &clients {
-            let per_second = fetches / client.time.as_secs_f64();
-            eprintln!("   sequential fetches, {}: {per_second:.0}/s", client.name);
-            floors.insert(client.name.into(), json!(per_second));
-        }
-        let fastest = clients
-            .iter()
-            .min_by_key(|c| c.time)
-            .ok_or("no sequential client measured")?;
-        let baseline = fetches / fastest.time.as_secs_f64();
-        let ratio = rate / baseline;
-        eprintln!("   ratio to the fastest ({}): {ratio:.2}", fastest.name);
+        let floor = self.floor(&made)?;
+        let (baseline, ratio) = (floor.per_second, rate / floor.per_second);
         let syncrepl = match consumer {
             Some(consumer) => Some(self.consumer_catch_up(consumer)?),
             None => None,
@@ -581,8 +572,8 @@ impl Bench<'_> {
                     "seconds": seconds,
                     "rate_per_second": rate,
                     "baseline_sequential_fetch_per_second": baseline,
-                    "baseline_client": fastest.name,
-                    "sequential_fetch_per_second": floors,
+                    "baseline_client": floor.client,
+                    "sequential_fetch_per_second": floor.clients,
                     "syncrepl_seconds": syncrepl,
                     "syncrepl_rate_per_second": syncrepl_rate,
                     "ratio_to_syncrepl": syncrepl_rate.map(|theirs| rate / theirs),
@@ -598,6 +589,152 @@ impl Bench<'_> {
             self.memory_row("after catch-up", entries, hwm, rss, cache_mib);
         }
         Ok(())
+    }
+
+    /// Stops the listener, makes `count` changes of `shape` (after what it needs, made
+    /// while the listener runs), starts it and times until the marker's call; beside it,
+    /// the fastest sequential client fetching the same transactions' objects.
+    fn catch_up_shape(&mut self, shape: Shape, count: usize, groups: usize) -> Result<()> {
+        eprintln!(
+            "== catch-up of one shape: {count} changes, {}",
+            shape.describe()
+        );
+        let mut ldap = self.ldap()?;
+        self.runtime
+            .block_on(shape.prepare(&mut ldap, &self.layout, groups))?;
+        self.sync_marker(&format!("prepared {}", shape.name()))?;
+        if !self.domain.stop_listener() {
+            return Err("the listener did not stop cleanly".into());
+        }
+        let before = self.domain.notifier_id();
+        let [_, renames, deletes] = self.layout.catchup_users();
+        let users = match shape {
+            Shape::Deletes => deletes,
+            _ => renames,
+        };
+        let started = Instant::now();
+        let made = self.runtime.block_on(shape.changes(
+            &mut ldap,
+            &self.layout,
+            users,
+            groups,
+            count,
+            self.options.seed,
+        ))?;
+        let (transactions, seconds) = self.drain(before, &made, shape.name(), started)?;
+        let rate = transactions as f64 / seconds;
+        let floor = self.floor(&made)?;
+        let ratio = rate / floor.per_second;
+        self.rows.push(row(
+            format!(
+                "catch-up, {}: {transactions} transactions",
+                shape.describe()
+            ),
+            format!("{rate:.0}/s ({seconds:.2} s)"),
+            format!("fastest seq. fetch {:.0}/s", floor.per_second),
+            format!("{ratio:.2}"),
+            ">= 2.0",
+        ));
+        let shapes = self
+            .json
+            .entry("catchup_shapes")
+            .or_insert_with(|| json!({}));
+        shapes[shape.name()] = json!({
+            "description": shape.describe(),
+            "changes": count,
+            "large_groups": (shape == Shape::Groups).then_some(groups),
+            "group_members": (shape == Shape::Groups).then_some(shapes::GROUP_MEMBERS),
+            "transactions": transactions,
+            "seconds": seconds,
+            "rate_per_second": rate,
+            "baseline_sequential_fetch_per_second": floor.per_second,
+            "baseline_client": floor.client,
+            "sequential_fetch_per_second": floor.clients,
+            "ratio": ratio,
+            "goal_ratio_at_least": GOAL_CATCHUP_RATIO,
+            "met": ratio >= GOAL_CATCHUP_RATIO,
+        });
+        Ok(())
+    }
+
+    /// After the changes `made` (with the listener stopped, the notifier at `before`
+    /// when they began at `started`): changes the marker, waits for the notifier, starts
+    /// the listener and waits for the marker's call. The transactions and the seconds
+    /// from the listener's start to that call.
+    fn drain(
+        &mut self,
+        before: u64,
+        made: &Changes,
+        marker_value: &str,
+        started: Instant,
+    ) -> Result<(u64, f64)> {
+        let mut ldap = self.ldap()?;
+        self.runtime.block_on(directory::touch_marker(
+            &mut ldap,
+            &self.layout.base,
+            marker_value,
+        ))?;
+        let transactions = made.transaction_dns.len() as u64 + 1;
+        eprintln!(
+            "   {} transactions written in {:.1} s",
+            transactions,
+            started.elapsed().as_secs_f64()
+        );
+        let expected = before + transactions;
+        let waited = Instant::now();
+        while self.domain.notifier_id() < expected {
+            if waited.elapsed() > Duration::from_secs(120) {
+                return Err(format!(
+                    "the notifier is at {} of {expected}",
+                    self.domain.notifier_id()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let mut tail = CallsTail::from_end(&self.domain.calls_file());
+        let marker = format!("{},{}", directory::MARKER, self.layout.base);
+        let spawned = measure::now_ns();
+        let started = Instant::now();
+        self.start_listener()?;
+        let done = loop {
+            if let Some(call) = tail
+                .read_new()
+                .into_iter()
+                .find(|c| c.dn.eq_ignore_ascii_case(&marker))
+            {
+                break call.ns;
+            }
+            self.check_listener(started, Duration::from_secs(1800), "catching up")?;
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let seconds = (done.saturating_sub(spawned)) as f64 / 1e9;
+        eprintln!(
+            "   drained in {seconds:.2} s: {:.0}/s",
+            transactions as f64 / seconds
+        );
+        Ok((transactions, seconds))
+    }
+
+    /// The fastest sequential client fetching the objects of the transactions `made`,
+    /// each client printed.
+    fn floor(&self, made: &Changes) -> Result<Floor> {
+        let fetches = made.transaction_dns.len() as f64;
+        let clients = floor::measure(&self.runtime, &self.domain.slapd, &made.transaction_dns)?;
+        let mut all = serde_json::Map::new();
+        for client in &clients {
+            let per_second = fetches / client.time.as_secs_f64();
+            eprintln!("   sequential fetches, {}: {per_second:.0}/s", client.name);
+            all.insert(client.name.into(), json!(per_second));
+        }
+        let fastest = clients
+            .iter()
+            .min_by_key(|c| c.time)
+            .ok_or("no sequential client measured")?;
+        Ok(Floor {
+            client: fastest.name,
+            per_second: fetches / fastest.time.as_secs_f64(),
+            clients: all,
+        })
     }
 
     /// A native syncrepl consumer of the primary (no-sync), once it holds what the

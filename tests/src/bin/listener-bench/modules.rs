@@ -1,6 +1,7 @@
 //! The modules the benchmark's listener runs: ten that do nothing, with the mix of
 //! filters and `attributes` lists a UCS host has (so the dispatcher's filter and
-//! up-to-date checks cost what they cost there), and one that records when it is called.
+//! up-to-date checks cost what they cost there), one that writes a file per user as UCS
+//! modules write configuration files, and one that records when it is called.
 
 use std::io::Write as _;
 
@@ -85,6 +86,67 @@ no_op!(
     "(objectClass=*)",
     attributes = ["description"]
 );
+
+/// Keeps one file per user in `bench-files/` beside the cache directory, named by its
+/// uid and holding its mail and description: every create, initialization or modify
+/// writes it (open, write, close), every remove deletes it. Classic API without
+/// `modrdn`, so a rename arrives as a remove and a create.
+#[listener_module(
+    name = "bench_files",
+    description = "benchmark: writes a file per user",
+    ldap_filter = "(objectClass=inetOrgPerson)"
+)]
+pub fn write_files(
+    ctx: &mut Context,
+    _dn: &Dn,
+    new: Option<&Entry>,
+    old: Option<&Entry>,
+    _command: Command,
+) -> HandlerResult {
+    let Some(dir) = ctx
+        .settings()
+        .and_then(|s| s.cache_dir.parent())
+        .map(|d| d.join("bench-files"))
+    else {
+        return Err(HandlerError::msg("no cache directory in the settings"));
+    };
+    // A uid that is no plain file name gets no file.
+    let uid = |entry: &Entry| {
+        entry
+            .first_str("uid")
+            .filter(|u| !u.is_empty() && !u.contains('/') && !u.starts_with('.'))
+            .map(str::to_owned)
+    };
+    match new {
+        Some(entry) => {
+            let Some(uid) = uid(entry) else {
+                return Ok(());
+            };
+            let text = format!(
+                "{}\n{}\n",
+                entry.first_str("mail").unwrap_or(""),
+                entry.first_str("description").unwrap_or("")
+            );
+            let path = dir.join(uid);
+            if let Err(e) = std::fs::write(&path, &text) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    return Err(e.into());
+                }
+                std::fs::create_dir_all(&dir)?;
+                std::fs::write(&path, &text)?;
+            }
+        }
+        None => {
+            if let Some(uid) = old.and_then(uid) {
+                match std::fs::remove_file(dir.join(uid)) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                    _ => {}
+                }
+            }
+        }
+    }
+    Ok(())
+}
 
 /// Prints `dn⇥unix time in ns⇥command` to standard output (the benchmark appends it to a
 /// file) for every call except the initialization's (`n`: printing 100,000 of them would
