@@ -234,10 +234,29 @@ impl Window {
         fetch(&self.fetcher, by).await
     }
 
+    /// The entryUUID the cache will hold at `dn` once the transactions in the window are
+    /// applied, if one of them changes it: a delete or the `r` of a move leaves nothing
+    /// there; an add leaves an object the window does not know yet, which the fetch by DN
+    /// finds (the apply stage takes that when the entryUUIDs agree). `None` when the
+    /// window does not touch `dn` but to modify it: the cache tells.
+    fn ahead_at(&self, dn: &Dn) -> Option<Option<String>> {
+        self.items
+            .iter()
+            .rev()
+            .filter_map(|a| a.txn.as_ref().ok())
+            .filter(|t| t.dn.normalized() == dn.normalized())
+            .find(|t| t.command != Command::Modify)
+            .map(|_| None)
+    }
+
     /// Starts the fetch the apply stage is expected to want for `txn`.
     fn start(&mut self, txn: &Transaction, cache: &Cache) -> Result<Option<Prefetch>, CacheError> {
-        // Only the entryUUID matters for the prediction: read just that.
-        let cached_uuid = cache.read()?.entry_uuid_at(&txn.dn)?;
+        // Only the entryUUID matters for the prediction: read just that, unless a
+        // transaction ahead in the window changes what the cache will hold at the DN.
+        let cached_uuid = match self.ahead_at(&txn.dn) {
+            Some(predicted) => predicted,
+            None => cache.read()?.entry_uuid_at(&txn.dn)?,
+        };
         // The apply stage holds an `r` until its `a`: predict that stash.
         let stash = match self.rename.take() {
             Some((id, uuid)) if txn.command == Command::Add && txn.id == id + 1 => Some(uuid),
