@@ -16,6 +16,13 @@
 //!   one (concurrent searches on a multiplexed connection may be answered in any order).
 //! * A fetched entry older (by `entryCSN`) than the cached state of the same object is
 //!   fetched again.
+//! * Transactions taken in together that need the same fetch (a group changed member by
+//!   member) share one answer. The fetch starts only after the notifier reported all of
+//!   them, so it finds a state holding all their changes: the state one-at-a-time
+//!   processing finds when it fetches after them, as it does in any catch-up.
+//!
+//! The prediction also looks at the transactions ahead in the window: after a delete,
+//! an add or the `r` of a move at a DN, the cache will not hold what it holds now there.
 
 mod batch;
 
@@ -52,6 +59,9 @@ pub struct Window {
     pool: batch::Pool,
     /// Fetches ahead taken in since the last [`Window::flush`], to be made in one search.
     batch: Vec<batch::Request>,
+    /// Fetches ahead taken in since the last flush that wait for earlier fetches about
+    /// the same object first; started, each alone, with the next flush.
+    chained: Vec<(Vec<watch::Receiver<bool>>, batch::Request)>,
     /// The searches under way (aborted when the window is dropped: the listener stops).
     searches: JoinSet<()>,
     depth: usize,
@@ -93,6 +103,7 @@ impl Window {
             fetcher,
             pool,
             batch: Vec::new(),
+            chained: Vec::new(),
             searches: JoinSet::new(),
             depth: depth.max(1),
             filling: true,
@@ -166,6 +177,16 @@ impl Window {
     /// Starts the fetches prepared since the last flush, in one search.
     pub fn flush(&mut self) {
         while self.searches.try_join_next().is_some() {}
+        for (before, request) in std::mem::take(&mut self.chained) {
+            let slot = self.pool.next();
+            self.searches.spawn(async move {
+                for mut earlier in before {
+                    // An error means the earlier fetch is gone: done as well.
+                    let _ = earlier.wait_for(|done| *done).await;
+                }
+                slot.fetch(vec![request]).await;
+            });
+        }
         if self.batch.is_empty() {
             return;
         }
@@ -183,6 +204,7 @@ impl Window {
     pub fn clear(&mut self) {
         self.items.clear();
         self.batch.clear();
+        self.chained.clear();
         self.filling = true;
         self.rename = None;
     }
@@ -282,6 +304,26 @@ impl Window {
         if let FetchBy::Uuid(u) = &by {
             keys.push(u.clone());
         }
+        let (reply, result) = oneshot::channel();
+        // The same fetch taken in since the last flush has not started: it will find a
+        // state that holds this transaction's change too (the notifier reported it
+        // before it entered), so this transaction shares its answer, as if fetched one
+        // by one after both changes.
+        let waiting = self
+            .batch
+            .iter_mut()
+            .chain(self.chained.iter_mut().map(|(_, r)| r))
+            .find(|r| r.by == by);
+        if let Some(request) = waiting {
+            request.replies.push(reply);
+            let done = request.done.subscribe();
+            return Ok(Some(Prefetch {
+                by,
+                keys,
+                result,
+                done,
+            }));
+        }
         // Wait for the fetches ahead of this one that are about the same object.
         let before: Vec<watch::Receiver<bool>> = self
             .items
@@ -291,10 +333,9 @@ impl Window {
             .map(|f| f.done.clone())
             .collect();
         let (done_tx, done) = watch::channel(false);
-        let (reply, result) = oneshot::channel();
         let request = batch::Request {
             by: by.clone(),
-            reply,
+            replies: vec![reply],
             done: done_tx,
         };
         if before.is_empty() {
@@ -303,14 +344,7 @@ impl Window {
                 self.flush();
             }
         } else {
-            let slot = self.pool.next();
-            self.searches.spawn(async move {
-                for mut earlier in before {
-                    // An error means the earlier fetch is gone: done as well.
-                    let _ = earlier.wait_for(|done| *done).await;
-                }
-                slot.fetch(vec![request]).await;
-            });
+            self.chained.push((before, request));
         }
         Ok(Some(Prefetch {
             by,

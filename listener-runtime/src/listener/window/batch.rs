@@ -35,16 +35,34 @@ pub(super) const MAX_BATCH: usize = 32;
 pub(super) struct Request {
     /// What to fetch.
     pub by: FetchBy,
-    /// Where the answer goes.
-    pub reply: oneshot::Sender<Result<Option<Entry>, FetchError>>,
+    /// Where the answer goes: one place per transaction that shares the fetch.
+    pub replies: Vec<oneshot::Sender<Result<Option<Entry>, FetchError>>>,
     /// Set once the answer is given, for the fetches about the same object after this one.
     pub done: watch::Sender<bool>,
 }
 
 impl Request {
-    fn answer(self, result: Result<Option<Entry>, FetchError>) {
-        let _ = self.reply.send(result);
+    fn answer(mut self, result: Result<Option<Entry>, FetchError>) {
+        let last = self.replies.pop();
+        for reply in self.replies {
+            let _ = reply.send(share(&result));
+        }
+        if let Some(reply) = last {
+            let _ = reply.send(result);
+        }
         let _ = self.done.send(true);
+    }
+}
+
+/// The answer for one more transaction that shares a fetch. An error only needs to say
+/// that the fetch failed: the apply stage then fetches again on its own.
+fn share(result: &Result<Option<Entry>, FetchError>) -> Result<Option<Entry>, FetchError> {
+    match result {
+        Ok(entry) => Ok(entry.clone()),
+        Err(e) => Err(FetchError::Task {
+            what: "a shared fetch ahead".to_owned(),
+            reason: e.to_string(),
+        }),
     }
 }
 
