@@ -79,6 +79,9 @@ pub struct Window {
 struct Ahead {
     txn: Result<Transaction, BadDn>,
     fetch: Option<Prefetch>,
+    /// The entryUUID the cache holds at the transaction's DN once it is applied, when the
+    /// window knows it: the object of a move, at its new DN.
+    leaves: Option<String>,
 }
 
 /// A fetch started ahead.
@@ -163,11 +166,11 @@ impl Window {
                 id: t.id,
                 message: e.to_string(),
             });
-        let fetch = match &txn {
+        let (fetch, leaves) = match &txn {
             Ok(txn) if self.depth > 1 => self.start(txn, cache)?,
-            Ok(_) | Err(_) => None,
+            Ok(_) | Err(_) => (None, None),
         };
-        self.items.push_back(Ahead { txn, fetch });
+        self.items.push_back(Ahead { txn, fetch, leaves });
         if self.items.len() >= self.depth {
             self.filling = false;
         }
@@ -258,21 +261,31 @@ impl Window {
 
     /// The entryUUID the cache will hold at `dn` once the transactions in the window are
     /// applied, if one of them changes it: a delete or the `r` of a move leaves nothing
-    /// there; an add leaves an object the window does not know yet, which the fetch by DN
-    /// finds (the apply stage takes that when the entryUUIDs agree). `None` when the
-    /// window does not touch `dn` but to modify it: the cache tells.
+    /// there; the `a` of a move leaves the moved object; another add leaves an object the
+    /// window does not know yet, which the fetch by DN finds (the apply stage takes that
+    /// when the entryUUIDs agree). `None` when the window does not touch `dn` but to
+    /// modify it: the cache tells.
     fn ahead_at(&self, dn: &Dn) -> Option<Option<String>> {
         self.items
             .iter()
             .rev()
-            .filter_map(|a| a.txn.as_ref().ok())
-            .filter(|t| t.dn.normalized() == dn.normalized())
-            .find(|t| t.command != Command::Modify)
-            .map(|_| None)
+            .filter(|a| {
+                a.txn.as_ref().is_ok_and(|t| {
+                    t.command != Command::Modify && t.dn.normalized() == dn.normalized()
+                })
+            })
+            .map(|a| a.leaves.clone())
+            .next()
     }
 
     /// Starts the fetch the apply stage is expected to want for `txn`.
-    fn start(&mut self, txn: &Transaction, cache: &Cache) -> Result<Option<Prefetch>, CacheError> {
+    /// Also what the cache will hold at the transaction's DN once it is applied, if known
+    /// (see [`Ahead::leaves`]).
+    fn start(
+        &mut self,
+        txn: &Transaction,
+        cache: &Cache,
+    ) -> Result<(Option<Prefetch>, Option<String>), CacheError> {
         // Only the entryUUID matters for the prediction: read just that, unless a
         // transaction ahead in the window changes what the cache will hold at the DN.
         let cached_uuid = match self.ahead_at(&txn.dn) {
@@ -291,6 +304,8 @@ impl Window {
             entry: with_uuid(&txn.dn, &uuid),
             modules: Default::default(),
         };
+        // The `a` of a move leaves the moved object at its new DN.
+        let leaves = stash.clone().flatten();
         let cached = cached_uuid.map(stand_in);
         let stash = stash.map(|uuid| Stash {
             id: txn.id - 1,
@@ -298,7 +313,7 @@ impl Window {
             cached: uuid.map(stand_in),
         });
         let Some(by) = decide::fetch_by(txn, cached.as_ref(), stash.as_ref()) else {
-            return Ok(None);
+            return Ok((None, leaves));
         };
         let mut keys = vec![txn.dn.normalized().to_owned()];
         if let FetchBy::Uuid(u) = &by {
@@ -317,12 +332,13 @@ impl Window {
         if let Some(request) = waiting {
             request.replies.push(reply);
             let done = request.done.subscribe();
-            return Ok(Some(Prefetch {
+            let prefetch = Prefetch {
                 by,
                 keys,
                 result,
                 done,
-            }));
+            };
+            return Ok((Some(prefetch), leaves));
         }
         // Wait for the fetches ahead of this one that are about the same object.
         let before: Vec<watch::Receiver<bool>> = self
@@ -346,12 +362,13 @@ impl Window {
         } else {
             self.chained.push((before, request));
         }
-        Ok(Some(Prefetch {
+        let prefetch = Prefetch {
             by,
             keys,
             result,
             done,
-        }))
+        };
+        Ok((Some(prefetch), leaves))
     }
 }
 
