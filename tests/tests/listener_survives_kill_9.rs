@@ -439,10 +439,14 @@ async fn every_change_reaches_the_modules_in_order_across_kill_9() {
         ldap.len()
     );
     // The listener kept up (more or less) while the changes streamed in: it delivered
-    // moves as r/a and modifications, not only the final states.
+    // moves as r/a and modifications, not only the final states (a listener that ran
+    // only after the writes delivers next to none of either). The bounds are low: how
+    // far it keeps up depends on the machine, and transactions taken in together share
+    // a fetch (semantics §4), so an object changed several times in a row while the
+    // listener was behind gets one modification.
     assert!(
-        commands.get("r").copied().unwrap_or(0) > 50
-            && commands.get("m").copied().unwrap_or(0) > 100,
+        commands.get("r").copied().unwrap_or(0) > 20
+            && commands.get("m").copied().unwrap_or(0) > 20,
         "the listener hardly ran during the writes: {commands:?}"
     );
 }
