@@ -83,18 +83,7 @@ impl Shape {
                     let members: Vec<String> = (0..GROUP_MEMBERS)
                         .map(|j| layout.user_dn((g * GROUP_MEMBERS + j) % layout.users))
                         .collect();
-                    let cn = format!("big{g}");
-                    let members: HashSet<&str> = members.iter().map(String::as_str).collect();
-                    add(
-                        ldap,
-                        &format!("cn={cn},{GROUPS},{base}"),
-                        vec![
-                            ("objectClass", ["groupOfNames"].into()),
-                            ("cn", [cn.as_str()].into()),
-                            ("member", members),
-                        ],
-                    )
-                    .await?;
+                    add_group(ldap, &format!("big{g}"), base, &members).await?;
                 }
             }
             Shape::Adds | Shape::Deletes => {}
@@ -131,23 +120,10 @@ async fn adds(ldap: &mut Ldap, layout: &Layout, count: usize) -> Result<Vec<Stri
     let mut dns = Vec::with_capacity(count);
     for n in 0..count {
         let dn = if n % 10 == 9 {
-            let cn = format!("addg{n}");
-            let dn = format!("cn={cn},{GROUPS},{base}");
             let members: Vec<String> = (0..5)
                 .map(|k| layout.user_dn((n * 7 + k * 131) % layout.users))
                 .collect();
-            let members: HashSet<&str> = members.iter().map(String::as_str).collect();
-            add(
-                ldap,
-                &dn,
-                vec![
-                    ("objectClass", ["groupOfNames"].into()),
-                    ("cn", [cn.as_str()].into()),
-                    ("member", members),
-                ],
-            )
-            .await?;
-            dn
+            add_group(ldap, &format!("addg{n}"), base, &members).await?
         } else {
             let uid = format!("add{n}");
             let dn = format!("uid={uid},{PEOPLE},{base}");
@@ -304,6 +280,23 @@ async fn members(
         dns.push(dn);
     }
     Ok(dns)
+}
+
+/// Adds the group `cn` under `ou=groups` with `members`; its DN.
+async fn add_group(ldap: &mut Ldap, cn: &str, base: &str, members: &[String]) -> Result<String> {
+    let dn = format!("cn={cn},{GROUPS},{base}");
+    let members: HashSet<&str> = members.iter().map(String::as_str).collect();
+    add(
+        ldap,
+        &dn,
+        vec![
+            ("objectClass", ["groupOfNames"].into()),
+            ("cn", [cn].into()),
+            ("member", members),
+        ],
+    )
+    .await?;
+    Ok(dn)
 }
 
 /// The attributes of a user named `uid`.
