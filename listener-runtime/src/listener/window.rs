@@ -329,18 +329,30 @@ impl Window {
             .iter_mut()
             .chain(self.chained.iter_mut().map(|(_, r)| r))
             .find(|r| r.by == by);
-        if let Some(request) = waiting {
-            request.replies.push(reply);
-            let done = request.done.subscribe();
-            let prefetch = Prefetch {
-                by,
-                keys,
-                result,
-                done,
-            };
-            return Ok((Some(prefetch), leaves));
-        }
-        // Wait for the fetches ahead of this one that are about the same object.
+        let done = match waiting {
+            Some(request) => {
+                request.replies.push(reply);
+                request.done.subscribe()
+            }
+            None => self.request(by.clone(), &keys, reply),
+        };
+        let prefetch = Prefetch {
+            by,
+            keys,
+            result,
+            done,
+        };
+        Ok((Some(prefetch), leaves))
+    }
+
+    /// A new fetch `by` whose answer goes to `reply`: in the next batch, or after the
+    /// fetches ahead about the same object (`keys`). What tells when it is done.
+    fn request(
+        &mut self,
+        by: FetchBy,
+        keys: &[String],
+        reply: oneshot::Sender<Result<Option<Entry>, FetchError>>,
+    ) -> watch::Receiver<bool> {
         let before: Vec<watch::Receiver<bool>> = self
             .items
             .iter()
@@ -350,7 +362,7 @@ impl Window {
             .collect();
         let (done_tx, done) = watch::channel(false);
         let request = batch::Request {
-            by: by.clone(),
+            by,
             replies: vec![reply],
             done: done_tx,
         };
@@ -362,13 +374,7 @@ impl Window {
         } else {
             self.chained.push((before, request));
         }
-        let prefetch = Prefetch {
-            by,
-            keys,
-            result,
-            done,
-        };
-        Ok((Some(prefetch), leaves))
+        done
     }
 }
 

@@ -534,8 +534,10 @@ impl Bench<'_> {
         let pid = self.listener_pid()?;
         let (hwm, rss) = measure::memory_mib(pid).ok_or("cannot read the listener's memory")?;
         let cache_mib = self.cache_mib();
-        let floor = self.floor(&made)?;
-        let (baseline, ratio) = (floor.per_second, rate / floor.per_second);
+        let floor = match report {
+            true => Some(self.floor(&made)?),
+            false => None,
+        };
         let syncrepl = match consumer {
             Some(consumer) => Some(self.consumer_catch_up(consumer)?),
             None => None,
@@ -547,7 +549,8 @@ impl Bench<'_> {
                 rate / theirs
             );
         }
-        if report {
+        if let Some(floor) = floor {
+            let (baseline, ratio) = (floor.per_second, rate / floor.per_second);
             self.rows.push(row(
                 format!("catch-up: {transactions} transactions ({changes} changes)"),
                 format!("{rate:.0}/s ({seconds:.2} s)"),

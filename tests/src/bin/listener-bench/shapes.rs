@@ -149,50 +149,38 @@ async fn renames(
         .map(|k| format!("ou=d{k},{MOVED},{base}"))
         .collect();
     let parents = [format!("{MOVED},{base}"), format!("{PEOPLE},{base}")];
+    // The parent `dn` is not under.
+    let other = |dn: &str| match dn.ends_with(&format!(",{}", parents[0])) {
+        true => parents[1].clone(),
+        false => parents[0].clone(),
+    };
     let mut dns = Vec::with_capacity(count * 2);
     for n in 0..count {
-        let (dn, new_rdn, superior) = if n % 20 == 19 {
+        let (slot, new_rdn, superior) = if n % 20 == 19 {
             // A container with its users goes to the other parent.
             let k = rng.next(SUBTREES as u64) as usize;
-            let to = if containers[k].ends_with(&format!(",{}", parents[0])) {
-                &parents[1]
-            } else {
-                &parents[0]
-            };
-            let new_rdn = format!("ou=d{k}-{n}");
-            let old = std::mem::replace(&mut containers[k], format!("{new_rdn},{to}"));
-            (old, new_rdn, Some(to.clone()))
+            let to = other(&containers[k]);
+            (&mut containers[k], format!("ou=d{k}-{n}"), Some(to))
         } else {
             if live.is_empty() {
                 return Err("the renames shape ran out of users".into());
             }
             let pick = rng.next(live.len() as u64) as usize;
-            let new_rdn = format!("uid=ren{n}");
             // Every other one moves to the other container.
-            let (superior, parent) = match rng.next(2) {
-                0 => (
-                    None,
-                    live[pick].split_once(',').map_or("", |(_, p)| p).to_owned(),
-                ),
-                _ => {
-                    let to = if live[pick].ends_with(&parents[0]) {
-                        &parents[1]
-                    } else {
-                        &parents[0]
-                    };
-                    (Some(to.clone()), to.clone())
-                }
-            };
-            let old = std::mem::replace(&mut live[pick], format!("{new_rdn},{parent}"));
-            (old, new_rdn, superior)
+            let superior = (rng.next(2) == 1).then(|| other(&live[pick]));
+            (&mut live[pick], format!("uid=ren{n}"), superior)
         };
+        let parent = match &superior {
+            Some(to) => to.clone(),
+            None => slot.split_once(',').map_or("", |(_, p)| p).to_owned(),
+        };
+        let dn = std::mem::replace(slot, format!("{new_rdn},{parent}"));
         ldap.modifydn(&dn, &new_rdn, true, superior.as_deref())
             .await
             .and_then(LdapResult::success)
             .map_err(|e| failed("rename", &dn, e))?;
-        let parent = superior.unwrap_or_else(|| dn.split_once(',').map_or("", |(_, p)| p).into());
         dns.push(dn);
-        dns.push(format!("{new_rdn},{parent}"));
+        dns.push(slot.clone());
     }
     Ok(dns)
 }
