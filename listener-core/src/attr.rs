@@ -1,7 +1,10 @@
 //! Attribute descriptions (RFC 4512 §2.5): a type (name or numeric OID) plus options.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use crate::schema::Schema;
 
@@ -20,16 +23,41 @@ pub struct AttributeError {
 /// the type resolved through the built-in schema to its primary lower-case name (so
 /// `commonName`, `CN` and `2.5.4.3` are one attribute) and the options lower-cased and
 /// sorted (they are unordered).
+///
+/// Cloning one is cheap (its strings are shared).
 #[derive(Clone)]
 pub struct AttributeDescription {
-    text: Box<str>,
-    key: Box<str>,
+    text: Arc<str>,
+    key: Arc<str>,
     type_len: usize,
+}
+
+/// Descriptions remembered per thread, at most: entries repeat the same few dozen, and
+/// one remembered costs two reference counts to parse again instead of three allocations
+/// and a schema lookup. A bound, since the names come from the network.
+const REMEMBERED: usize = 1024;
+
+thread_local! {
+    /// The descriptions this thread parsed, by spelling.
+    static PARSED: RefCell<HashMap<Box<str>, AttributeDescription>> = RefCell::new(HashMap::new());
 }
 
 impl AttributeDescription {
     /// Parses an attribute description; the error names the offending byte.
     pub fn parse(text: &str) -> Result<Self, AttributeError> {
+        if let Some(parsed) = PARSED.with_borrow(|parsed| parsed.get(text).cloned()) {
+            return Ok(parsed);
+        }
+        let parsed = Self::parse_new(text)?;
+        PARSED.with_borrow_mut(|remembered| {
+            if remembered.len() < REMEMBERED {
+                remembered.insert(text.into(), parsed.clone());
+            }
+        });
+        Ok(parsed)
+    }
+
+    fn parse_new(text: &str) -> Result<Self, AttributeError> {
         let type_len = scan(text)?;
         let schema = Schema::builtin();
         let type_text = &text[..type_len];
@@ -146,7 +174,7 @@ fn scan(text: &str) -> Result<usize, AttributeError> {
 
 impl PartialEq for AttributeDescription {
     fn eq(&self, other: &Self) -> bool {
-        self.key == other.key
+        Arc::ptr_eq(&self.key, &other.key) || self.key == other.key
     }
 }
 
@@ -223,6 +251,19 @@ mod tests {
         ] {
             let e = AttributeDescription::parse(bad).unwrap_err();
             assert_eq!(e.offset, offset, "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_description_parsed_again_keeps_its_own_spelling() {
+        for _ in 0..2 {
+            let long = AttributeDescription::parse("commonName").unwrap();
+            let short = AttributeDescription::parse("CN").unwrap();
+            assert_eq!(long.to_string(), "commonName");
+            assert_eq!(short.to_string(), "CN");
+            assert_eq!(long, short);
+            assert_eq!(long.key(), "cn");
+            AttributeDescription::parse("c n").unwrap_err();
         }
     }
 

@@ -146,10 +146,18 @@ impl Entry {
         name: &str,
         value: impl Into<Vec<u8>>,
     ) -> Result<(), crate::AttributeError> {
-        match self.position(name) {
-            Some(i) => self.attrs[i].values.push(value.into()),
+        // The values of one attribute usually come one after the other.
+        if let Some(last) = self.attrs.last_mut()
+            && last.desc.as_str() == name
+        {
+            last.values.push(value.into());
+            return Ok(());
+        }
+        let desc = AttributeDescription::parse(name)?;
+        match self.attrs.iter_mut().find(|a| a.desc == desc) {
+            Some(attr) => attr.values.push(value.into()),
             None => self.attrs.push(Attribute {
-                desc: AttributeDescription::parse(name)?,
+                desc,
                 values: vec![value.into()],
             }),
         }
@@ -239,6 +247,26 @@ impl Entry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pushed_values_join_their_attribute_under_any_spelling() {
+        let mut e = Entry::new(Dn::parse("cn=x,dc=example").unwrap());
+        for (name, value) in [
+            ("cn", "a"),
+            ("cn", "b"),
+            ("sn", "s"),
+            ("commonName", "c"),
+            ("2.5.4.3", "d"),
+            ("cn;lang-de", "e"),
+        ] {
+            e.push_value(name, value).unwrap();
+        }
+        assert_eq!(e.get("CN").unwrap(), [b"a", b"b", b"c", b"d"]);
+        assert_eq!(e.get("cn;Lang-DE").unwrap(), [b"e"]);
+        let spellings: Vec<String> = e.attributes().map(|a| a.desc.to_string()).collect();
+        assert_eq!(spellings, ["cn", "sn", "cn;lang-de"]);
+        assert!(e.push_value("c n", "x").is_err());
+    }
 
     fn entry(attrs: &[(&str, &[&str])]) -> Entry {
         let mut e = Entry::new(Dn::parse("cn=x,dc=example").unwrap());

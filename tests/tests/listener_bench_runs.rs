@@ -52,6 +52,7 @@ fn quick_benchmark_reports_every_figure() {
     // Initialization: the module's time and the ldapsearch baseline.
     assert!(number(&json, &["init", "module_seconds"]) > 0.0);
     assert!(number(&json, &["init", "ldapsearch_seconds"]) > 0.0);
+    assert!(number(&json, &["init", "listener_cpu_seconds"]) > 0.0);
     // Catch-up: every change became a transaction the listener drained.
     let transactions = number(&json, &["catchup", "transactions"]);
     assert!(

@@ -335,12 +335,8 @@ fn store_batch(
 ) -> Result<Vec<Entry>, CacheError> {
     let mut kept = Vec::with_capacity(batch.len());
     for entry in batch {
-        let (mut modules, unchanged) = match w.entry(entry.dn())? {
-            Some(cached) => {
-                let unchanged =
-                    cached.entry == entry && cached.entry.dn().as_str() == entry.dn().as_str();
-                (cached.modules, unchanged)
-            }
+        let (mut modules, unchanged) = match w.held(&entry)? {
+            Some(held) => (held.modules, held.unchanged),
             None => (Default::default(), false),
         };
         let delivered_before = resume.is_some_and(|in_flight| {

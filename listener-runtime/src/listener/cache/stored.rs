@@ -16,6 +16,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use listener_core::{Command, Dn, Entry};
+use serde::ser::SerializeStruct;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::records::{FailedEvent, ModulePhase, ModuleState, PendingCreate};
@@ -97,24 +98,58 @@ pub(super) struct EntryBody<'a> {
     pub attrs: Vec<(&'a str, Vec<Value<'a>>)>,
 }
 
-impl<'a> EntryBody<'a> {
-    pub(super) fn new(entry: &'a Entry) -> EntryBody<'a> {
-        EntryBody {
-            dn: entry.dn().as_str(),
-            attrs: attrs_of(entry),
-        }
-    }
-
+impl EntryBody<'_> {
     pub(super) fn to_entry(&self) -> Result<Entry, String> {
         to_entry(self.dn, &self.attrs)
     }
 }
 
-/// Encodes a value of the `entries` table: `head` then `body`, one postcard encoding
-/// after the other.
-pub(super) fn encode_stored(head: &EntryHead<'_>, body: &EntryBody<'_>) -> Result<Vec<u8>, String> {
+/// An entry encoded as an [`EntryBody`] straight from the entry, without building the
+/// body's vectors first: the same bytes (a test holds them equal).
+struct BodyOf<'a>(&'a Entry);
+
+impl Serialize for BodyOf<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut body = s.serialize_struct("EntryBody", 2)?;
+        body.serialize_field("dn", self.0.dn().as_str())?;
+        body.serialize_field("attrs", &AttrsOf(self.0))?;
+        body.end()
+    }
+}
+
+struct AttrsOf<'a>(&'a Entry);
+
+impl Serialize for AttrsOf<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(
+            self.0
+                .attributes()
+                .map(|a| (a.desc.as_str(), ValuesOf(&a.values))),
+        )
+    }
+}
+
+struct ValuesOf<'a>(&'a [Vec<u8>]);
+
+impl Serialize for ValuesOf<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|v| Value(v)))
+    }
+}
+
+/// Encodes a value of the `entries` table: `head`, then `entry` as an [`EntryBody`], one
+/// postcard encoding after the other.
+pub(super) fn encode_stored(head: &EntryHead<'_>, entry: &Entry) -> Result<Vec<u8>, String> {
     let bytes = encode(head)?;
-    postcard::to_extend(body, bytes).map_err(|e| e.to_string())
+    postcard::to_extend(&BodyOf(entry), bytes).map_err(|e| e.to_string())
+}
+
+/// Whether `body`, the encoded [`EntryBody`] of a stored value, is `entry` as it stands:
+/// the DN as spelled, and the attributes and their values in the same order, byte for
+/// byte. Comparing encodings spares decoding the stored attributes.
+pub(super) fn body_is(body: &[u8], entry: &Entry) -> bool {
+    postcard::to_extend(&BodyOf(entry), Vec::with_capacity(body.len()))
+        .is_ok_and(|encoded| encoded == body)
 }
 
 /// A value of the `entries` table with a new head in front of `body`, an encoded

@@ -142,6 +142,31 @@ fn registrations_can_be_changed_and_need_an_entry() {
 }
 
 #[test]
+fn held_tells_an_unchanged_record_from_any_difference() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(dir.path()).unwrap();
+    let a = entry("CN=A,dc=x", Some("u-1"));
+    let mut w = cache.write().unwrap();
+    w.put_entry(&a, ["m2", "m1"]).unwrap();
+    let held = w.held(&a).unwrap().unwrap();
+    assert_eq!(held.modules, modules(&["m1", "m2"]));
+    assert!(held.unchanged);
+
+    let mut value = a.clone();
+    value.insert("cn", ["Ünïcode", "third"]).unwrap();
+    let mut more = a.clone();
+    more.insert("description", ["new"]).unwrap();
+    let spelled = entry("cn=a,dc=x", Some("u-1"));
+    assert_eq!(spelled, a, "equal entries, another DN spelling");
+    for other in [&value, &more, &spelled] {
+        let held = w.held(other).unwrap().unwrap();
+        assert!(!held.unchanged, "{other:?}");
+        assert_eq!(held.modules, modules(&["m1", "m2"]));
+    }
+    assert_eq!(w.held(&entry("cn=b,dc=x", None)).unwrap(), None);
+}
+
+#[test]
 fn unregister_module_everywhere_leaves_other_modules_and_prefixes_alone() {
     let dir = tempfile::tempdir().unwrap();
     let cache = Cache::open(dir.path()).unwrap();

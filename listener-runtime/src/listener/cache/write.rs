@@ -1,5 +1,6 @@
 //! Changing the cache: [`WriteTxn`], all-or-nothing.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use super::error::{CacheError, Result, store_err};
 use super::read::{count, damaged, load_entry, meta};
 use super::records::{CachedEntry, FailedEvent, ModuleState, PendingCreate};
 use super::stored::{
-    EntryBody, EntryHead, FailedRecord, ModuleStateRecord, PendingRecord, encode, encode_stored,
+    EntryHead, FailedRecord, ModuleStateRecord, PendingRecord, body_is, encode, encode_stored,
     entry_uuid, reencode_stored, split_stored,
 };
 use super::tables::{
@@ -85,6 +86,23 @@ impl WriteTxn {
     /// The cached object at `dn`, as this transaction has left it so far.
     pub fn entry(&self, dn: &Dn) -> Result<Option<CachedEntry>> {
         load_entry(&self.path, &self.table(ENTRIES)?, dn.normalized())
+    }
+
+    /// How the cache holds the object at `entry`'s DN, without decoding its attributes:
+    /// the modules registered on it, and whether its record is `entry` as it stands (the
+    /// same DN spelling, attributes, values and order). `None` if nothing is cached there.
+    pub fn held(&self, entry: &Entry) -> Result<Option<Held>> {
+        let key = entry.dn().normalized();
+        let entries = self.table(ENTRIES)?;
+        let Some(bytes) = entries.get(key).map_err(store_err(&self.path))? else {
+            return Ok(None);
+        };
+        let (head, body) = split_stored(bytes.value())
+            .map_err(|reason| damaged(&self.path, "entries", key, reason))?;
+        Ok(Some(Held {
+            modules: head.modules.iter().map(|&m| m.to_owned()).collect(),
+            unchanged: body_is(body, entry),
+        }))
     }
 
     /// The last processed transaction ID as this transaction has left it so far.
@@ -431,7 +449,7 @@ impl WriteTxn {
 
     /// Encodes `entry` for the `entries` table with `head`.
     fn encode_entry(&self, head: &EntryHead<'_>, entry: &Entry) -> Result<Vec<u8>> {
-        encode_stored(head, &EntryBody::new(entry))
+        encode_stored(head, entry)
             .map_err(|reason| self.encode_err(format!("the entry {}", entry.dn()), reason))
     }
 
@@ -442,6 +460,15 @@ impl WriteTxn {
             reason,
         }
     }
+}
+
+/// How the cache holds an object: [`WriteTxn::held`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    /// Names of the modules registered on it.
+    pub modules: BTreeSet<String>,
+    /// Whether its record is the entry asked about, as it stands.
+    pub unchanged: bool,
 }
 
 /// The tables an object's state spans, opened once per operation: its record and, when

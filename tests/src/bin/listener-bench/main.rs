@@ -75,6 +75,8 @@ const GOAL_CATCHUP_RATIO: f64 = 2.0;
 const GOAL_P99_MS_AT_200: f64 = 10.0;
 const GOAL_LAG_SECONDS: f64 = 0.5;
 const GOAL_INIT_RATIO: f64 = 3.0;
+/// The goal for a module initialized over entries already cached.
+const GOAL_INIT_CACHED_RATIO: f64 = 2.0;
 const GOAL_MEMORY_MIB: f64 = 150.0;
 
 /// End-to-end listener benchmark against a real slapd.
@@ -421,10 +423,12 @@ impl Bench<'_> {
         self.sync_marker("after-init")?;
         let pid = self.listener_pid()?;
         let (hwm, rss) = measure::memory_mib(pid).ok_or("cannot read the listener's memory")?;
+        // Steadier than the times on a shared machine: what the listener itself used.
+        let cpu = measure::cpu_seconds(pid).ok_or("cannot read the listener's CPU time")?;
         let cache_mib = self.cache_mib();
         eprintln!(
-            "   {FIRST_FULL_MODULE} (first over every entry): {first:.2} s; {LATENCY_MODULE} (every entry, cached): {module:.2} s; all {MODULES} modules: {all:.2} s; \
-             VmHWM {hwm:.0} MiB, VmRSS {rss:.0} MiB, cache file {cache_mib:.0} MiB"
+            "   {FIRST_FULL_MODULE} (first over every entry): {first:.2} s; {LATENCY_MODULE} (every entry, cached): {module:.2} s; all {MODULES} modules: {all:.2} s, \
+             listener CPU {cpu:.2} s; VmHWM {hwm:.0} MiB, VmRSS {rss:.0} MiB, cache file {cache_mib:.0} MiB"
         );
         let entries = self.layout.users + self.layout.groups;
         if report_init {
@@ -450,11 +454,11 @@ impl Bench<'_> {
                 format!("{module:.2} s"),
                 format!("ldapsearch {baseline:.2} s"),
                 format!("{ratio:.2}x"),
-                "<= 3x",
+                "<= 2x",
             ));
             self.rows.push(row(
                 format!("init: all {MODULES} modules (start to ready)"),
-                format!("{all:.2} s"),
+                format!("{all:.2} s, CPU {cpu:.2} s"),
                 format!("ldap3 1 search {stream:.2} s"),
                 String::new(),
                 "",
@@ -472,11 +476,14 @@ impl Bench<'_> {
                         .iter()
                         .map(|(name, t)| json!({"module": name, "seconds": t}))
                         .collect::<Vec<_>>(),
+                    "first_module_goal_ratio_at_most": GOAL_INIT_RATIO,
+                    "first_module_met": first / baseline <= GOAL_INIT_RATIO,
                     "all_modules_seconds": all,
+                    "listener_cpu_seconds": cpu,
                     "ldapsearch_seconds": baseline,
                     "ratio": ratio,
-                    "goal_ratio_at_most": GOAL_INIT_RATIO,
-                    "met": ratio <= GOAL_INIT_RATIO,
+                    "goal_ratio_at_most": GOAL_INIT_CACHED_RATIO,
+                    "met": ratio <= GOAL_INIT_CACHED_RATIO,
                 }),
             );
         }
