@@ -212,6 +212,26 @@ fn bench(options: &Options) -> Result<()> {
             "--entries {entries} leaves too few users for the live phase ({reserved} needed)"
         ));
     }
+    let shape_changes = options
+        .shape_changes
+        .unwrap_or(if quick { 200 } else { 10_000 });
+    let shapes_chosen = match options.shapes.is_empty() {
+        true => shapes::ALL.to_vec(),
+        false => options.shapes.clone(),
+    };
+    if wants("shapes") && shapes_chosen.contains(&shapes::Shape::Deletes) {
+        // Each delete leaves its user gone for good with odds 1/2: about half the
+        // deletes, and a margin of four standard deviations.
+        let needed = shape_changes / 2 + 2 * (shape_changes as f64).sqrt() as usize + 10;
+        let [_, _, deletable] = layout.catchup_users();
+        if deletable.len() < needed {
+            return Err(format!(
+                "--shape-changes {shape_changes} needs about {needed} users for the deletes shape, \
+                 and --entries {entries} leaves it {}: raise --entries or lower --shape-changes",
+                deletable.len()
+            ));
+        }
+    }
     let me = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -272,16 +292,9 @@ fn bench(options: &Options) -> Result<()> {
         b.catch_up(changes, wants("catchup"), wants("memory"))?;
     }
     if wants("shapes") {
-        let count = options
-            .shape_changes
-            .unwrap_or(if quick { 200 } else { 10_000 });
         let groups = options.large_groups.unwrap_or(if quick { 2 } else { 10 });
-        let chosen = match options.shapes.is_empty() {
-            true => shapes::ALL.to_vec(),
-            false => options.shapes.clone(),
-        };
-        for shape in chosen {
-            b.catch_up_shape(shape, count, groups)?;
+        for shape in shapes_chosen {
+            b.catch_up_shape(shape, shape_changes, groups)?;
         }
     }
     if wants("live") {
