@@ -142,6 +142,25 @@ fn registrations_can_be_changed_and_need_an_entry() {
 }
 
 #[test]
+fn a_record_body_is_encoded_as_the_derived_entry_body_decodes_it() {
+    use super::stored::{self, EntryBody, EntryHead, Value};
+    let e = entry("CN=A,dc=x", Some("u-1"));
+    let derived = EntryBody {
+        dn: e.dn().as_str(),
+        attrs: e
+            .attributes()
+            .map(|a| (a.desc.as_str(), a.values.iter().map(|v| Value(v)).collect()))
+            .collect(),
+    };
+    let head = EntryHead::new(Some("u-1"), ["m"]);
+    let body = postcard::to_allocvec(&derived).unwrap();
+    let mut expected = stored::encode(&head).unwrap();
+    expected.extend_from_slice(&body);
+    assert_eq!(stored::encode_stored(&head, &e).unwrap(), expected);
+    assert!(stored::body_is(&body, &e));
+}
+
+#[test]
 fn held_tells_an_unchanged_record_from_any_difference() {
     let dir = tempfile::tempdir().unwrap();
     let cache = Cache::open(dir.path()).unwrap();
