@@ -804,6 +804,9 @@ impl Bench<'_> {
             rate => format!("{rate}/s"),
         };
         eprintln!("== live: {count} changes, {at}");
+        // What earlier phases left dirty in the page cache is written out first: the
+        // kernel flushing it would stall the fsyncs of this phase.
+        let _ = std::process::Command::new("sync").status();
         let previous: usize = self
             .options
             .rates
