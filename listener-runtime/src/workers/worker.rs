@@ -45,17 +45,22 @@ pub(crate) fn run_worker(module: &str, modules: &[&'static ModuleRegistration]) 
         Ok(fd) => std::os::unix::net::UnixStream::from(fd),
         Err(e) => return fail(format!("no channel on stdin: {e}")),
     };
+    // One runtime thread, and every task on it: a call's frames, its timers and its
+    // result pass no wake-up between threads (with two threads those hand-offs cost more
+    // CPU than a short call). Multi-threaded all the same, so that `Context::search`
+    // (`block_in_place`) has a runtime to hand the thread's other tasks to.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(1)
         .enable_all()
         .build()
     {
         Ok(runtime) => runtime,
         Err(e) => return fail(format!("cannot start the async runtime: {e}")),
     };
-    match runtime.block_on(serve(registration, channel)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(e),
+    match runtime.block_on(runtime.spawn(serve(registration, channel))) {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => fail(e),
+        Err(e) => fail(format!("the worker's task ended abnormally: {e}")),
     }
 }
 
