@@ -6,8 +6,11 @@
 //!   commit both, so a restart (also after `kill -9`) resumes from the cookie with no gap
 //!   and no duplicate. Records after the last commit record belong to an append that
 //!   never finished and are cut on open.
-//! * `translog.idx` maps an ID to its record's offset (O(1) lookup). It is derived data:
-//!   on open it is checked against the log and rebuilt where it does not fit.
+//! * `translog.idx` maps an ID to its record's offset (O(1) lookup). It is derived data,
+//!   so an append does not wait for it: it is synced once every [`INDEX_SYNC_EVERY`]
+//!   entries, after which its header counts the entries known to be on disk. On open only
+//!   those are trusted (and checked against the log); the log is read from there and
+//!   the rest of the index written again.
 //! * A torn tail (a crash in the middle of an append) fails its length or checksum and is
 //!   cut on open; it was never acknowledged, because IDs are served only after the sync.
 //! * A lock on `lock` keeps a second notifier off the directory.
@@ -24,8 +27,12 @@ use listener_core::Command;
 const DATA_FILE: &str = "translog.dat";
 const INDEX_FILE: &str = "translog.idx";
 const IDENTITY_FILE: &str = "log-id";
-const INDEX_MAGIC: &[u8; 8] = b"LSTNIDX1";
-const INDEX_HEADER: u64 = 16;
+/// Magic, first ID, entries synced.
+const INDEX_MAGIC: &[u8; 8] = b"LSTNIDX2";
+const INDEX_HEADER: u64 = 24;
+/// Index entries written between two syncs of the index: after a crash, at most this
+/// many records of the log are read again on open.
+pub(crate) const INDEX_SYNC_EVERY: u64 = 4096;
 const RECORD_HEADER: usize = 8;
 /// Larger records are taken as garbage (a DN is at most a few KiB in practice).
 const MAX_RECORD: u32 = 1 << 20;
@@ -120,6 +127,8 @@ pub struct Translog {
     identity: String,
     /// Index entries on disk that are in use (IDs `first_id..first_id + indexed`).
     indexed: u64,
+    /// How many of those are known to be on disk (synced), as the header records.
+    index_synced: u64,
     /// Offsets of the IDs after those, kept in memory by a read-only log (a writable one
     /// writes them to the index on open).
     unindexed: Vec<u64>,
@@ -177,6 +186,7 @@ impl Translog {
             cookie: None,
             identity: String::new(),
             indexed: 0,
+            index_synced: 0,
             unindexed: Vec::new(),
             lock,
         };
@@ -276,17 +286,31 @@ impl Translog {
             self.first_id = first.id;
             self.write_index_header()?;
         }
+        // The index is not synced here: the data's sync made the append durable, and
+        // an index entry not yet synced is not trusted after a crash.
         let index_path = self.dir.join(INDEX_FILE);
         let index_end = self.index_offset(self.last_id + 1);
         self.index
             .write_all_at(&offsets, index_end)
-            .and_then(|()| self.index.sync_data())
             .map_err(io_at(&index_path))?;
         self.data_len += buf.len() as u64;
         self.indexed += transactions.len() as u64;
         self.last_id = expected - 1;
         self.cookie = cookie;
+        if self.indexed - self.index_synced >= INDEX_SYNC_EVERY {
+            self.sync_index()?;
+        }
         Ok(())
+    }
+
+    /// Syncs the index, then records in its header that every entry is on disk. The
+    /// header itself is not synced: until it is on disk, fewer entries are trusted.
+    fn sync_index(&mut self) -> Result<()> {
+        self.index
+            .sync_data()
+            .map_err(io_at(&self.dir.join(INDEX_FILE)))?;
+        self.index_synced = self.indexed;
+        self.write_index_header()
     }
 
     /// Looks a transaction up by ID.
@@ -362,9 +386,12 @@ impl Translog {
         }
         encode_commit(self.cookie.as_deref(), &mut buf);
         let new_first = keep_from;
+        let entries = offsets.len() as u64 / 8;
         let mut index = Vec::with_capacity(INDEX_HEADER as usize + offsets.len());
         index.extend_from_slice(INDEX_MAGIC);
         index.extend_from_slice(&new_first.to_le_bytes());
+        // `replace_file` syncs the whole file: every entry is on disk.
+        index.extend_from_slice(&entries.to_le_bytes());
         index.extend_from_slice(&offsets);
         let data_path = self.dir.join(DATA_FILE);
         let index_path = self.dir.join(INDEX_FILE);
@@ -378,7 +405,8 @@ impl Translog {
         self.index = open_rw(&index_path)?;
         self.data_len = buf.len() as u64;
         self.first_id = new_first;
-        self.indexed = offsets.len() as u64 / 8;
+        self.indexed = entries;
+        self.index_synced = entries;
         Ok(removed)
     }
 
@@ -395,6 +423,7 @@ impl Translog {
         let mut header = Vec::with_capacity(INDEX_HEADER as usize);
         header.extend_from_slice(INDEX_MAGIC);
         header.extend_from_slice(&self.first_id.to_le_bytes());
+        header.extend_from_slice(&self.index_synced.to_le_bytes());
         self.index
             .write_all_at(&header, 0)
             .map_err(io_at(&self.dir.join(INDEX_FILE)))
@@ -481,16 +510,16 @@ impl Translog {
         self.write_index_header()?;
         self.index
             .write_all_at(&offsets, index_len)
-            .and_then(|()| self.index.sync_data())
             .map_err(io_at(&index_path))?;
         self.indexed = (index_len - INDEX_HEADER) / 8 + offsets.len() as u64 / 8;
-        Ok(())
+        self.sync_index()
     }
 
     /// How much of the index can be trusted: returns the data offset to scan from and the
-    /// number of index entries kept. The index is trusted when its header matches the
-    /// log's first record and its last entry points at the record with the right ID,
-    /// followed by a commit record.
+    /// number of index entries kept. Only the entries its header counts as synced are
+    /// candidates (the others may never have reached the disk), and they are trusted when
+    /// the header matches the log's first record and the last of them points at the
+    /// record with the right ID, followed by a commit record.
     fn trusted_index_prefix(&mut self, data_len: u64) -> Result<(u64, u64)> {
         let index_path = self.dir.join(INDEX_FILE);
         let index_len = self.index.metadata().map_err(io_at(&index_path))?.len();
@@ -502,6 +531,7 @@ impl Translog {
             .read_exact_at(&mut header, 0)
             .map_err(io_at(&index_path))?;
         let first_id = u64::from_le_bytes(header[8..16].try_into().unwrap_or_default());
+        let synced = u64::from_le_bytes(header[16..24].try_into().unwrap_or_default());
         if &header[..8] != INDEX_MAGIC || first_id == 0 {
             return Ok((0, 0));
         }
@@ -509,7 +539,7 @@ impl Translog {
             Ok((Record::Transaction(t), _)) if t.id == first_id => {}
             _ => return Ok((0, 0)),
         }
-        let entries = (index_len - INDEX_HEADER) / 8;
+        let entries = ((index_len - INDEX_HEADER) / 8).min(synced);
         if entries == 0 {
             return Ok((0, 0));
         }
@@ -525,6 +555,7 @@ impl Translog {
         match read_record(&self.data, next, data_len) {
             Ok((Record::Commit(_), _)) if t.id == first_id + entries - 1 => {
                 self.first_id = first_id;
+                self.index_synced = entries;
                 Ok((next, entries))
             }
             _ => Ok((0, 0)),
