@@ -1,6 +1,6 @@
 //! Changing the cache: [`WriteTxn`], all-or-nothing.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -143,12 +143,11 @@ impl WriteTxn {
     {
         self.guarded(|w| {
             let mut tables = EntryTables::open(w)?;
-            tables.remove(old.normalized())?;
             let uuid = entry_uuid(new_entry);
             let modules: Vec<S> = modules.into_iter().collect();
             let head = EntryHead::new(uuid.as_deref(), modules.iter().map(AsRef::as_ref));
             let bytes = w.encode_entry(&head, new_entry)?;
-            tables.store(new_entry.dn().normalized(), &bytes, &head)
+            tables.move_record(old.normalized(), new_entry.dn().normalized(), &bytes, &head)
         })
     }
 
@@ -502,6 +501,75 @@ impl<'t> EntryTables<'t> {
             None => EntryHead::default(),
         };
         self.indexes.update(key, &old, head)
+    }
+
+    /// Moves the record at `old_key` to `new_key`, stored as `bytes` (head `head`). The
+    /// registration counts change only by what the heads differ in: a move keeps its
+    /// modules as a rule, and counting each of them down and up again cost two table
+    /// writes per module and move.
+    fn move_record(
+        &mut self,
+        old_key: &str,
+        new_key: &str,
+        bytes: &[u8],
+        head: &EntryHead<'_>,
+    ) -> Result<()> {
+        if old_key == new_key {
+            return self.store(new_key, bytes, head);
+        }
+        let w = self.indexes.w;
+        let path = &w.path;
+        let moved = {
+            let removed = self.entries.remove(old_key).map_err(store_err(path))?;
+            removed.map(|record| {
+                let old = self.indexes.head_of(old_key, record.value());
+                let modules: Vec<String> = old.modules.iter().map(|&m| m.to_owned()).collect();
+                (old.uuid.map(str::to_owned), modules)
+            })
+        };
+        let Some((old_uuid, old_modules)) = moved else {
+            return self.store(new_key, bytes, head);
+        };
+        let previous = self
+            .entries
+            .insert(new_key, bytes)
+            .map_err(store_err(path))?;
+        let replaced = match &previous {
+            Some(record) => self.indexes.head_of(new_key, record.value()),
+            None => EntryHead::default(),
+        };
+        let uuids = self.indexes.uuids()?;
+        if let Some(uuid) = &old_uuid {
+            uuids
+                .remove((uuid.as_str(), old_key))
+                .map_err(store_err(path))?;
+        }
+        if replaced.uuid != head.uuid {
+            if let Some(uuid) = replaced.uuid {
+                uuids.remove((uuid, new_key)).map_err(store_err(path))?;
+            }
+            if let Some(uuid) = head.uuid {
+                uuids.insert((uuid, new_key), ()).map_err(store_err(path))?;
+            }
+        }
+        // Both records' registrations go, the head's come: only the difference counts.
+        let mut delta: BTreeMap<&str, i32> = BTreeMap::new();
+        for module in old_modules
+            .iter()
+            .map(String::as_str)
+            .chain(replaced.modules.iter().copied())
+        {
+            *delta.entry(module).or_default() -= 1;
+        }
+        for &module in &head.modules {
+            *delta.entry(module).or_default() += 1;
+        }
+        for (module, d) in delta {
+            for _ in 0..d.unsigned_abs() {
+                self.indexes.count(module, d > 0)?;
+            }
+        }
+        Ok(())
     }
 
     /// Removes the record at `key` and its index entries; returns whether there was one.
