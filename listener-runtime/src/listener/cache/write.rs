@@ -538,38 +538,14 @@ impl<'t> EntryTables<'t> {
             Some(record) => self.indexes.head_of(new_key, record.value()),
             None => EntryHead::default(),
         };
-        let uuids = self.indexes.uuids()?;
-        if let Some(uuid) = &old_uuid {
-            uuids
-                .remove((uuid.as_str(), old_key))
-                .map_err(store_err(path))?;
-        }
-        if replaced.uuid != head.uuid {
-            if let Some(uuid) = replaced.uuid {
-                uuids.remove((uuid, new_key)).map_err(store_err(path))?;
-            }
-            if let Some(uuid) = head.uuid {
-                uuids.insert((uuid, new_key), ()).map_err(store_err(path))?;
-            }
-        }
-        // Both records' registrations go, the head's come: only the difference counts.
-        let mut delta: BTreeMap<&str, i32> = BTreeMap::new();
-        for module in old_modules
-            .iter()
-            .map(String::as_str)
-            .chain(replaced.modules.iter().copied())
-        {
-            *delta.entry(module).or_default() -= 1;
-        }
-        for &module in &head.modules {
-            *delta.entry(module).or_default() += 1;
-        }
-        for (module, d) in delta {
-            for _ in 0..d.unsigned_abs() {
-                self.indexes.count(module, d > 0)?;
-            }
-        }
-        Ok(())
+        self.indexes
+            .reindex_uuid(old_key, old_uuid.as_deref(), None)?;
+        self.indexes
+            .reindex_uuid(new_key, replaced.uuid, head.uuid)?;
+        // Both records' registrations go, the head's come.
+        let gone = old_modules.iter().map(String::as_str);
+        self.indexes
+            .recount(gone.chain(replaced.modules.iter().copied()), &head.modules)
     }
 
     /// Removes the record at `key` and its index entries; returns whether there was one.
@@ -677,27 +653,42 @@ impl<'t> Indexes<'t> {
     /// Changes the index entries of the object at `key` from those of head `old` to those
     /// of head `new`, touching only what differs.
     fn update(&mut self, key: &str, old: &EntryHead<'_>, new: &EntryHead<'_>) -> Result<()> {
-        let path = &self.w.path;
-        if old.uuid != new.uuid {
-            let uuids = self.uuids()?;
-            if let Some(uuid) = old.uuid {
-                uuids.remove((uuid, key)).map_err(store_err(path))?;
-            }
-            if let Some(uuid) = new.uuid {
-                uuids.insert((uuid, key), ()).map_err(store_err(path))?;
-            }
-        }
+        self.reindex_uuid(key, old.uuid, new.uuid)?;
         if old.modules != new.modules {
-            // Both lists are sorted (a head's invariant) and short.
-            for &module in &old.modules {
-                if new.modules.binary_search(&module).is_err() {
-                    self.count(module, false)?;
-                }
-            }
-            for &module in &new.modules {
-                if old.modules.binary_search(&module).is_err() {
-                    self.count(module, true)?;
-                }
+            self.recount(old.modules.iter().copied(), &new.modules)?;
+        }
+        Ok(())
+    }
+
+    /// Changes the uuid index entry of `key` from `old` to `new`.
+    fn reindex_uuid(&mut self, key: &str, old: Option<&str>, new: Option<&str>) -> Result<()> {
+        if old == new {
+            return Ok(());
+        }
+        let path = &self.w.path;
+        let uuids = self.uuids()?;
+        if let Some(uuid) = old {
+            uuids.remove((uuid, key)).map_err(store_err(path))?;
+        }
+        if let Some(uuid) = new {
+            uuids.insert((uuid, key), ()).map_err(store_err(path))?;
+        }
+        Ok(())
+    }
+
+    /// Takes away one registration of each module in `gone` (a module may come twice)
+    /// and adds one of each in `come`, writing only the counts that change.
+    fn recount<'m>(&mut self, gone: impl Iterator<Item = &'m str>, come: &[&'m str]) -> Result<()> {
+        let mut delta: BTreeMap<&str, i32> = BTreeMap::new();
+        for module in gone {
+            *delta.entry(module).or_default() -= 1;
+        }
+        for &module in come {
+            *delta.entry(module).or_default() += 1;
+        }
+        for (module, d) in delta {
+            for _ in 0..d.unsigned_abs() {
+                self.count(module, d > 0)?;
             }
         }
         Ok(())
