@@ -169,6 +169,22 @@ impl Entry {
         self.position(name).map(|i| self.attrs.remove(i).values)
     }
 
+    /// Removes the values of an attribute equal to `value` under its equality matching
+    /// rule (as [`Entry::has_value`] compares them), and the attribute once it has none.
+    pub fn remove_value(&mut self, name: &str, value: &[u8]) {
+        let Some(i) = self.position(name) else {
+            return;
+        };
+        let rule = equality_rule(&self.attrs[i]);
+        let key = normalized(rule, value).into_owned();
+        self.attrs[i]
+            .values
+            .retain(|v| normalized(rule, v).as_ref() != key.as_slice());
+        if self.attrs[i].values.is_empty() {
+            self.attrs.remove(i);
+        }
+    }
+
     /// Whether an attribute holds a value equal to `value` under the attribute's equality
     /// matching rule (bytes compared exactly where the rule cannot judge).
     ///

@@ -173,6 +173,37 @@ pub fn rename(local_dn: &Dn, new: &Entry) -> Option<ChangeRecord> {
     Some(record(local_dn, change))
 }
 
+/// The replica's entry after the modrdn `rename` (made by [`rename`]) of `local`, as
+/// slapd makes it (RFC 4511 §4.9): at the new DN, holding the new RDN's values, and
+/// without the old RDN's when `deleteoldrdn` is set; values compared by their matching
+/// rules. The stamps are still `local`'s (those of the modrdn are the replica's own,
+/// which the modify that follows replaces). `None` for a record that is not a modrdn.
+pub fn renamed(local: &Entry, rename: &ChangeRecord) -> Option<Entry> {
+    let Change::ModRdn {
+        new_rdn,
+        delete_old_rdn,
+        new_superior,
+    } = &rename.change
+    else {
+        return None;
+    };
+    let mut entry = local.clone();
+    entry.set_dn(rename.dn.rename(new_rdn, new_superior.as_ref()));
+    if *delete_old_rdn && let Some(old_rdn) = rename.dn.rdn() {
+        for ava in old_rdn.avas() {
+            entry.remove_value(ava.attr(), ava.string_value());
+        }
+    }
+    for ava in new_rdn.avas() {
+        if !entry.has_value(ava.attr(), ava.string_value()) {
+            entry
+                .push_value(ava.attr(), ava.string_value().to_vec())
+                .ok()?;
+        }
+    }
+    Some(entry)
+}
+
 /// Whether the primary's state with `new_csn` should be written over the replica's with
 /// `local_csn`: not when the replica's is newer or the same (a replayed transaction, or
 /// a state older than the replica's). An entry without a CSN is always written. CSNs
@@ -399,6 +430,36 @@ mod tests {
         // The same DN, spelled otherwise: no modrdn.
         let same = entry("UID=a,OU=old,DC=x", &[("uid", &["a"])]);
         assert_eq!(modrdn(&local, &same), None);
+    }
+
+    #[test]
+    fn a_renamed_entry_holds_the_new_rdn_and_loses_the_old_one_as_slapd_does() {
+        let local = entry(
+            "cn=Old,ou=a,dc=x",
+            &[("cn", &["old", "other"]), ("entryCSN", &["1"])],
+        );
+        // Renamed and moved, the old value gone (matched case-insensitively, as cn's
+        // rule says), the new one added.
+        let new = entry("cn=New,ou=b,dc=x", &[("cn", &["New", "other"])]);
+        let record = rename(local.dn(), &new).unwrap();
+        let moved = renamed(&local, &record).unwrap();
+        assert_eq!(moved.dn().as_str(), "cn=New,ou=b,dc=x");
+        assert_eq!(moved.strs("cn").collect::<Vec<_>>(), ["other", "New"]);
+        assert_eq!(moved.first_str("entryCSN"), Some("1"), "stamps untouched");
+        // Moved only: the values stay as they were.
+        let new = entry("cn=Old,ou=b,dc=x", &[("cn", &["old", "other"])]);
+        let moved = renamed(&local, &rename(local.dn(), &new).unwrap()).unwrap();
+        assert_eq!(moved.dn().as_str(), "cn=Old,ou=b,dc=x");
+        assert_eq!(moved.strs("cn").collect::<Vec<_>>(), ["old", "other"]);
+        // The old value kept (deleteoldrdn off): both.
+        let new = entry("cn=New,ou=a,dc=x", &[("cn", &["New", "old", "other"])]);
+        let moved = renamed(&local, &rename(local.dn(), &new).unwrap()).unwrap();
+        assert_eq!(
+            moved.strs("cn").collect::<Vec<_>>(),
+            ["old", "other", "New"]
+        );
+        // Not a modrdn: nothing.
+        assert_eq!(renamed(&local, &add(&local)), None);
     }
 
     #[test]

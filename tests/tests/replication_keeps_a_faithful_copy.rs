@@ -475,6 +475,57 @@ async fn the_replica_converges_after_kill_9_of_the_listener_mid_stream() {
     assert_same(&want, &have);
 }
 
+/// The add of an object new to the listener skips looking for it on the replica only in
+/// transactions no earlier listener can have written (the replication mark, semantics
+/// §8). Here a listener "crashed" after writing an add to the replica and before the
+/// move that followed: the replica holds the object at its first DN, and the listener,
+/// applying both again, meets it as new at its second. Added there without a lookup,
+/// the replica would hold it twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_add_applied_again_after_a_crash_finds_the_object_the_crashed_listener_wrote() {
+    let (mut domain, replica) = domain_and_replica();
+    start_replicating(&mut domain, &replica, &[]);
+    domain.barrier();
+    assert!(domain.stop_listener());
+    // A clean stop leaves the mark at the last transaction: nothing after it is a replay.
+    let mark = domain.cache_dir().join("replication.mark");
+    let stopped_at = std::fs::read_to_string(&mark).unwrap();
+    assert_eq!(stopped_at.trim(), domain.notifier_id().to_string());
+
+    let base = domain.slapd.base().to_owned();
+    domain
+        .slapd
+        .ldapmodify(&format!(
+            "dn: cn=first,{base}\nobjectClass: organizationalRole\ncn: first\ndescription: d\n"
+        ))
+        .unwrap();
+    let primary = dump_of(&domain.slapd).await;
+    let first = &primary[&format!("cn=first,{base}")];
+    let value = |attr: &str| String::from_utf8(first[attr].first().unwrap().clone()).unwrap();
+    domain
+        .slapd
+        .ldapmodify(&format!(
+            "dn: cn=first,{base}\nchangetype: modrdn\nnewrdn: cn=second\ndeleteoldrdn: 1\n"
+        ))
+        .unwrap();
+    // What the crashed listener wrote: the add, not the move; and its mark, persisted
+    // before the add was sent.
+    replica
+        .ldapmodify(&format!(
+            "dn: cn=first,{base}\nobjectClass: organizationalRole\ncn: first\ndescription: d\n\
+             entryUUID: {}\nentryCSN: {}\n",
+            value("entryuuid"),
+            value("entrycsn")
+        ))
+        .unwrap();
+    std::fs::write(&mark, format!("{}\n", domain.notifier_id() + 10_000)).unwrap();
+
+    start_replicating(&mut domain, &replica, &[]);
+    domain.barrier();
+    let (want, have) = converge(&domain, &replica).await;
+    assert_same(&want, &have);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_schema_on_the_primary_reaches_the_replica_before_the_entry_that_uses_it() {
     let (mut domain, replica) = domain_and_replica();

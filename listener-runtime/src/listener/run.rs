@@ -42,7 +42,7 @@ use crate::ops::metrics::MetricsServer;
 use crate::protocol::client::{
     ClientError, ClientOptions, NotifierClient, TransactionRef, connect_with_backoff,
 };
-use crate::replication::Pipeline;
+use crate::replication::{Mark, Pipeline};
 use crate::workers::lanes::Row;
 use crate::workers::wire::Hello;
 use crate::workers::{Pool, PoolConfig, Results};
@@ -149,6 +149,9 @@ pub(crate) enum RunError {
     /// `--metrics` cannot be served.
     #[error(transparent)]
     Metrics(#[from] crate::ops::metrics::MetricsError),
+    /// The replication mark (`<cache-dir>/replication.mark`) cannot be removed.
+    #[error(transparent)]
+    ReplicationMark(#[from] crate::replication::MarkError),
     /// A bug in the listener itself.
     #[error("internal error: {0}")]
     Internal(String),
@@ -321,9 +324,16 @@ impl Listener {
         }
         // Replica writes run several at a time only where a group's commit can wait for
         // them; with a durable commit per transaction each is written inline.
-        let replica_writes = (config.replication.is_some()
-            && config.durability == Durability::Group)
-            .then(Pipeline::new);
+        let replica_writes = match (&config.replication, config.durability) {
+            (Some(_), Durability::Group) => {
+                Some(Pipeline::new(&config.cache_dir, cache.read()?.last_id()?))
+            }
+            (Some(_), _) => {
+                Mark::forget(&config.cache_dir)?;
+                None
+            }
+            (None, _) => None,
+        };
         let mut specs = Vec::new();
         let mut modules = Vec::new();
         for registration in registrations {
@@ -912,6 +922,13 @@ impl Listener {
         match settled {
             true => self.group.sync(&self.cache, self.last)?,
             false => self.group.abort()?,
+        }
+        if let Some(writes) = &self.replica_writes
+            && settled
+            && let Err(e) = writes.settle_mark(self.last)
+        {
+            // The mark stays ahead: the next start looks up more than it needs to.
+            tracing::warn!(error = %e, "cannot set the replication mark");
         }
         self.hand_over();
         post_run(&mut self.applier.modules).await;

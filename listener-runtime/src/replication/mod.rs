@@ -5,6 +5,7 @@
 //! [`listener_core::replica`]; [`replica`] sends it.
 
 mod fill;
+mod mark;
 mod pipeline;
 mod replica;
 mod schema;
@@ -21,6 +22,7 @@ use crate::api::registry::{ApiKind, ModuleInstance, ModuleRegistration, SourceLo
 use crate::ldap::LdapSettings;
 use crate::listener::fetch::Fetcher;
 
+pub(crate) use mark::{Mark, MarkError};
 pub(crate) use pipeline::Pipeline;
 use pipeline::Write;
 
@@ -183,6 +185,11 @@ impl Replication {
     /// Makes the replica take `write`: handed to the pipeline if there is one and it
     /// takes it, else written here, waiting for the replica's answer.
     fn write(&mut self, ctx: &Context, write: Write) -> HandlerResult {
+        if let Some(pipeline) = &self.pipeline {
+            pipeline
+                .cover()
+                .map_err(|e| HandlerError::msg(e.to_string()))?;
+        }
         let write = match &self.pipeline {
             Some(pipeline) => match on_runtime(pipeline.hand_over(write, primary(ctx)?))? {
                 None => return Ok(()),
@@ -276,6 +283,12 @@ impl Handler for Replication {
         if self.filled.take(new) {
             return Ok(());
         }
+        // Without a replication filter every object is this module's from its first
+        // state on, so one new to the listener is on the replica already only when its
+        // transaction is applied again (after a crash or a rewind), which `is_fresh`
+        // rules out. With a filter, it may be there as the parent of a matching one.
+        let fresh = CONFIG.get().is_some_and(|c| c.filter.is_none())
+            && self.pipeline.as_ref().is_some_and(|p| p.is_fresh());
         let new = new.clone();
         self.write(
             ctx,
@@ -283,6 +296,7 @@ impl Handler for Replication {
                 before: None,
                 new,
                 cached: None,
+                fresh,
             },
         )
     }
@@ -310,6 +324,7 @@ impl Handler for Replication {
                 before,
                 new,
                 cached,
+                fresh: false,
             },
         )
     }

@@ -20,12 +20,14 @@
 //!   `failed.ldif`).
 
 use std::collections::VecDeque;
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use listener_core::{Dn, Entry};
 use tokio::sync::Notify;
 
 use super::WRITERS;
+use super::mark::{Mark, MarkError};
 use super::replica::Replica;
 use crate::api::error::HandlerResult;
 use crate::listener::fetch::Fetcher;
@@ -39,6 +41,8 @@ const LOOKAHEAD: usize = 32;
 /// writes over) and the listener (which settles and rewinds).
 pub(crate) struct Pipeline {
     state: Mutex<State>,
+    /// How far the replica may hold this cache's writes (locked after `state`).
+    mark: Mutex<Mark>,
     /// Notified whenever a write ends.
     ended: Notify,
 }
@@ -51,6 +55,8 @@ pub(crate) enum Write {
         before: Option<Dn>,
         new: Entry,
         cached: Option<Entry>,
+        /// Added without looking for it first ([`Pipeline::is_fresh`]).
+        fresh: bool,
     },
     /// Delete the replica's copy of `old`.
     Delete { old: Entry },
@@ -75,9 +81,10 @@ impl Write {
                 before,
                 new,
                 cached,
+                fresh,
             } => {
                 replica
-                    .write(primary, before.as_ref(), new, cached.as_ref())
+                    .write(primary, before.as_ref(), new, cached.as_ref(), *fresh)
                     .await
             }
             Write::Delete { old } => replica.delete(old).await,
@@ -128,12 +135,25 @@ struct State {
     idle: Vec<Replica>,
     /// The first transaction whose write failed.
     failed: Option<u64>,
+    /// Transactions up to this one may be on the replica already (written by an
+    /// earlier process, or by this one before a rewind).
+    careful_through: u64,
+    /// The last transaction a write was sent for.
+    sent_through: u64,
 }
 
 impl Pipeline {
-    pub(crate) fn new() -> Arc<Pipeline> {
+    /// The pipeline of a listener whose cache is `cache_dir`, durable up to
+    /// `cache_last_id`.
+    pub(crate) fn new(cache_dir: &Path, cache_last_id: u64) -> Arc<Pipeline> {
+        let mark = Mark::open(cache_dir, cache_last_id);
+        let state = State {
+            careful_through: mark.replayed_through(),
+            ..State::default()
+        };
         Arc::new(Pipeline {
-            state: Mutex::new(State::default()),
+            state: Mutex::new(state),
+            mark: Mutex::new(mark),
             ended: Notify::new(),
         })
     }
@@ -141,6 +161,36 @@ impl Pipeline {
     fn state(&self) -> MutexGuard<'_, State> {
         // A panic under the lock leaves plain data behind: go on with it.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn mark(&self) -> MutexGuard<'_, Mark> {
+        self.mark.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes the replication mark cover a write of the transaction being applied,
+    /// before the write is sent ([`Mark::cover`]).
+    pub(crate) fn cover(&self) -> Result<(), MarkError> {
+        let mut state = self.state();
+        state.sent_through = state.sent_through.max(state.current);
+        self.mark().cover(state.current)
+    }
+
+    /// Whether the add of an object new to the listener may skip looking for it on the
+    /// replica by entryUUID: the call is the main loop's (not an initialization's nor
+    /// a tool's), in a transaction whose writes cannot be on the replica yet.
+    pub(crate) fn is_fresh(&self) -> bool {
+        let state = self.state();
+        state.enabled && state.current > state.careful_through
+    }
+
+    /// A clean stop, with every write of transactions up to `last` done and durable and
+    /// none after it ([`Mark::settle`]).
+    pub(crate) fn settle_mark(&self, last: u64) -> Result<(), MarkError> {
+        let state = self.state();
+        match state.sent_through <= last && state.waiting.is_empty() && state.running.is_empty() {
+            true => self.mark().settle(last),
+            false => Ok(()),
+        }
     }
 
     /// Calls from now on are handed over (`true`) or written inline (`false`: module
@@ -278,6 +328,8 @@ impl Pipeline {
         state.waiting.clear();
         state.failed = None;
         state.inline_through = failed;
+        // What comes again may have been written already.
+        state.careful_through = state.careful_through.max(state.sent_through);
     }
 }
 

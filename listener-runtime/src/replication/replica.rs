@@ -56,27 +56,32 @@ impl Replica {
     /// `before`, where the primary had it, else at `new`'s DN) is moved to `new`'s DN
     /// and modified into `new`; an object it does not have is added, missing ancestors
     /// first (read from `primary`). `cached` is the state the listener had before, which
-    /// the replica's copy usually is: see [`Replica::modify_cached`].
+    /// the replica's copy usually is: see [`Replica::write_cached`]. `fresh`: the object
+    /// is new to the listener in a transaction whose writes cannot be on the replica
+    /// yet ([`super::Mark`]), so it is added without looking for it by entryUUID first.
     pub(super) async fn write(
         &mut self,
         primary: &Fetcher,
         before: Option<&Dn>,
         new: &Entry,
         cached: Option<&Entry>,
+        fresh: bool,
     ) -> HandlerResult {
         self.refused = None;
         if let Some(cached) = cached
-            && self.modify_cached(cached, new).await
+            && self.write_cached(cached, new).await
         {
             return Ok(());
         }
         let mut schema_followed = false;
         let mut pending = vec![new.clone()];
         while let Some(entry) = pending.last() {
-            let put = match self
-                .put(primary, before.filter(|_| pending.len() == 1), entry)
-                .await
-            {
+            let (before, fresh) = match pending.len() {
+                1 => (before, fresh),
+                // A missing ancestor, read from the primary.
+                _ => (None, false),
+            };
+            let put = match self.put(primary, before, entry, fresh).await {
                 Ok(put) => put,
                 Err(e) => {
                     // Refused for want of schema: follow the primary's, then once more.
@@ -108,30 +113,50 @@ impl Replica {
         Ok(())
     }
 
-    /// The shortcut of a modify: when the replica's copy is `cached` (the same object at
-    /// the same DN, asserted by its entryUUID and entryCSN with the assertion control of
-    /// RFC 4528), the modify into `new` computed against `cached`, without reading the
-    /// replica first. Whether it was made; if not (the copy is another state, elsewhere,
-    /// missing, or the replica refused), the usual path follows, which reads the copy.
-    async fn modify_cached(&mut self, cached: &Entry, new: &Entry) -> bool {
+    /// The shortcut of a modify or a move: when the replica's copy is `cached` (the
+    /// same object at the listener's DN, asserted by its entryUUID and entryCSN with the
+    /// assertion control of RFC 4528), the change into `new` is computed against
+    /// `cached`, without reading the replica first: a modify, or for a move a modrdn
+    /// and then a modify of what the modrdn made (asserting the entryUUID). Whether the
+    /// change was made; if not (the copy is another state, elsewhere, missing, or the
+    /// replica refused), the usual path follows and reads the copy. After a modrdn whose
+    /// modify failed, that path finds the object at its new DN, stamped by the replica
+    /// ([`Replica::stamped_here`]), and modifies what it reads.
+    async fn write_cached(&mut self, cached: &Entry, new: &Entry) -> bool {
         let (Some(uuid), Some(csn)) = (cached.first_str("entryUUID"), cached.first_str("entryCSN"))
         else {
             return false;
         };
         if new.first_str("entryUUID") != Some(uuid)
-            || cached.dn().normalized() != new.dn().normalized()
             || !decide::is_newer(new.first_str("entryCSN"), Some(csn))
         {
             return false;
         }
-        let Some(modify) = decide::modify(cached, new) else {
-            return false;
-        };
-        let assertion = format!(
+        let mut assertion = format!(
             "(&(entryUUID={})(entryCSN={}))",
             ldap3::ldap_escape(uuid),
             ldap3::ldap_escape(csn)
         );
+        let moved;
+        let local = match decide::rename(cached.dn(), new) {
+            None => cached,
+            Some(rename) => {
+                let Some(renamed) = decide::renamed(cached, &rename) else {
+                    return false;
+                };
+                if !self.send_asserted(&rename, &assertion).await {
+                    return false;
+                }
+                // The modrdn stamped the entry: only its entryUUID is known now.
+                assertion = format!("(entryUUID={})", ldap3::ldap_escape(uuid));
+                moved = renamed;
+                &moved
+            }
+        };
+        // Never empty after a move: the entryCSN differs, so the stamps are sent.
+        let Some(modify) = decide::modify(local, new) else {
+            return false;
+        };
         self.send_asserted(&modify, &assertion).await
     }
 
@@ -141,8 +166,13 @@ impl Replica {
         primary: &Fetcher,
         before: Option<&Dn>,
         new: &Entry,
+        fresh: bool,
     ) -> Result<Put, HandlerError> {
-        let local = match self.local(before, new).await? {
+        let found = match fresh && before.is_none() {
+            true => None,
+            false => self.local(before, new).await?,
+        };
+        let local = match found {
             Some(local) => local,
             None => return self.add(new).await,
         };
