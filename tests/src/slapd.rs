@@ -181,6 +181,9 @@ impl SlapdBuilder {
             .as_deref()
             .unwrap_or("07+00:00 01+00:00");
         let peercred = "dn.exact=gidNumber=0+uidNumber=0,cn=peercred,cn=external,cn=auth";
+        // `olcLogLevel: none`, as Debian's own configuration has it: slapd's built-in
+        // default (stats) sends a few syslog lines per operation, and on a machine without
+        // a syslog daemon each of them costs a failed connect (docs/slapd.md).
         let mut ldif = format!(
             "dn: cn=config\n\
              objectClass: olcGlobal\n\
@@ -188,6 +191,7 @@ impl SlapdBuilder {
              olcPidFile: {dir}/slapd.pid\n\
              olcArgsFile: {dir}/slapd.args\n\
              olcSizeLimit: unlimited\n\
+             olcLogLevel: none\n\
              \n\
              dn: cn=module{{0}},cn=config\n\
              objectClass: olcModuleList\n\

@@ -227,6 +227,7 @@ async fn live(count: usize) -> Result<Figure> {
     wait_same_count(&setup.domain.slapd, &setup.consumer, TIMEOUT).await?;
     let ldif = roles(&base, "live", 0..count);
     let last = format!("cn=live{},{base}", count - 1);
+    settle_disk();
     let started = Instant::now();
     let writer = spawn_ldapmodify(&setup.domain.slapd, ldif);
     let (ours, theirs) = tokio::join!(
@@ -267,10 +268,12 @@ async fn catchup(count: usize) -> Result<Figure> {
         .map_err(|e| e.to_string())?;
     let want = syncrepl::contextcsn(&setup.domain.slapd).await?;
 
+    settle_disk();
     let started = Instant::now();
     setup.consumer.restart().map_err(|e| e.to_string())?;
     let theirs = syncrepl::converged(&setup.consumer, &want, started, TIMEOUT).await?;
 
+    settle_disk();
     let started = Instant::now();
     setup.start_listener()?;
     tokio::task::block_in_place(|| setup.wait_ours())?;
@@ -291,11 +294,13 @@ async fn fill(count: usize) -> Result<Figure> {
     let domain = start_primary(&roles("dc=example,dc=com", "f", 0..count))?;
     let want = syncrepl::contextcsn(&domain.slapd).await?;
 
+    settle_disk();
     let started = Instant::now();
     let consumer = syncrepl::start_consumer(&domain.slapd)?;
     let theirs = syncrepl::converged(&consumer, &want, started, TIMEOUT).await?;
 
     let mut setup = Setup::with(domain, consumer)?;
+    settle_disk();
     let started = Instant::now();
     setup.start_listener()?;
     tokio::task::block_in_place(|| setup.wait_ours())?;
@@ -308,6 +313,13 @@ async fn fill(count: usize) -> Result<Figure> {
         ours,
         syncrepl: theirs,
     })
+}
+
+/// Writes out what the setup left dirty in the page cache before a timed run: the
+/// kernel flushing it meanwhile stalls the slapds' writes, by up to 100 ms at a time,
+/// for whichever side happens to run then.
+fn settle_disk() {
+    let _ = std::process::Command::new("sync").status();
 }
 
 /// Organizational roles `cn=<prefix><i>` for `range`.
