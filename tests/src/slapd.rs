@@ -127,6 +127,16 @@ impl SlapdBuilder {
         }
         let password_file = root.join("root.secret");
         write(&password_file, ROOT_PASSWORD)?;
+        // Readable by its owner only, as a password file should be (`ldapmodify -y`
+        // warns about one that is not).
+        std::fs::set_permissions(
+            &password_file,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .map_err(HarnessError::io(format!(
+            "cannot restrict {}",
+            password_file.display()
+        )))?;
 
         let socket = root.join("ldapi");
         let ldapi_url = format!("ldapi://{}", url_encode(&socket.to_string_lossy()));
