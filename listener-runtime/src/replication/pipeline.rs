@@ -41,7 +41,7 @@ const LOOKAHEAD: usize = 32;
 /// writes over) and the listener (which settles and rewinds).
 pub(crate) struct Pipeline {
     state: Mutex<State>,
-    /// How far the replica may hold this cache's writes (locked after `state`).
+    /// How far the replica may hold this cache's writes (never locked with `state`).
     mark: Mutex<Mark>,
     /// Notified whenever a write ends.
     ended: Notify,
@@ -170,9 +170,12 @@ impl Pipeline {
     /// Makes the replication mark cover a write of the transaction being applied,
     /// before the write is sent ([`Mark::cover`]).
     pub(crate) fn cover(&self) -> Result<(), MarkError> {
-        let mut state = self.state();
-        state.sent_through = state.sent_through.max(state.current);
-        self.mark().cover(state.current)
+        let current = {
+            let mut state = self.state();
+            state.sent_through = state.sent_through.max(state.current);
+            state.current
+        };
+        self.mark().cover(current)
     }
 
     /// Whether the add of an object new to the listener may skip looking for it on the
@@ -186,8 +189,11 @@ impl Pipeline {
     /// A clean stop, with every write of transactions up to `last` done and durable and
     /// none after it ([`Mark::settle`]).
     pub(crate) fn settle_mark(&self, last: u64) -> Result<(), MarkError> {
-        let state = self.state();
-        match state.sent_through <= last && state.waiting.is_empty() && state.running.is_empty() {
+        let settled = {
+            let state = self.state();
+            state.sent_through <= last && state.waiting.is_empty() && state.running.is_empty()
+        };
+        match settled {
             true => self.mark().settle(last),
             false => Ok(()),
         }

@@ -629,19 +629,15 @@ impl<'t> Indexes<'t> {
         Ok(self.counts.as_mut().expect("opened above"))
     }
 
-    /// Adds one registration of `module` (`up`) or takes one away.
-    fn count(&mut self, module: &str, up: bool) -> Result<()> {
+    /// Changes the registrations counted for `module` by `delta` (never below 0).
+    fn count(&mut self, module: &str, delta: i64) -> Result<()> {
         let path = &self.w.path;
         let counts = self.counts()?;
         let now = counts
             .get(module)
             .map_err(store_err(path))?
             .map_or(0, |c| c.value());
-        let next = if up {
-            now.saturating_add(1)
-        } else {
-            now.saturating_sub(1)
-        };
+        let next = now.saturating_add_signed(delta);
         if next == 0 {
             counts.remove(module).map_err(store_err(path))?;
         } else {
@@ -679,7 +675,7 @@ impl<'t> Indexes<'t> {
     /// Takes away one registration of each module in `gone` (a module may come twice)
     /// and adds one of each in `come`, writing only the counts that change.
     fn recount<'m>(&mut self, gone: impl Iterator<Item = &'m str>, come: &[&'m str]) -> Result<()> {
-        let mut delta: BTreeMap<&str, i32> = BTreeMap::new();
+        let mut delta: BTreeMap<&str, i64> = BTreeMap::new();
         for module in gone {
             *delta.entry(module).or_default() -= 1;
         }
@@ -687,8 +683,8 @@ impl<'t> Indexes<'t> {
             *delta.entry(module).or_default() += 1;
         }
         for (module, d) in delta {
-            for _ in 0..d.unsigned_abs() {
-                self.count(module, d > 0)?;
+            if d != 0 {
+                self.count(module, d)?;
             }
         }
         Ok(())
