@@ -424,6 +424,15 @@ pub fn assert_in_order(calls: &[String], expected: &[&str]) {
 /// benchmark polls it often, and a `status` process each time would take CPU from what
 /// it measures.
 pub fn metrics_durable_id(port: u16) -> Option<u64> {
+    metrics_text(port)?
+        .lines()
+        .find_map(|l| l.strip_prefix("listener_durable_id "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|v| v as u64)
+}
+
+/// The text of the metrics endpoint on `port` of this host, if it answers.
+pub fn metrics_text(port: u16) -> Option<String> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream
@@ -436,9 +445,17 @@ pub fn metrics_durable_id(port: u16) -> Option<u64> {
     .ok()?;
     let mut answer = String::new();
     stream.read_to_string(&mut answer).ok()?;
-    answer
-        .lines()
-        .find_map(|l| l.strip_prefix("listener_durable_id "))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .map(|v| v as u64)
+    Some(answer)
+}
+
+/// The seconds the listener's processing loop spent per stage since it started
+/// (`listener_stage_seconds_total`), in the order the endpoint lists them.
+pub fn metrics_stages(text: &str) -> Vec<(String, f64)> {
+    text.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("listener_stage_seconds_total{stage=\"")?;
+            let (stage, value) = rest.split_once("\"} ")?;
+            Some((stage.to_owned(), value.trim().parse().ok()?))
+        })
+        .collect()
 }

@@ -141,6 +141,18 @@ fn a_scrape_shows_progress_module_calls_and_latency() {
         0.0
     );
     assert!(value(&after, "listener_uptime_seconds") > 0.0);
+    // The transactions took time in the loop's stages: they fetched, called the printer
+    // and wrote the cache; the stages together never exceed the time since start.
+    for stage in ["fetch", "modules", "cache"] {
+        let series = format!("listener_stage_seconds_total{{stage=\"{stage}\"}}");
+        assert!(moved(&series) > 0.0, "{series} did not move:\n{after}");
+    }
+    let stages: f64 = tests::domain::metrics_stages(&after)
+        .iter()
+        .map(|(_, s)| s)
+        .sum();
+    assert_eq!(tests::domain::metrics_stages(&after).len(), 6, "{after}");
+    assert!(stages < value(&after, "listener_uptime_seconds"), "{after}");
 
     let (status, _) = get(port, "/").unwrap();
     assert_eq!(status, "HTTP/1.1 404 Not Found");

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use listener_core::{Command, Dn, Entry};
 
@@ -95,6 +96,10 @@ pub(crate) struct Applied {
     /// Calls of asynchronous modules in a group's open transaction: the group writes them
     /// to their queues when it commits (see [`super::group::Group`]).
     pub unsaved: Vec<(usize, NewRow)>,
+    /// Time spent filtering and calling the modules (queueing asynchronous calls).
+    pub modules_time: Duration,
+    /// Time spent writing the cache.
+    pub cache_time: Duration,
 }
 
 /// A `blocking` module that failed every attempt of a call.
@@ -188,6 +193,7 @@ impl Applier {
             };
 
         let mut applied = Applied::default();
+        let dispatch_started = Instant::now();
         let mut modules = registered.clone();
         let mut failed = Vec::new();
         let mut queued = Vec::new();
@@ -295,6 +301,8 @@ impl Applier {
             }
         }
 
+        let cache_started = Instant::now();
+        applied.modules_time = cache_started - dispatch_started;
         let mut own = None;
         let w: &mut WriteTxn = match &mut sink {
             Sink::Cache(cache) => own.insert(cache.write()?),
@@ -322,6 +330,7 @@ impl Applier {
         } else {
             applied.unsaved = queued;
         }
+        applied.cache_time = cache_started.elapsed();
         // The skipped transaction is applied: a later failure of the module halts again.
         if self
             .skip

@@ -11,7 +11,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 
-use super::stats::Stats;
+use super::stats::{Stage, Stats};
 use crate::ops::metrics::{self, MetricsError, MetricsServer};
 
 /// Serves `stats` on `addr` (if given) until the result is dropped; binds right away, so
@@ -47,6 +47,8 @@ struct Snapshot {
     last_progress: f64,
     queued: u64,
     fetches_in_flight: u64,
+    /// Seconds of the processing loop per stage, in [`Stage::ALL`]'s order.
+    stages: Vec<(&'static str, f64)>,
     /// The module halting processing, if one is.
     halted_by: Option<String>,
     modules: Vec<ModuleSnapshot>,
@@ -119,6 +121,10 @@ impl Snapshot {
                 .map_or(0.0, |d| d.as_secs_f64()),
             queued: load(&stats.queued),
             fetches_in_flight: load(&stats.fetches_in_flight),
+            stages: Stage::ALL
+                .iter()
+                .map(|&s| (s.name(), stats.stages.seconds(s)))
+                .collect(),
             halted_by: stats.halted().map(|h| h.module),
             modules: stats
                 .modules
@@ -210,6 +216,17 @@ impl Snapshot {
             "Transactions processed since start.",
             self.processed,
         )?;
+        let mut stages = e.encode_descriptor(
+            "listener_stage_seconds",
+            "Seconds the processing loop spent in each stage of a transaction's path: read (taking transactions in, starting fetches ahead), fetch (waiting for the object from LDAP), decide, modules (filtering and calling them), cache (writing it), commit (making it durable).",
+            None,
+            MetricType::Counter,
+        )?;
+        for (stage, seconds) in &self.stages {
+            stages
+                .encode_family(&[("stage", *stage)])?
+                .encode_counter::<NoLabelSet, f64, u64>(seconds, None)?;
+        }
 
         let mut halted = e.encode_descriptor(
             "listener_halted",
@@ -386,6 +403,7 @@ mod tests {
             last_progress: 1_795_858_962.5,
             queued: 2,
             fetches_in_flight: 1,
+            stages: vec![("read", 0.5), ("fetch", 2.0)],
             halted_by: Some("blocker".to_owned()),
             modules: vec![
                 ModuleSnapshot {
@@ -452,6 +470,10 @@ listener_fetches_in_flight 1
 # HELP listener_transactions_processed_total Transactions processed since start.
 # TYPE listener_transactions_processed_total counter
 listener_transactions_processed_total 7
+# HELP listener_stage_seconds_total Seconds the processing loop spent in each stage of a transaction's path: read (taking transactions in, starting fetches ahead), fetch (waiting for the object from LDAP), decide, modules (filtering and calling them), cache (writing it), commit (making it durable).
+# TYPE listener_stage_seconds_total counter
+listener_stage_seconds_total{stage="read"} 0.5
+listener_stage_seconds_total{stage="fetch"} 2.0
 # HELP listener_halted 1 while this blocking module's failure halts processing, else 0.
 # TYPE listener_halted gauge
 listener_halted{module="printer"} 0
@@ -517,6 +539,12 @@ listener_async_failed_calls_total{module="blocker"} 3
         stats.set_durable(8);
         stats.applied(9, None);
         stats.queued.store(3, Ordering::Relaxed);
+        stats
+            .stages
+            .add_time(Stage::Cache, Duration::from_millis(1500));
+        stats
+            .stages
+            .add_time(Stage::Cache, Duration::from_millis(250));
         let printer = stats.module("printer").unwrap();
         printer.record(Duration::from_micros(200), true);
         printer.record(Duration::from_secs(30), false);
@@ -557,5 +585,10 @@ listener_async_failed_calls_total{module="blocker"} 3
             text.contains("\nlistener_module_call_duration_seconds_count{module=\"printer\"} 2\n")
         );
         assert!(text.contains("\nlistener_halted{module=\"other\"} 1\n"));
+        assert!(
+            text.contains("\nlistener_stage_seconds_total{stage=\"cache\"} 1.75\n"),
+            "{text}"
+        );
+        assert!(text.contains("\nlistener_stage_seconds_total{stage=\"commit\"} 0.0\n"));
     }
 }

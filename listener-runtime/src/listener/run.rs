@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::FutureExt;
 use listener_core::{Command, Dn, Schema};
@@ -33,7 +33,7 @@ pub(crate) use super::group::Durability;
 use super::group::{Durable, Group};
 use super::lifecycle::{self, InitError};
 use super::progress::Progress;
-use super::stats::{Halt, Stats};
+use super::stats::{Halt, Stage, Stats};
 use super::window::Window;
 use crate::api::context::Settings;
 use crate::api::registry::{ApiKind, ModuleRegistration};
@@ -551,7 +551,9 @@ impl Listener {
         &mut self,
         shutdown: &mut Shutdown<F>,
     ) -> Result<Flow, RunError> {
+        let started = Instant::now();
         self.take_in()?;
+        self.stats.stages.add(Stage::Read, started);
         if self
             .replica_writes
             .as_ref()
@@ -587,10 +589,12 @@ impl Listener {
                         .replica_writes
                         .as_ref()
                         .is_some_and(|writes| writes.is_rewound_to(id));
+                    let started = Instant::now();
                     if self.group.applied(&self.cache, self.last)? || rewound_to {
                         self.make_durable().await?;
                     }
                     self.hand_over();
+                    self.stats.stages.add(Stage::Commit, started);
                 }
             }
             // LDAP went away before anything was applied: reconnect and retry the same
@@ -670,7 +674,9 @@ impl Listener {
         &mut self,
         shutdown: &mut Shutdown<F>,
     ) -> Result<Flow, RunError> {
+        let started = Instant::now();
         self.make_durable().await?;
+        self.stats.stages.add(Stage::Commit, started);
         tokio::select! {
             received = self.queue.recv() => match received {
                 Some(Ok(t)) => {
@@ -750,8 +756,12 @@ impl Listener {
             }
             None => return Err(RunError::Internal("no transaction to process".into())),
         };
+        let stages = &self.stats.stages;
+        let started = Instant::now();
         let cached = self.group.entry(&self.cache, &txn.dn)?;
-        let fetched = match decide::fetch_by(&txn, cached.as_ref(), self.stash.as_ref()) {
+        let by = decide::fetch_by(&txn, cached.as_ref(), self.stash.as_ref());
+        let started = stages.add(Stage::Decide, started);
+        let fetched = match by {
             None => None,
             Some(by) => {
                 // The cached state of the object the fetch is about (for a move: at its
@@ -763,6 +773,7 @@ impl Listener {
                 self.window.fetch_front(&by, known).await?
             }
         };
+        let started = stages.add(Stage::Fetch, started);
         // Kept to try the transaction again if a blocking module halts processing.
         let saved_stash = self.stash.clone();
         let mut step = decide::decide(&txn, self.stash.take(), cached, fetched)?;
@@ -770,6 +781,7 @@ impl Listener {
             let pending = self.group.pending_create(&self.cache, txn.id)?;
             step = decide::replay_pending_create(step, txn.id, pending);
         }
+        stages.add(Stage::Decide, started);
         if let Step::Stash(s) = step {
             self.stash = Some(s);
             return Ok(Processed::Stashed);
@@ -785,6 +797,10 @@ impl Listener {
             .apply(&self.cache, &mut self.applier, txn.id, txn.command, step)
             .instrument(span)
             .await?;
+        self.stats
+            .stages
+            .add_time(Stage::Modules, applied.modules_time);
+        self.stats.stages.add_time(Stage::Cache, applied.cache_time);
         if applied.rewind {
             return Ok(Processed::Rewind);
         }

@@ -37,6 +37,8 @@ pub(crate) struct Stats {
     halted: Mutex<Option<Halt>>,
     /// Whether the store of shared state answers (once `run` opened it).
     shared: std::sync::OnceLock<Arc<crate::shared::Health>>,
+    /// Where the processing loop's time went since start.
+    pub stages: Stages,
     /// Per module, in call order.
     pub modules: Vec<Arc<ModuleStats>>,
 }
@@ -69,6 +71,7 @@ impl Stats {
             last_progress: Mutex::new(SystemTime::now()),
             halted: Mutex::new(None),
             shared: std::sync::OnceLock::new(),
+            stages: Stages::default(),
             modules: modules
                 .into_iter()
                 .map(|name| Arc::new(ModuleStats::new(name)))
@@ -162,6 +165,80 @@ impl Stats {
     /// The health of the store of shared state, once known.
     pub(crate) fn shared(&self) -> Option<&crate::shared::Health> {
         self.shared.get().map(Arc::as_ref)
+    }
+}
+
+/// A stage of the processing loop: where one transaction's time goes, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stage {
+    /// Taking transactions in from the notifier reader, predicting their fetches and
+    /// starting them (the fetch-ahead window).
+    Read,
+    /// Waiting for the front transaction's object: the LDAP search and its decoding, as
+    /// far as the fetches ahead have not hidden them.
+    Fetch,
+    /// Looking the object up in the cache and deciding what the transaction means.
+    Decide,
+    /// Dispatch: filtering the modules and calling them (queueing the calls of
+    /// asynchronous modules).
+    Modules,
+    /// Writing the cache (in the group's open transaction, or a commit of its own with
+    /// `--durability each`).
+    Cache,
+    /// Making the group durable: its commit with the fsync, and handing the queued
+    /// calls to the asynchronous modules' pools.
+    Commit,
+}
+
+impl Stage {
+    /// Every stage, in the order of a transaction's path.
+    pub(crate) const ALL: [Stage; 6] = [
+        Stage::Read,
+        Stage::Fetch,
+        Stage::Decide,
+        Stage::Modules,
+        Stage::Cache,
+        Stage::Commit,
+    ];
+
+    /// The stage's name, as the metrics label it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Stage::Read => "read",
+            Stage::Fetch => "fetch",
+            Stage::Decide => "decide",
+            Stage::Modules => "modules",
+            Stage::Cache => "cache",
+            Stage::Commit => "commit",
+        }
+    }
+}
+
+/// The processing loop's wall time per [`Stage`], summed since start. The loop does one
+/// thing at a time, so the stages add up to its busy time; waiting for the notifier while
+/// caught up is in none of them.
+#[derive(Debug, Default)]
+pub(crate) struct Stages {
+    nanos: [AtomicU64; Stage::ALL.len()],
+}
+
+impl Stages {
+    /// Adds the time since `since` to `stage`; returns now, where the next stage starts.
+    pub(crate) fn add(&self, stage: Stage, since: Instant) -> Instant {
+        let now = Instant::now();
+        self.add_time(stage, now.saturating_duration_since(since));
+        now
+    }
+
+    /// Adds `time` to `stage`.
+    pub(crate) fn add_time(&self, stage: Stage, time: Duration) {
+        let nanos = u64::try_from(time.as_nanos()).unwrap_or(u64::MAX);
+        self.nanos[stage as usize].fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// The seconds spent in `stage` since start.
+    pub(crate) fn seconds(&self, stage: Stage) -> f64 {
+        self.nanos[stage as usize].load(Ordering::Relaxed) as f64 / 1e9
     }
 }
 

@@ -178,11 +178,26 @@ fn row(figure: String, value: String, baseline: String, ratio: String, goal: &st
     }
 }
 
+/// Seconds of the listener's processing loop per stage (`listener_stage_seconds_total`).
+type Stages = Vec<(String, f64)>;
+
+/// The stage profile as a JSON object (stage to seconds).
+fn stage_json(stages: &[(String, f64)]) -> Value {
+    Value::Object(
+        stages
+            .iter()
+            .map(|(stage, seconds)| (stage.clone(), json!(seconds)))
+            .collect(),
+    )
+}
+
 struct Bench<'o> {
     options: &'o Options,
     domain: Domain,
     layout: Layout,
     run_args: Vec<String>,
+    /// The port of the listener's metrics endpoint (its stage counters).
+    metrics: u16,
     rows: Vec<Row>,
     json: serde_json::Map<String, Value>,
     runtime: tokio::runtime::Runtime,
@@ -280,6 +295,7 @@ fn bench(options: &Options) -> Result<()> {
         domain,
         layout,
         run_args,
+        metrics: tests::free_port().map_err(|e| e.to_string())?,
         rows: Vec::new(),
         json,
         runtime,
@@ -549,7 +565,7 @@ impl Bench<'_> {
             changes,
             self.options.seed,
         ))?;
-        let (transactions, seconds) = self.drain(before, &made, "catch-up", started)?;
+        let (transactions, seconds, stages) = self.drain(before, &made, "catch-up", started)?;
         let rate = transactions as f64 / seconds;
         let pid = self.listener_pid()?;
         let (hwm, rss) = measure::memory_mib(pid).ok_or("cannot read the listener's memory")?;
@@ -600,6 +616,7 @@ impl Bench<'_> {
                     "syncrepl_seconds": syncrepl,
                     "syncrepl_rate_per_second": syncrepl_rate,
                     "ratio_to_syncrepl": syncrepl_rate.map(|theirs| rate / theirs),
+                    "listener_stage_seconds": stage_json(&stages),
                     "baseline_fetches": made.transaction_dns.len(),
                     "ratio": ratio,
                     "goal_ratio_at_least": GOAL_CATCHUP_RATIO,
@@ -644,7 +661,7 @@ impl Bench<'_> {
             count,
             self.options.seed,
         ))?;
-        let (transactions, seconds) = self.drain(before, &made, shape.name(), started)?;
+        let (transactions, seconds, stages) = self.drain(before, &made, shape.name(), started)?;
         let rate = transactions as f64 / seconds;
         let floor = self.floor(&made)?;
         let ratio = rate / floor.per_second;
@@ -673,6 +690,7 @@ impl Bench<'_> {
             "baseline_sequential_fetch_per_second": floor.per_second,
             "baseline_client": floor.client,
             "sequential_fetch_per_second": floor.clients,
+            "listener_stage_seconds": stage_json(&stages),
             "ratio": ratio,
             "goal_ratio_at_least": GOAL_CATCHUP_RATIO,
             "met": ratio >= GOAL_CATCHUP_RATIO,
@@ -690,7 +708,7 @@ impl Bench<'_> {
         made: &Changes,
         marker_value: &str,
         started: Instant,
-    ) -> Result<(u64, f64)> {
+    ) -> Result<(u64, f64, Stages)> {
         let mut ldap = self.ldap()?;
         self.runtime.block_on(directory::touch_marker(
             &mut ldap,
@@ -735,7 +753,8 @@ impl Bench<'_> {
             "   drained in {seconds:.2} s: {:.0}/s",
             transactions as f64 / seconds
         );
-        Ok((transactions, seconds))
+        let stages = self.stages(expected)?;
+        Ok((transactions, seconds, stages))
     }
 
     /// The fastest sequential client fetching the objects of the transactions `made`,
@@ -922,9 +941,47 @@ impl Bench<'_> {
     }
 
     fn start_listener(&mut self) -> Result<()> {
+        let mut args = self.run_args.clone();
+        args.extend([
+            "--metrics".to_owned(),
+            format!("127.0.0.1:{}", self.metrics),
+        ]);
         self.domain
-            .start_listener_with_log_and("info", &self.run_args)
+            .start_listener_with_log_and("info", &args)
             .map_err(|e| e.to_string())
+    }
+
+    /// Where the listener's processing loop spent its time since it started, once
+    /// everything up to `expected` is durable (the last commit included); printed.
+    fn stages(&self, expected: u64) -> Result<Stages> {
+        let started = Instant::now();
+        loop {
+            let text = tests::domain::metrics_text(self.metrics).unwrap_or_default();
+            let durable = text
+                .lines()
+                .find_map(|l| l.strip_prefix("listener_durable_id "))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(0.0) as u64;
+            if durable >= expected {
+                let stages = tests::domain::metrics_stages(&text);
+                let busy: f64 = stages.iter().map(|(_, s)| s).sum();
+                let list: Vec<String> = stages
+                    .iter()
+                    .map(|(stage, s)| format!("{stage} {s:.2}"))
+                    .collect();
+                eprintln!(
+                    "   the listener's loop since its start, s: {} (together {busy:.2})",
+                    list.join(", ")
+                );
+                return Ok(stages);
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                return Err(format!(
+                    "the listener's durable ID is {durable}, not {expected}"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     fn listener_pid(&mut self) -> Result<u32> {
