@@ -100,7 +100,7 @@ pub mod testing {
     pub use crate::listener::decide::Transaction;
     pub use crate::listener::dispatch::{Call, Change, ModuleSpec, Registration, SpecError, plan};
     pub use crate::listener::fetch::{FetchError, Fetcher};
-    pub use crate::listener::window::{BadDn, Window};
+    pub use crate::listener::window::{BadDn, CacheView, Window};
     pub use crate::notifier::accesslog::{ATTRIBUTES, Write};
     pub use crate::notifier::server::{Published, ServerConfig, serve as serve_notifier};
     pub use crate::notifier::translog::{

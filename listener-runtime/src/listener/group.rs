@@ -19,6 +19,7 @@ use listener_core::{Command, Dn};
 use super::apply::{Applied, Applier};
 use super::cache::{Cache, CacheError, CachedEntry, Intents, PendingCreate, WriteTxn};
 use super::decide::Step;
+use super::window::CacheView;
 use crate::workers::Results;
 use crate::workers::lanes::{NewRow, Row};
 
@@ -69,6 +70,22 @@ pub(crate) struct Group {
     results: Arc<Results>,
 }
 
+/// The cache as a [`Group`] has left it, for the fetch-ahead window's predictions: a
+/// transaction applied in the open group and not yet committed counts.
+pub(crate) struct GroupView<'a> {
+    group: &'a Group,
+    cache: &'a Cache,
+}
+
+impl CacheView for GroupView<'_> {
+    fn uuid_at(&self, dn: &Dn) -> Result<Option<String>, CacheError> {
+        match &self.group.open {
+            Some(w) => w.entry_uuid_at(dn),
+            None => self.cache.read()?.entry_uuid_at(dn),
+        }
+    }
+}
+
 /// What became durable since the last [`Group::take_durable`].
 pub(crate) struct Durable {
     /// Rows stored durably, by module index, in queue order.
@@ -116,6 +133,11 @@ impl Group {
             Some(w) => w.entry(dn),
             None => cache.read()?.entry(dn),
         }
+    }
+
+    /// The fetch-ahead window's view of `cache`: as the group has left it.
+    pub(crate) fn view<'a>(&'a self, cache: &'a Cache) -> GroupView<'a> {
+        GroupView { group: self, cache }
     }
 
     /// The pending create a crashed run left for transaction `id`, if any.

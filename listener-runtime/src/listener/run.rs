@@ -653,7 +653,7 @@ impl Listener {
     fn take_in(&mut self) -> Result<(), RunError> {
         while self.window.has_room() {
             match self.queue.try_recv() {
-                Ok(Ok(t)) => self.window.push(t, &self.cache)?,
+                Ok(Ok(t)) => self.window.push(t, &self.group.view(&self.cache))?,
                 Ok(Err(e)) => return Err(e.into()),
                 Err(_) => break,
             }
@@ -681,7 +681,7 @@ impl Listener {
             received = self.queue.recv() => match received {
                 Some(Ok(t)) => {
                     self.idle = false;
-                    self.window.push(t, &self.cache)?;
+                    self.window.push(t, &self.group.view(&self.cache))?;
                 }
                 Some(Err(e)) => return Err(e.into()),
                 None => return Err(RunError::Internal("the notifier reader stopped".into())),

@@ -6,7 +6,8 @@
 //!
 //! A fetch made ahead is a guess: which object to fetch (by cached entryUUID or by DN)
 //! depends on the cache and the pending `r` as they are when the transaction is applied.
-//! The window predicts both from the cache as it is when the transaction enters, and the
+//! The window predicts both from the cache as the apply stage has left it when the
+//! transaction enters (a group's writes not yet committed included: [`CacheView`]), and the
 //! apply stage uses the prefetched result only when its own decision
 //! ([`decide::fetch_by`]) names the same fetch; otherwise it fetches again. Together with
 //! two more rules the observable behaviour stays that of one-at-a-time processing:
@@ -50,6 +51,21 @@ pub struct BadDn {
 /// has many more operations outstanding (measured here: fine with 8, stuck at 16–24 until
 /// the client's timeout), so concurrency comes from several connections instead.
 const PER_CONNECTION: usize = 4;
+
+/// What the window predicts from: the entryUUID cached at a DN, as the apply stage will
+/// find it before the transactions in the window. The running listener gives the state
+/// its open group has left (see [`super::group::Group`]): committed or not, that is what
+/// the apply stage reads. A [`Cache`] gives its last commit.
+pub trait CacheView {
+    /// The entryUUID of the object cached at `dn`, if one is.
+    fn uuid_at(&self, dn: &Dn) -> Result<Option<String>, CacheError>;
+}
+
+impl CacheView for Cache {
+    fn uuid_at(&self, dn: &Dn) -> Result<Option<String>, CacheError> {
+        self.read()?.entry_uuid_at(dn)
+    }
+}
 
 /// Transactions ahead of the apply stage, in order, with their fetches under way.
 pub struct Window {
@@ -155,7 +171,11 @@ impl Window {
     /// Takes `t` in and, with a depth above 1, prepares the fetch of its object: it
     /// starts with the next [`Window::flush`], together with the others taken in until
     /// then (or at once when a batch is full).
-    pub fn push(&mut self, t: TransactionRef, cache: &Cache) -> Result<(), CacheError> {
+    pub fn push<V: CacheView + ?Sized>(
+        &mut self,
+        t: TransactionRef,
+        cache: &V,
+    ) -> Result<(), CacheError> {
         let txn = Dn::parse(&t.dn)
             .map(|dn| Transaction {
                 id: t.id,
@@ -281,16 +301,16 @@ impl Window {
     /// Starts the fetch the apply stage is expected to want for `txn`.
     /// Also what the cache will hold at the transaction's DN once it is applied, if known
     /// (see [`Ahead::leaves`]).
-    fn start(
+    fn start<V: CacheView + ?Sized>(
         &mut self,
         txn: &Transaction,
-        cache: &Cache,
+        cache: &V,
     ) -> Result<(Option<Prefetch>, Option<String>), CacheError> {
         // Only the entryUUID matters for the prediction: read just that, unless a
         // transaction ahead in the window changes what the cache will hold at the DN.
         let cached_uuid = match self.ahead_at(&txn.dn) {
             Some(predicted) => predicted,
-            None => cache.read()?.entry_uuid_at(&txn.dn)?,
+            None => cache.uuid_at(&txn.dn)?,
         };
         // The apply stage holds an `r` until its `a`: predict that stash.
         let stash = match self.rename.take() {

@@ -55,6 +55,44 @@ fn entries_round_trip_with_their_spelling_and_registrations() {
 }
 
 #[test]
+fn an_open_write_transaction_tells_the_uuid_it_has_stored_before_the_commit() {
+    // The fetch-ahead window predicts from the group's open transaction: a move applied
+    // in it and not committed yet must show at the new DN, and no longer at the old one.
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(dir.path()).unwrap();
+    let old = entry("uid=alice,ou=old,dc=example,dc=com", Some("AAAA-1"));
+    let mut w = cache.write().unwrap();
+    w.put_entry(&old, ["users"]).unwrap();
+    w.commit().unwrap();
+
+    let moved = entry("uid=Alice,ou=New,dc=example,dc=com", Some("AAAA-1"));
+    let mut w = cache.write().unwrap();
+    w.move_entry(old.dn(), &moved, ["users"]).unwrap();
+    let at_new = dn("uid=alice,ou=new,dc=example,dc=com");
+    assert_eq!(w.entry_uuid_at(&at_new).unwrap().as_deref(), Some("aaaa-1"));
+    assert_eq!(w.entry_uuid_at(old.dn()).unwrap(), None);
+    // (The entryUUID as the cache keeps it: lower case.) What others read is the last
+    // commit.
+    let r = cache.read().unwrap();
+    assert_eq!(r.entry_uuid_at(&at_new).unwrap(), None);
+    assert_eq!(
+        r.entry_uuid_at(old.dn()).unwrap().as_deref(),
+        Some("aaaa-1")
+    );
+    drop(r);
+    w.commit().unwrap();
+    assert_eq!(
+        cache
+            .read()
+            .unwrap()
+            .entry_uuid_at(&at_new)
+            .unwrap()
+            .as_deref(),
+        Some("aaaa-1")
+    );
+}
+
+#[test]
 fn two_objects_claiming_one_uuid_stay_findable() {
     let dir = tempfile::tempdir().unwrap();
     let cache = Cache::open(dir.path()).unwrap();

@@ -13,7 +13,7 @@ use super::read::{count, damaged, load_entry, meta};
 use super::records::{CachedEntry, FailedEvent, ModuleState, PendingCreate};
 use super::stored::{
     EntryHead, FailedRecord, ModuleStateRecord, PendingRecord, body_is, encode, encode_stored,
-    entry_uuid, reencode_stored, split_stored,
+    entry_uuid, reencode_stored, split_stored, stored_uuid,
 };
 use super::tables::{
     ENTRIES, FAILED_EVENTS, META, META_LAST_ID, META_NOTIFIER_IDENTITY, META_PENDING_CREATE,
@@ -103,6 +103,19 @@ impl WriteTxn {
             modules: head.modules.iter().map(|&m| m.to_owned()).collect(),
             unchanged: body_is(body, entry),
         }))
+    }
+
+    /// The entryUUID of the object cached at `dn` as this transaction has left it so far,
+    /// without decoding the rest of its record.
+    pub fn entry_uuid_at(&self, dn: &Dn) -> Result<Option<String>> {
+        let entries = self.table(ENTRIES)?;
+        let Some(bytes) = entries
+            .get(dn.normalized())
+            .map_err(store_err(&self.path))?
+        else {
+            return Ok(None);
+        };
+        Ok(stored_uuid(bytes.value()).ok().flatten().map(str::to_owned))
     }
 
     /// The last processed transaction ID as this transaction has left it so far.
