@@ -40,14 +40,7 @@ impl ReadTxn {
     /// The entryUUID of the object cached at `dn`, if it is cached and has one: reads
     /// only the record's head (the fetch-ahead window asks this for every transaction).
     pub fn entry_uuid_at(&self, dn: &Dn) -> Result<Option<String>> {
-        let entries = self.table(ENTRIES)?;
-        let Some(bytes) = entries
-            .get(dn.normalized())
-            .map_err(store_err(&self.path))?
-        else {
-            return Ok(None);
-        };
-        Ok(stored_uuid(bytes.value()).ok().flatten().map(str::to_owned))
+        load_uuid(&self.path, &self.table(ENTRIES)?, dn.normalized())
     }
 
     fn entry_at(&self, key: &str) -> Result<Option<CachedEntry>> {
@@ -262,6 +255,19 @@ pub(super) fn load_entry(
         return Ok(None);
     };
     decode_entry(path, key, bytes.value()).map(Some)
+}
+
+/// The entryUUID in the head of the record at `key`, if there is a record and it has one
+/// (a damaged head counts as none: the window only guesses from it).
+pub(super) fn load_uuid(
+    path: &Path,
+    entries: &impl ReadableTable<&'static str, &'static [u8]>,
+    key: &str,
+) -> Result<Option<String>> {
+    let Some(bytes) = entries.get(key).map_err(store_err(path))? else {
+        return Ok(None);
+    };
+    Ok(stored_uuid(bytes.value()).ok().flatten().map(str::to_owned))
 }
 
 /// The normalized DNs the uuid index holds for `uuid` (lower-cased).

@@ -9,11 +9,11 @@ use redb::{ReadableTable, Table};
 use serde::Serialize;
 
 use super::error::{CacheError, Result, store_err};
-use super::read::{count, damaged, load_entry, meta};
+use super::read::{count, damaged, load_entry, load_uuid, meta};
 use super::records::{CachedEntry, FailedEvent, ModuleState, PendingCreate};
 use super::stored::{
     EntryHead, FailedRecord, ModuleStateRecord, PendingRecord, body_is, encode, encode_stored,
-    entry_uuid, reencode_stored, split_stored, stored_uuid,
+    entry_uuid, reencode_stored, split_stored,
 };
 use super::tables::{
     ENTRIES, FAILED_EVENTS, META, META_LAST_ID, META_NOTIFIER_IDENTITY, META_PENDING_CREATE,
@@ -108,14 +108,7 @@ impl WriteTxn {
     /// The entryUUID of the object cached at `dn` as this transaction has left it so far,
     /// without decoding the rest of its record.
     pub fn entry_uuid_at(&self, dn: &Dn) -> Result<Option<String>> {
-        let entries = self.table(ENTRIES)?;
-        let Some(bytes) = entries
-            .get(dn.normalized())
-            .map_err(store_err(&self.path))?
-        else {
-            return Ok(None);
-        };
-        Ok(stored_uuid(bytes.value()).ok().flatten().map(str::to_owned))
+        load_uuid(&self.path, &self.table(ENTRIES)?, dn.normalized())
     }
 
     /// The last processed transaction ID as this transaction has left it so far.
