@@ -424,8 +424,12 @@ pub fn assert_in_order(calls: &[String], expected: &[&str]) {
 /// benchmark polls it often, and a `status` process each time would take CPU from what
 /// it measures.
 pub fn metrics_durable_id(port: u16) -> Option<u64> {
-    metrics_text(port)?
-        .lines()
+    metrics_durable_id_in(&metrics_text(port)?)
+}
+
+/// The durable ID in a scrape's `text` (`listener_durable_id`), if it holds one.
+pub fn metrics_durable_id_in(text: &str) -> Option<u64> {
+    text.lines()
         .find_map(|l| l.strip_prefix("listener_durable_id "))
         .and_then(|v| v.trim().parse::<f64>().ok())
         .map(|v| v as u64)

@@ -957,11 +957,7 @@ impl Bench<'_> {
         let started = Instant::now();
         loop {
             let text = tests::domain::metrics_text(self.metrics).unwrap_or_default();
-            let durable = text
-                .lines()
-                .find_map(|l| l.strip_prefix("listener_durable_id "))
-                .and_then(|v| v.trim().parse::<f64>().ok())
-                .unwrap_or(0.0) as u64;
+            let durable = tests::domain::metrics_durable_id_in(&text).unwrap_or(0);
             if durable >= expected {
                 let stages = tests::domain::metrics_stages(&text);
                 let busy: f64 = stages.iter().map(|(_, s)| s).sum();
